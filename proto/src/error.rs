@@ -1,0 +1,84 @@
+//! The one error type of this crate.
+
+use core::fmt;
+
+/// Everything that can go wrong while parsing, encoding or driving a protocol.
+///
+/// Small and `Copy`, so that it can be returned from hot paths and stored in counters; the variants
+/// name the defect precisely enough for a log line or a fuzz triage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input ended before the structure it holds did.
+    Truncated,
+    /// Bytes were left over after a message that must fill its datagram or frame exactly
+    /// (a padded datagram is refused, never silently accepted).
+    TrailingBytes,
+    /// The header names a protocol version this crate does not speak.
+    UnsupportedVersion(u8),
+    /// A type byte that names no message of the protocol family.
+    UnknownType(u8),
+    /// A well-formed message of a type the caller's entry point does not accept.
+    UnexpectedType(u8),
+    /// A length or count field disagrees with the bytes present, or is negative.
+    BadLength,
+    /// A length, count or datagram above the protocol's or the configured maximum.
+    TooLarge,
+    /// A peer-table entry's health byte is not a valid health status.
+    BadStatus(u8),
+    /// A peer-table entry carries an unspecified address or port 0.
+    BadAddress,
+    /// Padding or reserved bits that must be zero were not.
+    NonZeroPadding,
+    /// The caller's output buffer is too small for the encoded message.
+    BufferTooSmall,
+    /// Bounded storage (pending requests, queues, tables) is full; the request was not taken.
+    Capacity,
+    // New variants for other protocol families go below this line.
+}
+
+/// `core::result::Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Truncated => f.write_str("input truncated"),
+            Error::TrailingBytes => f.write_str("trailing bytes after message"),
+            Error::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            Error::UnknownType(t) => write!(f, "unknown message type 0x{t:02x}"),
+            Error::UnexpectedType(t) => write!(f, "unexpected message type 0x{t:02x}"),
+            Error::BadLength => f.write_str("length field disagrees with the data"),
+            Error::TooLarge => f.write_str("length above the maximum"),
+            Error::BadStatus(s) => write!(f, "invalid health status byte 0x{s:02x}"),
+            Error::BadAddress => f.write_str("unspecified address or port 0 in table entry"),
+            Error::NonZeroPadding => f.write_str("padding or reserved bits are not zero"),
+            Error::BufferTooSmall => f.write_str("output buffer too small"),
+            Error::Capacity => f.write_str("bounded storage is full"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Error {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match *self {
+            Error::Truncated => defmt::write!(f, "input truncated"),
+            Error::TrailingBytes => defmt::write!(f, "trailing bytes after message"),
+            Error::UnsupportedVersion(v) => {
+                defmt::write!(f, "unsupported protocol version {=u8}", v)
+            }
+            Error::UnknownType(t) => defmt::write!(f, "unknown message type {=u8:#x}", t),
+            Error::UnexpectedType(t) => defmt::write!(f, "unexpected message type {=u8:#x}", t),
+            Error::BadLength => defmt::write!(f, "length field disagrees with the data"),
+            Error::TooLarge => defmt::write!(f, "length above the maximum"),
+            Error::BadStatus(s) => defmt::write!(f, "invalid health status byte {=u8:#x}", s),
+            Error::BadAddress => defmt::write!(f, "unspecified address or port 0 in table entry"),
+            Error::NonZeroPadding => defmt::write!(f, "padding or reserved bits are not zero"),
+            Error::BufferTooSmall => defmt::write!(f, "output buffer too small"),
+            Error::Capacity => defmt::write!(f, "bounded storage is full"),
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! UDP health checks and peer-table exchange.
+//!
+//! Four messages, each one UDP datagram of at most [`MAX_DATAGRAM_LEN`] (508) bytes, each starting
+//! with the [nonce header](crate::nonce):
+//!
+//! | kind | message | length |
+//! | --- | --- | --- |
+//! | 1 | [health request](HealthKind::Request) | exactly 17 |
+//! | 2 | [health response](HealthKind::Response) (echoes the request's nonce) | exactly 17 |
+//! | 3 | [`PeerTableRequest`]: the first entry wanted, zero padding | 22..=508 |
+//! | 4 | [`PeerTableResponse`]: one page of the responder's network table | 22 + 19 × entries |
+//!
+//! A peer-table response is never longer than the request it answers: the requester pays, in
+//! padding, for the bytes it asks for, so a node can never be used to amplify traffic.
+//!
+//! Decoding borrows ([`Message::parse`], [`HealthPacket`], [`PeerTableResponse`]); encoding writes
+//! into the caller's buffer ([`HealthCheck::encode`], [`PeerTableRequest::encode`],
+//! [`PeerTableWriter`]). The protocol itself — matching nonces, timeouts, the network table,
+//! discovery — is the sans-IO state machine [`HealthNode`].
+
+mod node;
+
+pub use node::{Config, Event, HealthNode, HostInfo, Stats, Transmit};
+
+use core::fmt;
+use core::net::{IpAddr, Ipv6Addr, SocketAddr};
+use core::ops::Range;
+
+use crate::nonce::{self, HEADER_LEN, Header, Nonce};
+use crate::{Error, Result};
+
+/// The largest UDP payload that is safe on any path (576-byte minimum reassembly buffer minus
+/// IP and UDP headers). No message of this protocol is longer.
+pub const MAX_DATAGRAM_LEN: usize = 508;
+/// Length of a health request or response: the bare nonce header.
+pub const HEALTH_LEN: usize = HEADER_LEN;
+/// Length of one peer-table entry.
+pub const ENTRY_LEN: usize = entry::HEALTH + 1;
+/// Length of a peer-table response without entries; also the shortest peer-table request.
+pub const PEER_TABLE_HEADER_LEN: usize = table::ENTRIES;
+/// The most entries one peer-table response can carry within [`MAX_DATAGRAM_LEN`].
+pub const MAX_ENTRIES_PER_PAGE: usize = (MAX_DATAGRAM_LEN - PEER_TABLE_HEADER_LEN) / ENTRY_LEN;
+/// The largest number of lives a host can have: one response adds one, one missed check takes one.
+pub const MAX_LIVES: u8 = 3;
+
+/// Byte positions inside a peer-table request / response, after the nonce header.
+mod table {
+    use super::Range;
+    /// Request and response: index of the first entry (u16, big-endian).
+    pub const START: Range<usize> = 17..19;
+    /// Response: number of entries in the whole table (u16, big-endian).
+    pub const TOTAL: Range<usize> = 19..21;
+    /// Response: number of entries in this page.
+    pub const COUNT: usize = 21;
+    /// Response: first entry.
+    pub const ENTRIES: usize = 22;
+}
+
+/// Byte positions inside one peer-table entry.
+mod entry {
+    use super::Range;
+    /// IPv6 address, or an IPv4 address in IPv4-mapped form (`::ffff:a.b.c.d`).
+    pub const ADDR: Range<usize> = 0..16;
+    /// UDP port, big-endian.
+    pub const PORT: Range<usize> = 16..18;
+    /// Lives, 0..=3: 0 unhealthy, 1 and 2 at risk, 3 healthy.
+    pub const HEALTH: usize = 18;
+}
+
+/// The kind of a message (the low five bits of its type byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[repr(u8)]
+pub enum MessageKind {
+    /// "Are you alive?"
+    HealthRequest = 1,
+    /// "I am", echoing the request's nonce.
+    HealthResponse = 2,
+    /// "Send me your network table, from entry `start`."
+    PeerTableRequest = 3,
+    /// One page of the responder's network table.
+    PeerTableResponse = 4,
+}
+
+impl MessageKind {
+    /// The kind named by the low five bits of a version-0 type byte.
+    pub const fn from_kind_bits(kind: u8) -> Option<MessageKind> {
+        match kind {
+            1 => Some(MessageKind::HealthRequest),
+            2 => Some(MessageKind::HealthResponse),
+            3 => Some(MessageKind::PeerTableRequest),
+            4 => Some(MessageKind::PeerTableResponse),
+            _ => None,
+        }
+    }
+
+    /// The full type byte of this kind in the current protocol version.
+    pub const fn type_byte(self) -> u8 {
+        nonce::type_byte(nonce::VERSION, self as u8)
+    }
+}
+
+/// Checks the length limit, the version and the kind of any datagram of this protocol.
+fn parse_header(datagram: &[u8]) -> Result<(MessageKind, Header<&[u8]>)> {
+    if datagram.len() > MAX_DATAGRAM_LEN {
+        return Err(Error::TooLarge);
+    }
+    let header = Header::new_checked(datagram)?;
+    match MessageKind::from_kind_bits(header.kind()) {
+        Some(kind) => Ok((kind, header)),
+        None => Err(Error::UnknownType(header.type_byte())),
+    }
+}
+
+fn read_u16(bytes: &[u8], at: Range<usize>) -> u16 {
+    match bytes.get(at) {
+        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+        _ => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health request / response
+// ---------------------------------------------------------------------------------------------
+
+/// Whether a health packet asks or answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum HealthKind {
+    /// Type byte 0x01.
+    Request,
+    /// Type byte 0x02.
+    Response,
+}
+
+impl HealthKind {
+    /// The message kind of this health packet.
+    pub const fn message_kind(self) -> MessageKind {
+        match self {
+            HealthKind::Request => MessageKind::HealthRequest,
+            HealthKind::Response => MessageKind::HealthResponse,
+        }
+    }
+}
+
+/// A zero-copy view of a health request or response (exactly [`HEALTH_LEN`] bytes).
+///
+/// ```
+/// use sinew_proto::health::{HealthKind, HealthPacket};
+/// let datagram = [0x02, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+/// let packet = HealthPacket::new_checked(&datagram[..])?;
+/// assert_eq!(packet.kind(), HealthKind::Response);
+/// assert_eq!(packet.nonce_bytes()[15], 16);
+/// # Ok::<(), sinew_proto::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> HealthPacket<T> {
+    /// Validates a health packet: exactly 17 bytes, version 0, type 1 or 2.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] (short), [`Error::TrailingBytes`] (padded),
+    /// [`Error::UnsupportedVersion`], [`Error::UnknownType`], or [`Error::UnexpectedType`] for a
+    /// well-formed message that is not a health packet.
+    pub fn new_checked(buffer: T) -> Result<HealthPacket<T>> {
+        let bytes = buffer.as_ref();
+        if bytes.len() == HEALTH_LEN {
+            // Fast path: one length check, one byte compare.
+            let byte = bytes[0];
+            if byte == MessageKind::HealthRequest.type_byte()
+                || byte == MessageKind::HealthResponse.type_byte()
+            {
+                return Ok(HealthPacket { buffer });
+            }
+        }
+        let (kind, _) = parse_header(bytes)?;
+        match kind {
+            MessageKind::HealthRequest | MessageKind::HealthResponse => Err(Error::TrailingBytes),
+            other => Err(Error::UnexpectedType(other.type_byte())),
+        }
+    }
+
+    /// Request or response.
+    pub fn kind(&self) -> HealthKind {
+        if self.buffer.as_ref()[0] == MessageKind::HealthResponse.type_byte() {
+            HealthKind::Response
+        } else {
+            HealthKind::Request
+        }
+    }
+
+    /// The nonce, by reference into the buffer.
+    pub fn nonce_bytes(&self) -> &[u8; 16] {
+        let bytes = self.buffer.as_ref();
+        <&[u8; 16]>::try_from(bytes.get(1..HEALTH_LEN).unwrap_or(&[0; 16])).unwrap_or(&[0; 16])
+    }
+
+    /// The nonce, copied out.
+    pub fn nonce(&self) -> Nonce {
+        Nonce::from_bytes(*self.nonce_bytes())
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+/// A health request or response, by value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct HealthCheck {
+    /// Request or response.
+    pub kind: HealthKind,
+    /// The request's nonce; a response echoes it.
+    pub nonce: Nonce,
+}
+
+impl HealthCheck {
+    /// Parses a datagram that must be a health packet (see [`HealthPacket::new_checked`]).
+    pub fn parse(datagram: &[u8]) -> Result<HealthCheck> {
+        let packet = HealthPacket::new_checked(datagram)?;
+        Ok(HealthCheck {
+            kind: packet.kind(),
+            nonce: packet.nonce(),
+        })
+    }
+
+    /// The encoded length: always [`HEALTH_LEN`].
+    pub const fn encoded_len(&self) -> usize {
+        HEALTH_LEN
+    }
+
+    /// Writes the packet into `buf`, returning the bytes written ([`HEALTH_LEN`]).
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `buf` is shorter than [`HEALTH_LEN`].
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let Some(out) = buf.first_chunk_mut::<HEALTH_LEN>() else {
+            return Err(Error::BufferTooSmall);
+        };
+        out[0] = self.kind.message_kind().type_byte();
+        out[1..].copy_from_slice(self.nonce.as_bytes());
+        Ok(HEALTH_LEN)
+    }
+
+    /// The response to this request: same nonce, kind [`HealthKind::Response`].
+    pub const fn response(&self) -> HealthCheck {
+        HealthCheck {
+            kind: HealthKind::Response,
+            nonce: self.nonce,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health status of a host
+// ---------------------------------------------------------------------------------------------
+
+/// The coarse health of a host, derived from its lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Status {
+    /// No lives left: the last checks went unanswered.
+    Unhealthy,
+    /// Some lives lost: recent checks went unanswered.
+    AtRisk,
+    /// All lives: answering its checks.
+    Healthy,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Unhealthy => "Unhealthy",
+            Status::AtRisk => "AtRisk",
+            Status::Healthy => "Healthy",
+        })
+    }
+}
+
+/// A host's health: its lives counter, 0..=[`MAX_LIVES`].
+///
+/// A response adds a life, a missed check takes one. [`MAX_LIVES`] is [`Status::Healthy`], none
+/// is [`Status::Unhealthy`], anything between is [`Status::AtRisk`]. On the wire it is one byte,
+/// the lives; any other value is refused with [`Error::BadStatus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Health {
+    lives: u8,
+}
+
+impl Health {
+    /// All lives.
+    pub const HEALTHY: Health = Health { lives: MAX_LIVES };
+    /// No lives.
+    pub const UNHEALTHY: Health = Health { lives: 0 };
+
+    /// The health with `lives` lives, or `None` above [`MAX_LIVES`].
+    pub const fn from_lives(lives: u8) -> Option<Health> {
+        if lives <= MAX_LIVES {
+            Some(Health { lives })
+        } else {
+            None
+        }
+    }
+
+    /// The lives counter.
+    pub const fn lives(self) -> u8 {
+        self.lives
+    }
+
+    /// Healthy, at risk or unhealthy.
+    pub const fn status(self) -> Status {
+        match self.lives {
+            0 => Status::Unhealthy,
+            MAX_LIVES => Status::Healthy,
+            _ => Status::AtRisk,
+        }
+    }
+
+    /// One life more (a check was answered), at most [`MAX_LIVES`].
+    #[must_use]
+    pub const fn gain(self) -> Health {
+        if self.lives < MAX_LIVES {
+            Health {
+                lives: self.lives + 1,
+            }
+        } else {
+            self
+        }
+    }
+
+    /// One life less (a check went unanswered), at least zero.
+    #[must_use]
+    pub const fn lose(self) -> Health {
+        Health {
+            lives: self.lives.saturating_sub(1),
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}/{} lives)", self.status(), self.lives, MAX_LIVES)
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Health {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Health> {
+        Ok(Health {
+            lives: u.int_in_range(0..=MAX_LIVES)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peer-table request
+// ---------------------------------------------------------------------------------------------
+
+/// "Send me your network table, from entry `start`", padded to `len` bytes.
+///
+/// The padding is the requester's budget: the response holds as many entries as fit in `len`
+/// bytes, so it is never longer than the request. Request [`MAX_DATAGRAM_LEN`] bytes for a full
+/// page of [`MAX_ENTRIES_PER_PAGE`] entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PeerTableRequest {
+    /// The request's nonce; the response echoes it.
+    pub nonce: Nonce,
+    /// Index of the first entry wanted (0 for the first page).
+    pub start: u16,
+    /// Total datagram length, padding included: [`PEER_TABLE_HEADER_LEN`]..=[`MAX_DATAGRAM_LEN`].
+    pub len: u16,
+}
+
+impl PeerTableRequest {
+    /// A request for a full page from entry `start`, padded to [`MAX_DATAGRAM_LEN`].
+    pub const fn full_page(nonce: Nonce, start: u16) -> PeerTableRequest {
+        PeerTableRequest {
+            nonce,
+            start,
+            len: MAX_DATAGRAM_LEN as u16,
+        }
+    }
+
+    /// Parses a datagram that must be a peer-table request.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] below [`PEER_TABLE_HEADER_LEN`] bytes, [`Error::TooLarge`] above
+    /// [`MAX_DATAGRAM_LEN`], [`Error::NonZeroPadding`] if the padding is not all zero, and the
+    /// header errors of [`Message::parse`].
+    pub fn parse(datagram: &[u8]) -> Result<PeerTableRequest> {
+        let (kind, header) = parse_header(datagram)?;
+        if kind != MessageKind::PeerTableRequest {
+            return Err(Error::UnexpectedType(header.type_byte()));
+        }
+        let Some(padding) = datagram.get(table::START.end..) else {
+            return Err(Error::Truncated);
+        };
+        if datagram.len() < PEER_TABLE_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if padding.iter().any(|&b| b != 0) {
+            return Err(Error::NonZeroPadding);
+        }
+        Ok(PeerTableRequest {
+            nonce: header.nonce(),
+            start: read_u16(datagram, table::START),
+            // Bounded by MAX_DATAGRAM_LEN above, so it fits.
+            len: datagram.len() as u16,
+        })
+    }
+
+    /// The encoded length: `len`, clamped to the valid range.
+    pub fn encoded_len(&self) -> usize {
+        usize::from(self.len).clamp(PEER_TABLE_HEADER_LEN, MAX_DATAGRAM_LEN)
+    }
+
+    /// How many entries a response to this request may carry.
+    pub fn entry_budget(&self) -> usize {
+        (self.encoded_len() - PEER_TABLE_HEADER_LEN) / ENTRY_LEN
+    }
+
+    /// Writes the request, zero padding included, into `buf`; returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `buf` is shorter than [`encoded_len`](Self::encoded_len).
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        let len = self.encoded_len();
+        let Some(out) = buf.get_mut(..len) else {
+            return Err(Error::BufferTooSmall);
+        };
+        nonce::emit_header(out, MessageKind::PeerTableRequest as u8, &self.nonce)?;
+        out[table::START].copy_from_slice(&self.start.to_be_bytes());
+        out[table::START.end..].fill(0);
+        Ok(len)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peer-table response
+// ---------------------------------------------------------------------------------------------
+
+/// One host of a network table: where it is and how healthy its sender believes it to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PeerEntry {
+    /// The host's UDP address. IPv4 addresses travel in IPv4-mapped form.
+    pub addr: SocketAddr,
+    /// The sender's view of the host's health.
+    pub health: Health,
+}
+
+impl PeerEntry {
+    fn read(bytes: &[u8; ENTRY_LEN]) -> PeerEntry {
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&bytes[entry::ADDR]);
+        let ip6 = Ipv6Addr::from(octets);
+        let ip = match ip6.to_ipv4_mapped() {
+            Some(ip4) => IpAddr::V4(ip4),
+            None => IpAddr::V6(ip6),
+        };
+        let port = read_u16(bytes, entry::PORT);
+        // Validated by `check`; an invalid byte cannot reach here through the public API.
+        let health = Health::from_lives(bytes[entry::HEALTH]).unwrap_or(Health::UNHEALTHY);
+        PeerEntry {
+            addr: SocketAddr::new(ip, port),
+            health,
+        }
+    }
+
+    fn check(bytes: &[u8]) -> Result<()> {
+        let health = bytes.get(entry::HEALTH).copied().unwrap_or(u8::MAX);
+        if health > MAX_LIVES {
+            return Err(Error::BadStatus(health));
+        }
+        if read_u16(bytes, entry::PORT) == 0 || bytes.get(entry::ADDR).is_none_or(|a| a == [0; 16])
+        {
+            return Err(Error::BadAddress);
+        }
+        Ok(())
+    }
+
+    fn write(&self, out: &mut [u8; ENTRY_LEN]) {
+        let octets = match self.addr.ip() {
+            IpAddr::V4(ip4) => ip4.to_ipv6_mapped().octets(),
+            IpAddr::V6(ip6) => ip6.octets(),
+        };
+        out[entry::ADDR].copy_from_slice(&octets);
+        out[entry::PORT].copy_from_slice(&self.addr.port().to_be_bytes());
+        out[entry::HEALTH] = self.health.lives();
+    }
+
+    /// Whether this entry can be encoded: a specified address and a non-zero port.
+    pub fn is_valid(&self) -> bool {
+        self.addr.port() != 0 && !self.addr.ip().is_unspecified()
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for PeerEntry {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<PeerEntry> {
+        let ip = if u.arbitrary()? {
+            IpAddr::V4(core::net::Ipv4Addr::from(u.arbitrary::<u32>()?.max(1)))
+        } else {
+            let ip6 = Ipv6Addr::from(u.arbitrary::<u128>()?.max(1));
+            // An IPv4-mapped IPv6 address travels as the IPv4 address it maps.
+            match ip6.to_ipv4_mapped() {
+                Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
+                Some(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                None => IpAddr::V6(ip6),
+            }
+        };
+        let port = u.int_in_range(1..=u16::MAX)?;
+        Ok(PeerEntry {
+            addr: SocketAddr::new(ip, port),
+            health: u.arbitrary()?,
+        })
+    }
+}
+
+/// A zero-copy view of one page of a peer's network table.
+///
+/// [`PeerTableResponse::parse`] validates the whole datagram — length, count, every entry — so
+/// that walking [`entries`](Self::entries) cannot fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerTableResponse<'a> {
+    datagram: &'a [u8],
+}
+
+impl<'a> PeerTableResponse<'a> {
+    /// Parses and validates a datagram that must be a peer-table response.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if shorter than its count says, [`Error::TrailingBytes`] if longer,
+    /// [`Error::BadLength`] if `start + count > total`, [`Error::BadStatus`] /
+    /// [`Error::BadAddress`] for an invalid entry, and the header errors of [`Message::parse`].
+    pub fn parse(datagram: &'a [u8]) -> Result<PeerTableResponse<'a>> {
+        let (kind, header) = parse_header(datagram)?;
+        if kind != MessageKind::PeerTableResponse {
+            return Err(Error::UnexpectedType(header.type_byte()));
+        }
+        let Some(&count) = datagram.get(table::COUNT) else {
+            return Err(Error::Truncated);
+        };
+        let expected = peer_table_len(usize::from(count));
+        if datagram.len() < expected {
+            return Err(Error::Truncated);
+        }
+        if datagram.len() > expected {
+            return Err(Error::TrailingBytes);
+        }
+        let start = u32::from(read_u16(datagram, table::START));
+        if start + u32::from(count) > u32::from(read_u16(datagram, table::TOTAL)) {
+            return Err(Error::BadLength);
+        }
+        for raw in datagram[table::ENTRIES..].chunks_exact(ENTRY_LEN) {
+            PeerEntry::check(raw)?;
+        }
+        Ok(PeerTableResponse { datagram })
+    }
+
+    /// The nonce of the request this answers.
+    pub fn nonce(&self) -> Nonce {
+        let mut bytes = [0; 16];
+        bytes.copy_from_slice(self.datagram.get(1..HEADER_LEN).unwrap_or(&[0; 16]));
+        Nonce::from_bytes(bytes)
+    }
+
+    /// Index of this page's first entry in the sender's table.
+    pub fn start(&self) -> u16 {
+        read_u16(self.datagram, table::START)
+    }
+
+    /// Number of entries in the sender's whole table.
+    pub fn total(&self) -> u16 {
+        read_u16(self.datagram, table::TOTAL)
+    }
+
+    /// Number of entries in this page.
+    pub fn count(&self) -> u8 {
+        self.datagram.get(table::COUNT).copied().unwrap_or(0)
+    }
+
+    /// The index of the entry after this page, if the table goes on.
+    pub fn next_start(&self) -> Option<u16> {
+        let next = self.start().checked_add(u16::from(self.count()))?;
+        (self.count() > 0 && next < self.total()).then_some(next)
+    }
+
+    /// The entries of this page, decoded as they are walked.
+    pub fn entries(&self) -> PeerEntries<'a> {
+        PeerEntries {
+            chunks: self
+                .datagram
+                .get(table::ENTRIES..)
+                .unwrap_or(&[])
+                .chunks_exact(ENTRY_LEN),
+        }
+    }
+
+    /// The datagram this view borrows.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.datagram
+    }
+}
+
+/// Iterator over the entries of a [`PeerTableResponse`].
+#[derive(Clone, Debug)]
+pub struct PeerEntries<'a> {
+    chunks: core::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for PeerEntries<'_> {
+    type Item = PeerEntry;
+
+    fn next(&mut self) -> Option<PeerEntry> {
+        let raw = self.chunks.next()?;
+        raw.first_chunk::<ENTRY_LEN>().map(PeerEntry::read)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.chunks.size_hint()
+    }
+}
+
+impl ExactSizeIterator for PeerEntries<'_> {}
+
+/// Length of a peer-table response with `count` entries.
+pub const fn peer_table_len(count: usize) -> usize {
+    PEER_TABLE_HEADER_LEN + count * ENTRY_LEN
+}
+
+/// Writes a peer-table response into a caller's buffer, one entry at a time.
+///
+/// ```
+/// use sinew_proto::health::{Health, PeerEntry, PeerTableResponse, PeerTableWriter};
+/// use sinew_proto::nonce::Nonce;
+///
+/// let mut buf = [0u8; 508];
+/// let mut writer = PeerTableWriter::new(&mut buf, Nonce::from_bytes([1; 16]), 0, 1)?;
+/// writer.push(&PeerEntry { addr: "127.0.0.1:4000".parse().unwrap(), health: Health::HEALTHY })?;
+/// let len = writer.finish();
+/// let page = PeerTableResponse::parse(&buf[..len])?;
+/// assert_eq!(page.entries().next().unwrap().addr.port(), 4000);
+/// # Ok::<(), sinew_proto::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PeerTableWriter<'b> {
+    buf: &'b mut [u8],
+    count: u8,
+    capacity: u8,
+}
+
+impl<'b> PeerTableWriter<'b> {
+    /// Starts a page of the table of `total` entries, beginning at entry `start`.
+    ///
+    /// The page holds as many entries as fit in `buf` (at most [`MAX_ENTRIES_PER_PAGE`]); pass a
+    /// buffer of the requester's [`PeerTableRequest::len`] to respect its budget.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `buf` cannot hold [`PEER_TABLE_HEADER_LEN`] bytes.
+    pub fn new(buf: &'b mut [u8], nonce: Nonce, start: u16, total: u16) -> Result<Self> {
+        let usable = buf.len().min(MAX_DATAGRAM_LEN);
+        let buf = buf.get_mut(..usable).ok_or(Error::BufferTooSmall)?;
+        if buf.len() < PEER_TABLE_HEADER_LEN {
+            return Err(Error::BufferTooSmall);
+        }
+        nonce::emit_header(buf, MessageKind::PeerTableResponse as u8, &nonce)?;
+        buf[table::START].copy_from_slice(&start.to_be_bytes());
+        buf[table::TOTAL].copy_from_slice(&total.to_be_bytes());
+        buf[table::COUNT] = 0;
+        // At most MAX_ENTRIES_PER_PAGE (26 > 25), so it fits a u8.
+        let capacity = ((buf.len() - PEER_TABLE_HEADER_LEN) / ENTRY_LEN) as u8;
+        Ok(PeerTableWriter {
+            buf,
+            count: 0,
+            capacity,
+        })
+    }
+
+    /// Appends an entry.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadAddress`] for an entry with
+    /// an unspecified address or port 0 (which the receiver would refuse).
+    pub fn push(&mut self, entry: &PeerEntry) -> Result<()> {
+        if self.count >= self.capacity {
+            return Err(Error::BufferTooSmall);
+        }
+        if !entry.is_valid() {
+            return Err(Error::BadAddress);
+        }
+        let at = peer_table_len(usize::from(self.count));
+        let out = self
+            .buf
+            .get_mut(at..at + ENTRY_LEN)
+            .and_then(|s| s.first_chunk_mut::<ENTRY_LEN>())
+            .ok_or(Error::BufferTooSmall)?;
+        entry.write(out);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Whether no more entries fit.
+    pub fn is_full(&self) -> bool {
+        self.count >= self.capacity
+    }
+
+    /// Entries written so far.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Whether no entry was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Completes the page and returns its length in bytes.
+    pub fn finish(self) -> usize {
+        self.buf[table::COUNT] = self.count;
+        peer_table_len(usize::from(self.count))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any message
+// ---------------------------------------------------------------------------------------------
+
+/// Any datagram of the health protocol, parsed; tables stay borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Kind 1.
+    HealthRequest(Nonce),
+    /// Kind 2.
+    HealthResponse(Nonce),
+    /// Kind 3.
+    PeerTableRequest(PeerTableRequest),
+    /// Kind 4.
+    PeerTableResponse(PeerTableResponse<'a>),
+}
+
+impl<'a> Message<'a> {
+    /// Parses any datagram of the protocol.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] above [`MAX_DATAGRAM_LEN`], [`Error::Truncated`] /
+    /// [`Error::TrailingBytes`] when the length does not fit the kind,
+    /// [`Error::UnsupportedVersion`], [`Error::UnknownType`], and the per-kind errors of
+    /// [`HealthPacket::new_checked`], [`PeerTableRequest::parse`] and
+    /// [`PeerTableResponse::parse`].
+    pub fn parse(datagram: &'a [u8]) -> Result<Message<'a>> {
+        let (kind, header) = parse_header(datagram)?;
+        match kind {
+            MessageKind::HealthRequest | MessageKind::HealthResponse => {
+                if datagram.len() != HEALTH_LEN {
+                    return Err(Error::TrailingBytes);
+                }
+                Ok(if kind == MessageKind::HealthRequest {
+                    Message::HealthRequest(header.nonce())
+                } else {
+                    Message::HealthResponse(header.nonce())
+                })
+            }
+            MessageKind::PeerTableRequest => {
+                PeerTableRequest::parse(datagram).map(Message::PeerTableRequest)
+            }
+            MessageKind::PeerTableResponse => {
+                PeerTableResponse::parse(datagram).map(Message::PeerTableResponse)
+            }
+        }
+    }
+
+    /// The message's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::HealthRequest(_) => MessageKind::HealthRequest,
+            Message::HealthResponse(_) => MessageKind::HealthResponse,
+            Message::PeerTableRequest(_) => MessageKind::PeerTableRequest,
+            Message::PeerTableResponse(_) => MessageKind::PeerTableResponse,
+        }
+    }
+
+    /// The message's nonce.
+    pub fn nonce(&self) -> Nonce {
+        match self {
+            Message::HealthRequest(n) | Message::HealthResponse(n) => *n,
+            Message::PeerTableRequest(r) => r.nonce,
+            Message::PeerTableResponse(t) => t.nonce(),
+        }
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MessageKind::HealthRequest => "health request",
+            MessageKind::HealthResponse => "health response",
+            MessageKind::PeerTableRequest => "peer-table request",
+            MessageKind::PeerTableResponse => "peer-table response",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
