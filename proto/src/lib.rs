@@ -37,5 +37,6 @@ mod error;
 pub mod health;
 pub mod nonce;
 pub mod time;
+pub mod zk;
 
 pub use error::{Error, Result};

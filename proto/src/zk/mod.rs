@@ -1,0 +1,1 @@
+//! Apache ZooKeeper's client protocol ("jute" frames).
