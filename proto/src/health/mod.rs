@@ -451,7 +451,6 @@ impl PeerTableRequest {
 
 /// One host of a network table: where it is and how healthy its sender believes it to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PeerEntry {
     /// The host's UDP address. IPv4 addresses travel in IPv4-mapped form.
     pub addr: SocketAddr,
@@ -808,6 +807,13 @@ impl fmt::Display for MessageKind {
             MessageKind::PeerTableRequest => "peer-table request",
             MessageKind::PeerTableResponse => "peer-table response",
         })
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for PeerEntry {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{} {}", defmt::Display2Format(&self.addr), self.health)
     }
 }
 

@@ -23,7 +23,6 @@ const SELF_ADDR_CAPACITY: usize = 4;
 
 /// Timing and behaviour of a [`HealthNode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config {
     /// How often each host in the table is checked.
     pub check_interval: Duration,
@@ -54,7 +53,6 @@ impl Default for Config {
 /// A datagram for the adapter to send: `len` bytes at the start of the buffer given to
 /// [`HealthNode::poll_transmit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transmit {
     /// Where to send it.
     pub destination: SocketAddr,
@@ -64,7 +62,6 @@ pub struct Transmit {
 
 /// Something the application may want to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Event {
     /// A host answered its first check and joined the network table (healthy).
     HostAdded {
@@ -171,7 +168,6 @@ pub enum DropReason {
 
 /// What the node knows about a host in its network table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HostInfo {
     /// The host's address.
     pub addr: SocketAddr,
@@ -789,5 +785,61 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
             destination: to,
             len,
         })
+    }
+}
+
+#[cfg(feature = "defmt")]
+mod defmt_impls {
+    use super::{Config, Event, HostInfo, Transmit};
+    use defmt::{Display2Format as D, Format, Formatter, write};
+
+    fn ms(d: core::time::Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    impl Format for Config {
+        fn format(&self, f: Formatter<'_>) {
+            write!(
+                f,
+                "Config {{ check {=u64}ms, timeout {=u64}ms, table {=u64}ms, learn {=bool} }}",
+                ms(self.check_interval),
+                ms(self.response_timeout),
+                ms(self.table_interval),
+                self.learn_from_requests
+            )
+        }
+    }
+
+    impl Format for Transmit {
+        fn format(&self, f: Formatter<'_>) {
+            write!(f, "{=usize} bytes to {}", self.len, D(&self.destination))
+        }
+    }
+
+    impl Format for HostInfo {
+        fn format(&self, f: Formatter<'_>) {
+            write!(f, "{} {}", D(&self.addr), self.health)
+        }
+    }
+
+    impl Format for Event {
+        fn format(&self, f: Formatter<'_>) {
+            match self {
+                Event::HostAdded { addr } => write!(f, "host added {}", D(addr)),
+                Event::HealthChanged { addr, from, to } => {
+                    write!(f, "{} {} -> {}", D(addr), from, to)
+                }
+                Event::HostEvicted { addr } => write!(f, "host evicted {}", D(addr)),
+                Event::Pong { addr, rtt, .. } => {
+                    write!(
+                        f,
+                        "pong from {} in {=u64}us",
+                        D(addr),
+                        u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)
+                    )
+                }
+                Event::PingTimeout { addr, .. } => write!(f, "ping timeout {}", D(addr)),
+            }
+        }
     }
 }
