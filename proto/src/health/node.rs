@@ -641,24 +641,23 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.pending.iter().map(|p| p.deadline).min();
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        if !self.pending.is_full() {
-            if !self.queue.is_empty()
-                || !self.candidates.is_empty()
-                || !self.table_wanted.is_empty()
-            {
-                consider(Instant::ZERO);
-            }
-            if let Some(t) = self
+        let room = !self.pending.is_full();
+        if !self.queue.is_empty()
+            || (room && !self.table_wanted.is_empty())
+            || (room && self.probe_room() && !self.candidates.is_empty())
+        {
+            consider(Instant::ZERO);
+        }
+        if room {
+            let due = self
                 .hosts
                 .iter()
                 .filter(|h| !h.checking)
                 .map(|h| h.next_check)
-                .min()
-            {
+                .min();
+            if let Some(t) = due {
                 consider(t);
             }
-        } else if !self.queue.is_empty() {
-            consider(Instant::ZERO);
         }
         if !self.hosts.is_empty() {
             consider(self.next_table);
@@ -700,7 +699,9 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
                 len,
             });
         }
-        while let Some(to) = self.candidates.pop_front() {
+        while self.probe_room()
+            && let Some(to) = self.candidates.pop_front()
+        {
             if self.hosts.iter().any(|h| h.info.addr == to) || self.self_addrs.contains(&to) {
                 continue;
             }
@@ -714,6 +715,17 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
         host.next_check = now + self.config.check_interval;
         let to = host.info.addr;
         self.send_check(now, to, Purpose::Check, buf)
+    }
+
+    /// Probes may hold at most half of the outstanding-request table, so that a flood of
+    /// requests from unknown (possibly spoofed) sources cannot crowd out the checks of known hosts.
+    fn probe_room(&self) -> bool {
+        let probes = self
+            .pending
+            .iter()
+            .filter(|p| p.purpose == Purpose::Probe)
+            .count();
+        probes < (PENDING / 2).max(1)
     }
 
     fn send_check(

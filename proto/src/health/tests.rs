@@ -868,3 +868,39 @@ fn poll_timeout_tracks_the_next_deadline() {
     let _ = request_from(&mut node, now);
     assert_eq!(node.poll_timeout(), Some(now + Duration::from_millis(50)));
 }
+
+#[test]
+fn request_floods_cannot_crowd_out_checks() {
+    // PENDING = 16: probes of unknown sources may hold at most 8 of them.
+    let mut node = Node::new(config(addr(1)), TestRng(8));
+    let now = Instant::from_millis(1);
+    node.add_seed(addr(2)).unwrap();
+    node.handle_timeout(now);
+    let (_, request) = request_from(&mut node, now);
+    node.handle_datagram(now, addr(2), &response_to(&request));
+    assert!(node.host(addr(2)).is_some());
+    let mut sent_probes = 0;
+    for round in 0..4u16 {
+        for p in 0..8u16 {
+            let mut req = REQUEST;
+            req[16] = (round * 8 + p) as u8;
+            node.handle_datagram(now, addr(1000 + round * 8 + p), &req);
+        }
+        let mut buf = [0u8; 508];
+        while let Some(t) = node.poll_transmit(now, &mut buf) {
+            if buf[0] == 0x01 && t.destination.port() >= 1000 {
+                sent_probes += 1;
+            }
+        }
+    }
+    assert_eq!(
+        sent_probes, 8,
+        "probes are capped at half the pending table"
+    );
+    // Candidates wait for probe room without a busy loop: the next wake-up is a deadline.
+    assert_eq!(node.poll_timeout(), Some(now + Duration::from_millis(50)));
+    // The known host is still checked when its check is due.
+    let later = now + Duration::from_millis(100);
+    let out = drain(&mut node, addr(1), later);
+    assert!(out.iter().any(|(_, to, b)| *to == addr(2) && b[0] == 0x01));
+}
