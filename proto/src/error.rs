@@ -34,6 +34,9 @@ pub enum Error {
     BufferTooSmall,
     /// Bounded storage (pending requests, queues, tables) is full; the request was not taken.
     Capacity,
+    /// A field holds a value its type does not allow (a flag that is neither 0 nor 1, an unknown
+    /// enumerant in a closed enum, ...).
+    BadValue,
     // New variants for other protocol families go below this line.
 }
 
@@ -55,6 +58,7 @@ impl fmt::Display for Error {
             Error::NonZeroPadding => f.write_str("padding or reserved bits are not zero"),
             Error::BufferTooSmall => f.write_str("output buffer too small"),
             Error::Capacity => f.write_str("bounded storage is full"),
+            Error::BadValue => f.write_str("field value out of its range"),
         }
     }
 }
@@ -79,6 +83,7 @@ impl defmt::Format for Error {
             Error::NonZeroPadding => defmt::write!(f, "padding or reserved bits are not zero"),
             Error::BufferTooSmall => defmt::write!(f, "output buffer too small"),
             Error::Capacity => defmt::write!(f, "bounded storage is full"),
+            Error::BadValue => defmt::write!(f, "field value out of its range"),
         }
     }
 }
