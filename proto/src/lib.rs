@@ -3,6 +3,7 @@
 //! Zero-copy, `no_std`, allocation-free wire protocols for small distributed systems:
 //!
 //! * [`nonce`] — the 17-byte nonce header (type byte + 128-bit nonce) shared by the UDP protocols;
+//! * [`dht`] — DHT commands (get/put/lock/unlock) and ring membership messages;
 //! * [`health`] — UDP health checks and peer-table exchange, as a codec and as a sans-IO state
 //!   machine ([`health::HealthNode`]).
 //!
@@ -34,6 +35,7 @@
 extern crate std;
 
 mod error;
+pub mod dht;
 pub mod health;
 pub mod nonce;
 pub mod time;

@@ -1,0 +1,932 @@
+//! DHT commands and ring membership.
+//!
+//! One binary, versioned message format for the key-value DHT and its lock protocol, and for the
+//! ring's membership (join and leave). A message travels either on TCP, behind a 4-byte big-endian
+//! length prefix, or alone in one UDP datagram of at most
+//! [`MAX_DATAGRAM_LEN`] bytes where it fits.
+//!
+//! Every message starts with a 43-byte header ([`Header`]): the type byte (version bits and kind,
+//! as in the [nonce header](crate::nonce)), a 64-bit message id — a request's id is chosen by its
+//! sender, a response carries the id of the request it answers, so responses are matched by id
+//! *and* sender — and the sender's [`NodeAddr`] (128-bit [`NodeId`], address, port). The body
+//! follows ([`Body`]); keys and values are borrowed from the input.
+//!
+//! Node ids come from SHA-256 ([`NodeId::from_name`]) or a random generator
+//! ([`NodeId::random`]), never from a hasher whose output may change between Rust versions.
+
+use core::fmt;
+use core::net::{IpAddr, Ipv6Addr, SocketAddr};
+use core::ops::Range;
+
+use nom::Parser;
+use nom::bytes::complete::take;
+use nom::multi::length_data;
+use nom::number::complete::{be_u8, be_u16, be_u32, be_u128};
+
+use crate::nonce::{split_type_byte, type_byte};
+use crate::{Error, Result};
+
+/// Largest message that may travel alone in a UDP datagram (the safe UDP payload).
+pub const MAX_DATAGRAM_LEN: usize = 508;
+/// Length of the message header.
+pub const HEADER_LEN: usize = field::SENDER_PORT.end;
+/// Length of one [`NodeAddr`] on the wire: id, address, port.
+pub const NODE_LEN: usize = 34;
+/// Longest key, in bytes (its length travels in one byte).
+pub const MAX_KEY_LEN: usize = u8::MAX as usize;
+/// Longest value, in bytes (its length travels in two bytes). In a UDP datagram the whole
+/// message must also fit [`MAX_DATAGRAM_LEN`].
+pub const MAX_VALUE_LEN: usize = u16::MAX as usize;
+/// Most nodes in one node list (a leaf set of up to 16 nodes on each side).
+pub const MAX_NODE_LIST: usize = 32;
+/// Longest message: header + key + value and their lengths (a `Put`/`Value`/`Replicate`).
+pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + 1 + MAX_KEY_LEN + 1 + 2 + MAX_VALUE_LEN;
+/// The protocol version of this format (the type byte's version bits).
+pub const VERSION: u8 = 0;
+
+mod field {
+    use super::Range;
+    pub const TYPE: usize = 0;
+    pub const MESSAGE_ID: Range<usize> = 1..9;
+    pub const SENDER_ID: Range<usize> = 9..25;
+    pub const SENDER_ADDR: Range<usize> = 25..41;
+    pub const SENDER_PORT: Range<usize> = 41..43;
+    // The sender is one NodeAddr record: id, address, port, back to back.
+    const _: () = assert!(
+        SENDER_ID.end == SENDER_ADDR.start
+            && SENDER_ADDR.end == SENDER_PORT.start
+            && SENDER_PORT.end - SENDER_ID.start == super::NODE_LEN
+    );
+}
+
+/// A 128-bit node identifier; the ring is ordered by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct NodeId(pub [u8; 16]);
+
+impl NodeId {
+    /// The id derived from a stable name (the first 128 bits of its SHA-256), identical on every
+    /// platform and Rust version.
+    pub fn from_name(name: &[u8]) -> NodeId {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(name);
+        let mut id = [0; 16];
+        id.copy_from_slice(&digest[..16]);
+        NodeId(id)
+    }
+
+    /// A random id.
+    pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> NodeId {
+        let mut id = [0; 16];
+        rng.fill_bytes(&mut id);
+        NodeId(id)
+    }
+
+    /// The id as an unsigned integer (big-endian), for ring arithmetic.
+    pub const fn to_u128(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
+    /// The id of an unsigned integer.
+    pub const fn from_u128(v: u128) -> NodeId {
+        NodeId(v.to_be_bytes())
+    }
+
+    /// Clockwise distance from `self` to `other` on the ring of 2^128 ids.
+    pub const fn distance_to(self, other: NodeId) -> u128 {
+        other.to_u128().wrapping_sub(self.to_u128())
+    }
+}
+
+impl fmt::Display for NodeId {
+    /// The first 8 bytes in hex: enough to tell nodes apart in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId(")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NodeId {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]:02x}", self.0[..8])
+    }
+}
+
+/// A node: its id and where it listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeAddr {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address. IPv4 addresses travel in IPv4-mapped form.
+    pub addr: SocketAddr,
+}
+
+impl NodeAddr {
+    fn read(bytes: &[u8]) -> Result<NodeAddr> {
+        let Some(raw) = bytes.first_chunk::<NODE_LEN>() else {
+            return Err(Error::Truncated);
+        };
+        let mut id = [0; 16];
+        id.copy_from_slice(&raw[0..16]);
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&raw[16..32]);
+        let port = u16::from_be_bytes([raw[32], raw[33]]);
+        let ip6 = Ipv6Addr::from(octets);
+        if port == 0 || ip6.is_unspecified() {
+            return Err(Error::BadAddress);
+        }
+        let ip = match ip6.to_ipv4_mapped() {
+            Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
+            Some(_) => return Err(Error::BadAddress),
+            None => IpAddr::V6(ip6),
+        };
+        Ok(NodeAddr {
+            id: NodeId(id),
+            addr: SocketAddr::new(ip, port),
+        })
+    }
+
+    fn write(&self, out: &mut [u8; NODE_LEN]) {
+        out[0..16].copy_from_slice(&self.id.0);
+        let octets = match self.addr.ip() {
+            IpAddr::V4(ip4) => ip4.to_ipv6_mapped().octets(),
+            IpAddr::V6(ip6) => ip6.octets(),
+        };
+        out[16..32].copy_from_slice(&octets);
+        out[32..34].copy_from_slice(&self.addr.port().to_be_bytes());
+    }
+
+    fn is_valid(&self) -> bool {
+        self.addr.port() != 0 && !self.addr.ip().is_unspecified()
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.addr)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NodeAddr {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{}@{}", self.id, defmt::Display2Format(&self.addr))
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for NodeAddr {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<NodeAddr> {
+        let ip = if u.arbitrary()? {
+            IpAddr::V4(core::net::Ipv4Addr::from(u.arbitrary::<u32>()?.max(1)))
+        } else {
+            let ip6 = Ipv6Addr::from(u.arbitrary::<u128>()?.max(1));
+            match ip6.to_ipv4_mapped() {
+                Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
+                Some(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                None => IpAddr::V6(ip6),
+            }
+        };
+        Ok(NodeAddr {
+            id: u.arbitrary()?,
+            addr: SocketAddr::new(ip, u.int_in_range(1..=u16::MAX)?),
+        })
+    }
+}
+
+/// Which neighbour a [`Body::Join`] tells its receiver to take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Side {
+    /// Counter-clockwise (smaller ids, wrapping).
+    Left,
+    /// Clockwise (larger ids, wrapping).
+    Right,
+}
+
+/// The kind of a message (the low five bits of its type byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Kind {
+    /// [`Body::Get`].
+    Get = 1,
+    /// [`Body::Value`].
+    Value = 2,
+    /// [`Body::Put`].
+    Put = 3,
+    /// [`Body::PutAck`].
+    PutAck = 4,
+    /// [`Body::Lock`].
+    Lock = 5,
+    /// [`Body::Locked`].
+    Locked = 6,
+    /// [`Body::LockDenied`].
+    LockDenied = 7,
+    /// [`Body::Unlock`].
+    Unlock = 8,
+    /// [`Body::Unlocked`].
+    Unlocked = 9,
+    /// [`Body::InitConnect`].
+    InitConnect = 10,
+    /// [`Body::RequestInsertion`].
+    RequestInsertion = 11,
+    /// [`Body::Join`].
+    Join = 12,
+    /// [`Body::Leave`].
+    Leave = 13,
+    /// [`Body::Replicate`].
+    Replicate = 14,
+    /// [`Body::Error`].
+    Error = 15,
+}
+
+impl Kind {
+    /// The kind for the low five bits of a type byte.
+    pub const fn from_bits(bits: u8) -> Option<Kind> {
+        Some(match bits {
+            1 => Kind::Get,
+            2 => Kind::Value,
+            3 => Kind::Put,
+            4 => Kind::PutAck,
+            5 => Kind::Lock,
+            6 => Kind::Locked,
+            7 => Kind::LockDenied,
+            8 => Kind::Unlock,
+            9 => Kind::Unlocked,
+            10 => Kind::InitConnect,
+            11 => Kind::RequestInsertion,
+            12 => Kind::Join,
+            13 => Kind::Leave,
+            14 => Kind::Replicate,
+            15 => Kind::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a node refused a request ([`Body::Error`]); an open set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ErrorCode {
+    /// The receiver does not own the key (the ring changed); retry at the owner.
+    NotOwner,
+    /// An unlock by a node that does not hold the lock.
+    NotHolder,
+    /// A join of a node onto itself (same id or address).
+    JoinSelf,
+    /// The receiver could not parse the request.
+    Malformed,
+    /// The receiver is out of storage.
+    Full,
+    /// The receiver does not implement the request.
+    Unsupported,
+    /// A code this version does not know.
+    Unknown(u16),
+}
+
+impl ErrorCode {
+    /// The code on the wire.
+    pub const fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::NotOwner => 1,
+            ErrorCode::NotHolder => 2,
+            ErrorCode::JoinSelf => 3,
+            ErrorCode::Malformed => 4,
+            ErrorCode::Full => 5,
+            ErrorCode::Unsupported => 6,
+            ErrorCode::Unknown(c) => c,
+        }
+    }
+
+    /// The code for a wire value (unknown values are kept, never refused).
+    pub const fn from_u16(code: u16) -> ErrorCode {
+        match code {
+            1 => ErrorCode::NotOwner,
+            2 => ErrorCode::NotHolder,
+            3 => ErrorCode::JoinSelf,
+            4 => ErrorCode::Malformed,
+            5 => ErrorCode::Full,
+            6 => ErrorCode::Unsupported,
+            c => ErrorCode::Unknown(c),
+        }
+    }
+}
+
+/// A validated list of nodes, borrowed from the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NodeList<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> NodeList<'a> {
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.raw.len() / NODE_LEN
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The nodes, in order.
+    pub fn iter(&self) -> NodeIter<'a> {
+        NodeIter {
+            chunks: self.raw.chunks_exact(NODE_LEN),
+        }
+    }
+}
+
+impl fmt::Debug for NodeList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for NodeList<'a> {
+    type Item = NodeAddr;
+    type IntoIter = NodeIter<'a>;
+    fn into_iter(self) -> NodeIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`NodeList`].
+#[derive(Clone, Debug)]
+pub struct NodeIter<'a> {
+    chunks: core::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for NodeIter<'_> {
+    type Item = NodeAddr;
+    fn next(&mut self) -> Option<NodeAddr> {
+        // Every chunk was validated when the list was parsed.
+        self.chunks.next().and_then(|raw| NodeAddr::read(raw).ok())
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.chunks.size_hint()
+    }
+}
+
+impl ExactSizeIterator for NodeIter<'_> {}
+
+/// Nodes to encode into a list: a slice, for encoding.
+pub type Nodes<'a> = &'a [NodeAddr];
+
+/// A node list as a message carries it: parsed (borrowed bytes) or to be encoded (a slice).
+#[derive(Clone, Copy, Debug)]
+pub enum NodeSet<'a> {
+    /// Parsed from a message.
+    Parsed(NodeList<'a>),
+    /// Given by the application, for encoding.
+    Slice(Nodes<'a>),
+}
+
+impl<'a> NodeSet<'a> {
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        match self {
+            NodeSet::Parsed(l) => l.len(),
+            NodeSet::Slice(s) => s.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The nodes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = NodeAddr> + 'a {
+        let (parsed, slice) = match *self {
+            NodeSet::Parsed(l) => (Some(l.iter()), None),
+            NodeSet::Slice(s) => (None, Some(s.iter().copied())),
+        };
+        parsed
+            .into_iter()
+            .flatten()
+            .chain(slice.into_iter().flatten())
+    }
+}
+
+impl PartialEq for NodeSet<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for NodeSet<'_> {}
+
+/// What a message says. Keys and values borrow the input (or the caller's data, to encode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// Read `key` at its owner.
+    Get {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// The answer to [`Body::Get`]: the value, or `None` if the key is not stored.
+    Value {
+        /// The key.
+        key: &'a [u8],
+        /// The value, if any.
+        value: Option<&'a [u8]>,
+    },
+    /// Store `value` under `key` at its owner; answered by [`Body::PutAck`].
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// The write was stored (and replicated as configured).
+    PutAck {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// Take the lock on `key` for `holder`, for `lease_ms` milliseconds unless renewed.
+    Lock {
+        /// The key.
+        key: &'a [u8],
+        /// Who asks for the lock.
+        holder: NodeId,
+        /// Lease in milliseconds.
+        lease_ms: u32,
+    },
+    /// The lock is `holder`'s for `lease_ms` milliseconds.
+    Locked {
+        /// The key.
+        key: &'a [u8],
+        /// Who holds it now.
+        holder: NodeId,
+        /// Lease in milliseconds.
+        lease_ms: u32,
+    },
+    /// Someone else holds the lock.
+    LockDenied {
+        /// The key.
+        key: &'a [u8],
+        /// Who holds it.
+        holder: NodeId,
+        /// Milliseconds left on its lease.
+        remaining_ms: u32,
+    },
+    /// Release the lock on `key`; only its holder may.
+    Unlock {
+        /// The key.
+        key: &'a [u8],
+        /// Who releases it.
+        holder: NodeId,
+    },
+    /// The lock was released.
+    Unlocked {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// A new node's first message to an entry node of the ring.
+    InitConnect,
+    /// Forwarded around the ring to the node whose neighbourhood `joining` belongs in.
+    RequestInsertion {
+        /// The node that wants to join.
+        joining: NodeAddr,
+    },
+    /// Take these nodes as neighbours on `side` (the first is the nearest).
+    Join {
+        /// Which side.
+        side: Side,
+        /// The new neighbours, nearest first.
+        nodes: NodeSet<'a>,
+    },
+    /// The sender leaves the ring; here are its leaf-set nodes to take in its place.
+    Leave {
+        /// The leaver's leaf set.
+        nodes: NodeSet<'a>,
+    },
+    /// A replica of a write, from the key's owner to a leaf-set member; answered by
+    /// [`Body::PutAck`].
+    Replicate {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// The request with this message id was refused.
+    Error {
+        /// Why.
+        code: ErrorCode,
+    },
+}
+
+impl Body<'_> {
+    /// The kind of this body.
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Body::Get { .. } => Kind::Get,
+            Body::Value { .. } => Kind::Value,
+            Body::Put { .. } => Kind::Put,
+            Body::PutAck { .. } => Kind::PutAck,
+            Body::Lock { .. } => Kind::Lock,
+            Body::Locked { .. } => Kind::Locked,
+            Body::LockDenied { .. } => Kind::LockDenied,
+            Body::Unlock { .. } => Kind::Unlock,
+            Body::Unlocked { .. } => Kind::Unlocked,
+            Body::InitConnect => Kind::InitConnect,
+            Body::RequestInsertion { .. } => Kind::RequestInsertion,
+            Body::Join { .. } => Kind::Join,
+            Body::Leave { .. } => Kind::Leave,
+            Body::Replicate { .. } => Kind::Replicate,
+            Body::Error { .. } => Kind::Error,
+        }
+    }
+}
+
+/// The fixed part of every message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// A request's id, chosen by its sender; a response's is the id of the request it answers.
+    pub message_id: u64,
+    /// Who sent it.
+    pub sender: NodeAddr,
+}
+
+/// One DHT message: header and body.
+///
+/// ```
+/// use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId};
+/// let sender = NodeAddr { id: NodeId::from_name(b"n1"), addr: "127.0.0.1:7000".parse().unwrap() };
+/// let put = Message { header: Header { message_id: 7, sender }, body: Body::Put { key: b"k", value: b"v" } };
+/// let mut buf = [0u8; 64];
+/// let len = put.encode(&mut buf)?;
+/// assert_eq!(len, put.encoded_len());
+/// assert_eq!(Message::parse(&buf[..len])?, put);
+/// # Ok::<(), sinew_proto::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Id and sender.
+    pub header: Header,
+    /// What it says.
+    pub body: Body<'a>,
+}
+
+/// A cursor over the body bytes. The variable-length parts are read with nom combinators, whose
+/// only failure on complete input is running out of bytes; nom's types stay in here.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+type NomError<'a> = nom::error::Error<&'a [u8]>;
+
+impl<'a> Reader<'a> {
+    fn run<O>(
+        &mut self,
+        mut parser: impl Parser<&'a [u8], Output = O, Error = NomError<'a>>,
+    ) -> Result<O> {
+        let (rest, out) = parser.parse(self.rest).map_err(|_| Error::Truncated)?;
+        self.rest = rest;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        self.run(be_u8)
+    }
+
+    fn u16(&mut self) -> Result<u16> {
+        self.run(be_u16)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        self.run(be_u32)
+    }
+
+    fn id(&mut self) -> Result<NodeId> {
+        self.run(be_u128).map(NodeId::from_u128)
+    }
+
+    fn key(&mut self) -> Result<&'a [u8]> {
+        self.run(length_data(be_u8))
+    }
+
+    fn value(&mut self) -> Result<&'a [u8]> {
+        self.run(length_data(be_u16))
+    }
+
+    fn node(&mut self) -> Result<NodeAddr> {
+        NodeAddr::read(self.run(take(NODE_LEN))?)
+    }
+
+    fn nodes(&mut self) -> Result<NodeList<'a>> {
+        let count = usize::from(self.u8()?);
+        if count > MAX_NODE_LIST {
+            return Err(Error::TooLarge);
+        }
+        let raw = self.run(take(count * NODE_LEN))?;
+        for chunk in raw.chunks_exact(NODE_LEN) {
+            NodeAddr::read(chunk)?;
+        }
+        Ok(NodeList { raw })
+    }
+
+    fn finish(self) -> Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::TrailingBytes)
+        }
+    }
+}
+
+/// A cursor over the output buffer; the length was checked up front by `encode`.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    fn key(&mut self, key: &[u8]) {
+        self.put(&[key.len() as u8]);
+        self.put(key);
+    }
+
+    fn value(&mut self, value: &[u8]) {
+        self.put(&(value.len() as u16).to_be_bytes());
+        self.put(value);
+    }
+
+    fn node(&mut self, node: &NodeAddr) {
+        let mut raw = [0; NODE_LEN];
+        node.write(&mut raw);
+        self.put(&raw);
+    }
+
+    fn nodes(&mut self, nodes: &NodeSet<'_>) {
+        self.put(&[nodes.len() as u8]);
+        for node in nodes.iter() {
+            self.node(&node);
+        }
+    }
+}
+
+impl<'a> Message<'a> {
+    /// Parses one whole message (a datagram, or a frame without its length prefix).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingBytes`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnknownType`], [`Error::BadAddress`] (a node with port 0 or address `::`),
+    /// [`Error::BadValue`] (a `Value` presence flag or a `Join` side other than 0/1),
+    /// [`Error::TooLarge`] (more than [`MAX_NODE_LIST`] nodes or above [`MAX_MESSAGE_LEN`]).
+    pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge);
+        }
+        let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
+            return Err(Error::Truncated);
+        };
+        let (version, bits) = split_type_byte(head[field::TYPE]);
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let Some(kind) = Kind::from_bits(bits) else {
+            return Err(Error::UnknownType(head[field::TYPE]));
+        };
+        let mut id = [0; 8];
+        id.copy_from_slice(&head[field::MESSAGE_ID]);
+        let sender = NodeAddr::read(&head[field::SENDER_ID.start..])?;
+        let header = Header {
+            message_id: u64::from_be_bytes(id),
+            sender,
+        };
+        let mut r = Reader {
+            rest: &bytes[HEADER_LEN..],
+        };
+        let body = match kind {
+            Kind::Get => Body::Get { key: r.key()? },
+            Kind::Value => {
+                let key = r.key()?;
+                let value = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.value()?),
+                    _ => return Err(Error::BadValue),
+                };
+                Body::Value { key, value }
+            }
+            Kind::Put => Body::Put {
+                key: r.key()?,
+                value: r.value()?,
+            },
+            Kind::PutAck => Body::PutAck { key: r.key()? },
+            Kind::Lock => Body::Lock {
+                key: r.key()?,
+                holder: r.id()?,
+                lease_ms: r.u32()?,
+            },
+            Kind::Locked => Body::Locked {
+                key: r.key()?,
+                holder: r.id()?,
+                lease_ms: r.u32()?,
+            },
+            Kind::LockDenied => Body::LockDenied {
+                key: r.key()?,
+                holder: r.id()?,
+                remaining_ms: r.u32()?,
+            },
+            Kind::Unlock => Body::Unlock {
+                key: r.key()?,
+                holder: r.id()?,
+            },
+            Kind::Unlocked => Body::Unlocked { key: r.key()? },
+            Kind::InitConnect => Body::InitConnect,
+            Kind::RequestInsertion => Body::RequestInsertion { joining: r.node()? },
+            Kind::Join => {
+                let side = match r.u8()? {
+                    0 => Side::Left,
+                    1 => Side::Right,
+                    _ => return Err(Error::BadValue),
+                };
+                Body::Join {
+                    side,
+                    nodes: NodeSet::Parsed(r.nodes()?),
+                }
+            }
+            Kind::Leave => Body::Leave {
+                nodes: NodeSet::Parsed(r.nodes()?),
+            },
+            Kind::Replicate => Body::Replicate {
+                key: r.key()?,
+                value: r.value()?,
+            },
+            Kind::Error => Body::Error {
+                code: ErrorCode::from_u16(r.u16()?),
+            },
+        };
+        r.finish()?;
+        Ok(Message { header, body })
+    }
+
+    /// The exact number of bytes [`encode`](Self::encode) writes.
+    pub fn encoded_len(&self) -> usize {
+        let key = |k: &[u8]| 1 + k.len();
+        let value = |v: &[u8]| 2 + v.len();
+        HEADER_LEN
+            + match &self.body {
+                Body::Get { key: k } | Body::PutAck { key: k } | Body::Unlocked { key: k } => {
+                    key(k)
+                }
+                Body::Value { key: k, value: v } => key(k) + 1 + v.map_or(0, value),
+                Body::Put { key: k, value: v } | Body::Replicate { key: k, value: v } => {
+                    key(k) + value(v)
+                }
+                Body::Lock { key: k, .. }
+                | Body::Locked { key: k, .. }
+                | Body::LockDenied { key: k, .. } => key(k) + 16 + 4,
+                Body::Unlock { key: k, .. } => key(k) + 16,
+                Body::InitConnect => 0,
+                Body::RequestInsertion { .. } => NODE_LEN,
+                Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
+                Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
+                Body::Error { .. } => 2,
+            }
+    }
+
+    /// Checks what the wire cannot carry: keys over [`MAX_KEY_LEN`], values over
+    /// [`MAX_VALUE_LEN`], lists over [`MAX_NODE_LIST`], nodes with port 0 or address `::`.
+    fn validate(&self) -> Result<()> {
+        let key_ok = |k: &[u8]| k.len() <= MAX_KEY_LEN;
+        let value_ok = |v: &[u8]| v.len() <= MAX_VALUE_LEN;
+        if !self.header.sender.is_valid() {
+            return Err(Error::BadAddress);
+        }
+        let ok = match &self.body {
+            Body::Get { key }
+            | Body::PutAck { key }
+            | Body::Unlocked { key }
+            | Body::Lock { key, .. }
+            | Body::Locked { key, .. }
+            | Body::LockDenied { key, .. }
+            | Body::Unlock { key, .. } => key_ok(key),
+            Body::Value { key, value } => key_ok(key) && value.is_none_or(value_ok),
+            Body::Put { key, value } | Body::Replicate { key, value } => {
+                key_ok(key) && value_ok(value)
+            }
+            Body::InitConnect | Body::Error { .. } => true,
+            Body::RequestInsertion { joining } => {
+                if !joining.is_valid() {
+                    return Err(Error::BadAddress);
+                }
+                true
+            }
+            Body::Join { nodes, .. } | Body::Leave { nodes } => {
+                if nodes.len() > MAX_NODE_LIST {
+                    return Err(Error::TooLarge);
+                }
+                if !nodes.iter().all(|node| node.is_valid()) {
+                    return Err(Error::BadAddress);
+                }
+                true
+            }
+        };
+        if ok { Ok(()) } else { Err(Error::TooLarge) }
+    }
+
+    /// Writes the message into `buf`; returns the bytes written ([`encoded_len`](Self::encoded_len)).
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`]; [`Error::TooLarge`] for a key, value or node list above its
+    /// maximum; [`Error::BadAddress`] for a node the receiver would refuse.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        self.validate()?;
+        let len = self.encoded_len();
+        let Some(buf) = buf.get_mut(..len) else {
+            return Err(Error::BufferTooSmall);
+        };
+        let mut w = Writer { buf, at: 0 };
+        w.put(&[type_byte(VERSION, self.body.kind() as u8)]);
+        w.put(&self.header.message_id.to_be_bytes());
+        w.node(&self.header.sender);
+        match &self.body {
+            Body::Get { key } | Body::PutAck { key } | Body::Unlocked { key } => w.key(key),
+            Body::Value { key, value } => {
+                w.key(key);
+                match value {
+                    None => w.put(&[0]),
+                    Some(v) => {
+                        w.put(&[1]);
+                        w.value(v);
+                    }
+                }
+            }
+            Body::Put { key, value } | Body::Replicate { key, value } => {
+                w.key(key);
+                w.value(value);
+            }
+            Body::Lock {
+                key,
+                holder,
+                lease_ms,
+            }
+            | Body::Locked {
+                key,
+                holder,
+                lease_ms,
+            } => {
+                w.key(key);
+                w.put(&holder.0);
+                w.put(&lease_ms.to_be_bytes());
+            }
+            Body::LockDenied {
+                key,
+                holder,
+                remaining_ms,
+            } => {
+                w.key(key);
+                w.put(&holder.0);
+                w.put(&remaining_ms.to_be_bytes());
+            }
+            Body::Unlock { key, holder } => {
+                w.key(key);
+                w.put(&holder.0);
+            }
+            Body::InitConnect => {}
+            Body::RequestInsertion { joining } => w.node(joining),
+            Body::Join { side, nodes } => {
+                w.put(&[match side {
+                    Side::Left => 0,
+                    Side::Right => 1,
+                }]);
+                w.nodes(nodes);
+            }
+            Body::Leave { nodes } => w.nodes(nodes),
+            Body::Error { code } => w.put(&code.to_u16().to_be_bytes()),
+        }
+        Ok(w.at)
+    }
+
+    /// Whether the message fits one UDP datagram.
+    pub fn fits_datagram(&self) -> bool {
+        self.encoded_len() <= MAX_DATAGRAM_LEN
+    }
+}
+
+#[cfg(test)]
+mod tests;
