@@ -1,1 +1,64 @@
-//! placeholder
+//! # sinew-transport-std
+//!
+//! Binds sinew's sans-IO protocol cores ([`sinew_proto`]) to std sockets through [`mio`], on the
+//! caller's thread: no runtime, no background threads, no per-packet hand-off between threads.
+//!
+//! * [`UdpHealthNode`] — a [`HealthNode`](sinew_proto::health::HealthNode) on a UDP socket:
+//!   health checks, the network table and peer-table discovery, standalone
+//!   ([`run_for`](UdpHealthNode::run_for), [`run_until`](UdpHealthNode::run_until)) or registered
+//!   with your own [`mio::Poll`];
+//! * [`NodeGroup`] — several nodes on one `Poll` and one thread;
+//! * [`Clock`] — `std::time::Instant` to the cores' microsecond [`Instant`](sinew_proto::time::Instant);
+//! * `cli` (feature `cli`, on by default) — the `sinew` command: `demo`, `node`, `ping`, `decode`.
+//!
+//! The smallest use: a node that joins a network through a seed and runs for a while.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sinew_proto::health::Config;
+//! use sinew_transport_std::UdpHealthNode;
+//!
+//! let mut node = UdpHealthNode::bind("0.0.0.0:7000".parse().unwrap(), Config::default())?;
+//! node.add_seed("192.0.2.1:7000".parse().unwrap())?;
+//! node.run_for(Duration::from_secs(10))?;
+//! for host in node.hosts() {
+//!     println!("{} {}", host.addr, host.health);
+//! }
+//! # Ok::<(), sinew_transport_std::Error>(())
+//! ```
+//!
+//! Driving nodes from your own `Poll` takes a token per node and a short loop:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use mio::{Events, Poll, Token};
+//! use sinew_proto::health::Config;
+//! use sinew_transport_std::UdpHealthNode;
+//!
+//! let mut poll = Poll::new()?;
+//! let mut events = Events::with_capacity(16);
+//! let mut node = UdpHealthNode::bind("127.0.0.1:0".parse().unwrap(), Config::default())?;
+//! node.register(poll.registry(), Token(7))?;
+//! let end = Instant::now() + Duration::from_millis(50);
+//! while Instant::now() < end {
+//!     node.process()?; // or only when Token(7) is ready or node.poll_timeout() has come
+//!     let wake = node.poll_timeout().map_or(end, |t| t.min(end));
+//!     poll.poll(&mut events, Some(wake.saturating_duration_since(Instant::now())))?;
+//! }
+//! # Ok::<(), sinew_transport_std::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+mod error;
+mod group;
+mod node;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use clock::Clock;
+pub use error::{Error, Result};
+pub use group::NodeGroup;
+pub use node::{EVENT_BUFFER, NonceRng, SocketStats, TimedEvent, UdpHealthNode};

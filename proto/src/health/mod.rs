@@ -20,7 +20,10 @@
 
 mod node;
 
-pub use node::{Config, Event, HealthNode, HostInfo, Stats, Transmit};
+pub use node::{
+    Config, Disposition, DropReason, EVENT_CAPACITY, Event, HealthNode, HostInfo, MAX_SEEDS, Stats,
+    Transmit,
+};
 
 use core::fmt;
 use core::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -36,6 +39,8 @@ pub const MAX_DATAGRAM_LEN: usize = 508;
 pub const HEALTH_LEN: usize = HEADER_LEN;
 /// Length of one peer-table entry.
 pub const ENTRY_LEN: usize = entry::HEALTH + 1;
+/// Length of the fixed part of a peer-table request (type, nonce, start); padding follows.
+pub const PEER_TABLE_REQUEST_FIXED_LEN: usize = table::START.end;
 /// Length of a peer-table response without entries; also the shortest peer-table request.
 pub const PEER_TABLE_HEADER_LEN: usize = table::ENTRIES;
 /// The most entries one peer-table response can carry within [`MAX_DATAGRAM_LEN`].
@@ -422,6 +427,11 @@ impl PeerTableRequest {
     /// The encoded length: `len`, clamped to the valid range.
     pub fn encoded_len(&self) -> usize {
         usize::from(self.len).clamp(PEER_TABLE_HEADER_LEN, MAX_DATAGRAM_LEN)
+    }
+
+    /// Bytes of zero padding after the fixed part (type, nonce, start): the requester's budget.
+    pub fn padding_len(&self) -> usize {
+        self.encoded_len() - PEER_TABLE_REQUEST_FIXED_LEN
     }
 
     /// How many entries a response to this request may carry.

@@ -136,6 +136,48 @@ pub struct Stats {
     pub events_dropped: u64,
 }
 
+impl core::ops::AddAssign<&Stats> for Stats {
+    /// Adds every counter of `other` (saturating), e.g. to keep totals across restarts.
+    fn add_assign(&mut self, other: &Stats) {
+        let Stats {
+            received,
+            malformed,
+            requests_answered,
+            responses_accepted,
+            unmatched,
+            wrong_source,
+            late,
+            queue_full,
+            checks_sent,
+            checks_missed,
+            tables_requested,
+            tables_received,
+            table_full,
+            self_detected,
+            events_dropped,
+        } = *other;
+        for (total, more) in [
+            (&mut self.received, received),
+            (&mut self.malformed, malformed),
+            (&mut self.requests_answered, requests_answered),
+            (&mut self.responses_accepted, responses_accepted),
+            (&mut self.unmatched, unmatched),
+            (&mut self.wrong_source, wrong_source),
+            (&mut self.late, late),
+            (&mut self.queue_full, queue_full),
+            (&mut self.checks_sent, checks_sent),
+            (&mut self.checks_missed, checks_missed),
+            (&mut self.tables_requested, tables_requested),
+            (&mut self.tables_received, tables_received),
+            (&mut self.table_full, table_full),
+            (&mut self.self_detected, self_detected),
+            (&mut self.events_dropped, events_dropped),
+        ] {
+            *total = total.saturating_add(more);
+        }
+    }
+}
+
 /// What [`HealthNode::handle_datagram`] did with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -391,8 +433,13 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     }
 
     fn handle_request(&mut self, from: SocketAddr, nonce: Nonce, reply: Outgoing) -> Disposition {
-        if let Some(i) = self.pending.iter().position(|p| p.nonce == nonce) {
-            // Our own request came back to us: the address we sent it to is ours.
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.nonce == nonce && p.purpose != Purpose::Ping)
+        {
+            // Our own request came back to us: the address we sent it to is ours. (A ping of our
+            // own address is answered like any other request, and its response then matches.)
             let mine = self.pending.swap_remove(i);
             self.stats.self_detected += 1;
             self.note_self(mine.addr);

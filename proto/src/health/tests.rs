@@ -904,3 +904,50 @@ fn request_floods_cannot_crowd_out_checks() {
     let out = drain(&mut node, addr(1), later);
     assert!(out.iter().any(|(_, to, b)| *to == addr(2) && b[0] == 0x01));
 }
+
+#[test]
+fn ping_of_own_address_is_answered() {
+    let mut node = Node::new(config(addr(1)), TestRng(9));
+    let now = Instant::from_millis(1);
+    let nonce = node.ping(now, addr(1)).unwrap();
+    let (to, request) = request_from(&mut node, now);
+    assert_eq!(to, addr(1));
+    assert_eq!(
+        node.handle_datagram(now, addr(1), &request),
+        Disposition::Answered
+    );
+    let (to, response) = request_from(&mut node, now);
+    assert_eq!((to, response[0]), (addr(1), 0x02));
+    assert_eq!(
+        node.handle_datagram(now, addr(1), &response),
+        Disposition::Accepted
+    );
+    assert_eq!(
+        node.poll_event(),
+        Some(Event::Pong {
+            addr: addr(1),
+            nonce,
+            rtt: Duration::ZERO
+        })
+    );
+    assert_eq!(node.hosts().len(), 0);
+}
+
+#[test]
+fn stats_add_up() {
+    let mut a = Stats {
+        received: 2,
+        late: 1,
+        ..Stats::default()
+    };
+    a += &Stats {
+        received: 3,
+        events_dropped: u64::MAX,
+        ..Stats::default()
+    };
+    a += &Stats {
+        events_dropped: 1,
+        ..Stats::default()
+    };
+    assert_eq!((a.received, a.late, a.events_dropped), (5, 1, u64::MAX));
+}

@@ -1,0 +1,207 @@
+//! `sinew decode`: one datagram in hex, decoded field by field.
+
+use std::io::{self, Write};
+
+use clap::Subcommand;
+use sinew_proto::health::{ENTRY_LEN, Message, PeerTableRequest, PeerTableResponse};
+use sinew_proto::nonce::split_type_byte;
+
+/// What to decode: one variant per protocol message family.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum DecodeCommand {
+    /// A datagram of the UDP health protocol: health request or response, peer-table request
+    /// or response.
+    Health {
+        /// The datagram in hex; whitespace, colons and `0x` prefixes are ignored, so the
+        /// output of tcpdump -X, xxd -p or Wireshark's "copy as hex" can be pasted.
+        #[arg(required = true, value_name = "HEX")]
+        hex: Vec<String>,
+    },
+}
+
+/// Runs a decode command; returns the exit code: 0 decoded, 1 malformed datagram, 2 not hex.
+pub fn run(command: &DecodeCommand, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match command {
+        DecodeCommand::Health { hex } => {
+            let bytes = match parse_hex(hex) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = writeln!(err, "error: not hex: {e}");
+                    return 2;
+                }
+            };
+            match write_health(&bytes, out) {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
+                    let _ = writeln!(
+                        err,
+                        "error: malformed health datagram ({} bytes): {e}",
+                        bytes.len()
+                    );
+                    1
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+/// Joins the arguments and decodes them as hex, ignoring whitespace, colons and `0x`
+/// prefixes.
+///
+/// # Errors
+/// The hex crate's error for an odd number of digits or a non-hex character.
+pub fn parse_hex(parts: &[String]) -> Result<Vec<u8>, hex::FromHexError> {
+    let mut digits = String::new();
+    for token in parts.iter().flat_map(|p| p.split_whitespace()) {
+        let token = token
+            .strip_prefix("0x")
+            .or_else(|| token.strip_prefix("0X"))
+            .unwrap_or(token);
+        digits.extend(token.chars().filter(|&c| c != ':'));
+    }
+    hex::decode(digits)
+}
+
+/// Parses `datagram` with [`Message::parse`] and, if it is valid, prints every field.
+///
+/// # Errors
+/// The outer `Err` is a write error; the inner one says why the datagram is malformed (nothing
+/// is printed then).
+pub fn write_health(
+    datagram: &[u8],
+    out: &mut dyn Write,
+) -> io::Result<Result<(), sinew_proto::Error>> {
+    let message = match Message::parse(datagram) {
+        Ok(message) => message,
+        Err(e) => return Ok(Err(e)),
+    };
+    let kind = message.kind();
+    // The datagram parsed, so it has its type byte.
+    let type_byte = datagram
+        .first()
+        .copied()
+        .unwrap_or_else(|| kind.type_byte());
+    let (version, kind_bits) = split_type_byte(type_byte);
+    writeln!(out, "health datagram, {} bytes", datagram.len())?;
+    writeln!(
+        out,
+        "  type     0x{type_byte:02x} (version {version}, kind {kind_bits}: {kind})"
+    )?;
+    writeln!(out, "  nonce    {}", message.nonce())?;
+    match message {
+        Message::HealthRequest(_) | Message::HealthResponse(_) => {}
+        Message::PeerTableRequest(request) => write_table_request(&request, out)?,
+        Message::PeerTableResponse(page) => write_table_response(&page, out)?,
+    }
+    Ok(Ok(()))
+}
+
+fn write_table_request(request: &PeerTableRequest, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "  start    {}", request.start)?;
+    writeln!(
+        out,
+        "  padding  {} zero bytes: room for {} entries of {ENTRY_LEN} bytes in the response",
+        request.padding_len(),
+        request.entry_budget()
+    )
+}
+
+fn write_table_response(page: &PeerTableResponse<'_>, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "  start    {}", page.start())?;
+    writeln!(out, "  total    {}", page.total())?;
+    writeln!(out, "  count    {}", page.count())?;
+    for (i, entry) in page.entries().enumerate() {
+        writeln!(
+            out,
+            "  entry {i:<3} addr {}  port {}  lives {}  status {}",
+            entry.addr.ip(),
+            entry.addr.port(),
+            entry.health.lives(),
+            entry.health.status()
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(hex: &str) -> (Result<(), sinew_proto::Error>, String) {
+        let bytes = parse_hex(&[hex.to_string()]).unwrap();
+        let mut out = Vec::new();
+        let result = write_health(&bytes, &mut out).unwrap();
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn hex_tolerates_whitespace_colons_and_prefixes() {
+        let parts = ["0x01 00:11".to_string(), "\t2233\n".to_string()];
+        assert_eq!(parse_hex(&parts).unwrap(), [0x01, 0x00, 0x11, 0x22, 0x33]);
+        assert!(parse_hex(&["0g".to_string()]).is_err());
+        assert!(parse_hex(&["012".to_string()]).is_err());
+    }
+
+    #[test]
+    fn test_decode_health_request() {
+        let (result, text) = decode("01 6b1f283a904c11ee 9f5d0242ac120002");
+        assert_eq!(result, Ok(()));
+        assert!(text.contains("17 bytes"), "{text}");
+        assert!(
+            text.contains("0x01 (version 0, kind 1: health request)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nonce    6b1f283a904c11ee9f5d0242ac120002"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn test_decode_table_request() {
+        // type 3, nonce 00..0f, start 5, three bytes of zero padding
+        let (result, text) = decode("03 000102030405060708090a0b0c0d0e0f 0005 000000");
+        assert_eq!(result, Ok(()));
+        assert!(text.contains("start    5"), "{text}");
+        assert!(text.contains("3 zero bytes: room for 0 entries"), "{text}");
+    }
+
+    #[test]
+    fn test_decode_table_response() {
+        let (result, text) = decode(
+            "04 000102030405060708090a0b0c0d0e0f 0003 0005 02 \
+             00000000000000000000ffff7f000001 1f90 03 \
+             20010db8000000000000000000000001 0035 01",
+        );
+        assert_eq!(result, Ok(()));
+        for needle in [
+            "kind 4: peer-table response",
+            "start    3",
+            "total    5",
+            "count    2",
+            "entry 0   addr 127.0.0.1  port 8080  lives 3  status Healthy",
+            "entry 1   addr 2001:db8::1  port 53  lives 1  status AtRisk",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn test_decode_malformed() {
+        // 16 bytes: one short of a health request.
+        let (result, text) = decode("01 6b1f283a904c11ee 9f5d0242ac1200");
+        assert_eq!(result, Err(sinew_proto::Error::Truncated));
+        assert!(text.is_empty());
+        // 18 bytes: a health request padded by one byte.
+        let (result, _) = decode("01 6b1f283a904c11ee 9f5d0242ac120002 00");
+        assert_eq!(result, Err(sinew_proto::Error::TrailingBytes));
+        // Version 1.
+        let (result, _) = decode("21 6b1f283a904c11ee 9f5d0242ac120002");
+        assert_eq!(result, Err(sinew_proto::Error::UnsupportedVersion(1)));
+    }
+}
