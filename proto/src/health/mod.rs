@@ -491,8 +491,14 @@ impl PeerEntry {
         if health > MAX_LIVES {
             return Err(Error::BadStatus(health));
         }
-        if read_u16(bytes, entry::PORT) == 0 || bytes.get(entry::ADDR).is_none_or(|a| a == [0; 16])
-        {
+        // `::` and `::ffff:0.0.0.0` (the unspecified IPv4 address, mapped) are both refused: an
+        // entry must name a host, and every accepted entry must encode back to the same bytes.
+        const MAPPED_UNSPECIFIED: u128 = 0xffff_0000_0000;
+        let addr = bytes
+            .get(entry::ADDR)
+            .and_then(|a| a.first_chunk::<16>())
+            .map_or(0, |a| u128::from_be_bytes(*a));
+        if read_u16(bytes, entry::PORT) == 0 || addr == 0 || addr == MAPPED_UNSPECIFIED {
             return Err(Error::BadAddress);
         }
         Ok(())
@@ -510,7 +516,11 @@ impl PeerEntry {
 
     /// Whether this entry can be encoded: a specified address and a non-zero port.
     pub fn is_valid(&self) -> bool {
-        self.addr.port() != 0 && !self.addr.ip().is_unspecified()
+        let mapped_unspecified = match self.addr.ip() {
+            IpAddr::V6(ip6) => ip6.to_ipv4_mapped().is_some_and(|ip4| ip4.is_unspecified()),
+            IpAddr::V4(_) => false,
+        };
+        self.addr.port() != 0 && !self.addr.ip().is_unspecified() && !mapped_unspecified
     }
 }
 
@@ -665,6 +675,8 @@ pub const fn peer_table_len(count: usize) -> usize {
 #[derive(Debug)]
 pub struct PeerTableWriter<'b> {
     buf: &'b mut [u8],
+    start: u16,
+    total: u16,
     count: u8,
     capacity: u8,
 }
@@ -676,8 +688,12 @@ impl<'b> PeerTableWriter<'b> {
     /// buffer of the requester's [`PeerTableRequest::len`] to respect its budget.
     ///
     /// # Errors
-    /// [`Error::BufferTooSmall`] if `buf` cannot hold [`PEER_TABLE_HEADER_LEN`] bytes.
+    /// [`Error::BufferTooSmall`] if `buf` cannot hold [`PEER_TABLE_HEADER_LEN`] bytes,
+    /// [`Error::BadLength`] if `start > total`.
     pub fn new(buf: &'b mut [u8], nonce: Nonce, start: u16, total: u16) -> Result<Self> {
+        if start > total {
+            return Err(Error::BadLength);
+        }
         let usable = buf.len().min(MAX_DATAGRAM_LEN);
         let buf = buf.get_mut(..usable).ok_or(Error::BufferTooSmall)?;
         if buf.len() < PEER_TABLE_HEADER_LEN {
@@ -691,6 +707,8 @@ impl<'b> PeerTableWriter<'b> {
         let capacity = ((buf.len() - PEER_TABLE_HEADER_LEN) / ENTRY_LEN) as u8;
         Ok(PeerTableWriter {
             buf,
+            start,
+            total,
             count: 0,
             capacity,
         })
@@ -699,11 +717,15 @@ impl<'b> PeerTableWriter<'b> {
     /// Appends an entry.
     ///
     /// # Errors
-    /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadAddress`] for an entry with
-    /// an unspecified address or port 0 (which the receiver would refuse).
+    /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadLength`] when the page would
+    /// go past the table's `total`, [`Error::BadAddress`] for an entry with an unspecified
+    /// address or port 0 (which the receiver would refuse).
     pub fn push(&mut self, entry: &PeerEntry) -> Result<()> {
         if self.count >= self.capacity {
             return Err(Error::BufferTooSmall);
+        }
+        if u32::from(self.start) + u32::from(self.count) >= u32::from(self.total) {
+            return Err(Error::BadLength);
         }
         if !entry.is_valid() {
             return Err(Error::BadAddress);

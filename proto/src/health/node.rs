@@ -313,10 +313,7 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     /// A node with an empty table, drawing nonces from `rng` (use a CSPRNG: on a host,
     /// `rand_core::UnwrapErr(getrandom::SysRng)`).
     pub fn new(config: Config, rng: R) -> Self {
-        let mut self_addrs = Vec::new();
-        if let Some(addr) = config.local_addr {
-            let _ = self_addrs.push(addr);
-        }
+        let self_addrs = Vec::new();
         HealthNode {
             config,
             rng,
@@ -456,6 +453,12 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
         Disposition::Answered
     }
 
+    /// Whether `addr` is the node's own: its configured address, or one it found by talking to
+    /// itself (the configured one is never forgotten).
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        self.config.local_addr == Some(addr) || self.self_addrs.contains(&addr)
+    }
+
     fn note_self(&mut self, addr: SocketAddr) {
         if !self.self_addrs.contains(&addr) {
             if self.self_addrs.is_full() {
@@ -585,7 +588,7 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     fn learn(&mut self, addr: SocketAddr) {
         if addr.port() == 0
             || addr.ip().is_unspecified()
-            || self.self_addrs.contains(&addr)
+            || self.is_self(addr)
             || self.hosts.iter().any(|h| h.info.addr == addr)
             || self.candidates.iter().any(|&a| a == addr)
             || self
@@ -749,7 +752,7 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
         while self.probe_room()
             && let Some(to) = self.candidates.pop_front()
         {
-            if self.hosts.iter().any(|h| h.info.addr == to) || self.self_addrs.contains(&to) {
+            if self.hosts.iter().any(|h| h.info.addr == to) || self.is_self(to) {
                 continue;
             }
             return self.send_check(now, to, Purpose::Probe, buf);
@@ -822,10 +825,11 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
                 // Never answer with more bytes than the request carried.
                 let budget = request.encoded_len().min(buf.len()).min(MAX_DATAGRAM_LEN);
                 let total = u16::try_from(self.hosts.len()).unwrap_or(u16::MAX);
+                // A start past the end gets an empty page at the end, which tells the size.
+                let start = request.start.min(total);
                 let mut writer =
-                    PeerTableWriter::new(&mut buf[..budget], request.nonce, request.start, total)
-                        .ok()?;
-                for host in self.hosts.iter().skip(usize::from(request.start)) {
+                    PeerTableWriter::new(&mut buf[..budget], request.nonce, start, total).ok()?;
+                for host in self.hosts.iter().skip(usize::from(start)) {
                     if writer.is_full() {
                         break;
                     }

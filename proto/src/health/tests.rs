@@ -951,3 +951,93 @@ fn stats_add_up() {
     };
     assert_eq!((a.received, a.late, a.events_dropped), (5, 1, u64::MAX));
 }
+
+#[test]
+fn test_mapped_unspecified_entry_is_refused() {
+    let mut bad = TABLE_RESPONSE;
+    bad[22 + 12..22 + 16].fill(0); // ::ffff:0.0.0.0
+    assert_eq!(Message::parse(&bad), Err(Error::BadAddress));
+    let entry = PeerEntry {
+        addr: "[::ffff:0.0.0.0]:80".parse().unwrap(),
+        health: Health::HEALTHY,
+    };
+    assert!(!entry.is_valid());
+    let mut buf = [0u8; 100];
+    let mut writer = PeerTableWriter::new(&mut buf, Nonce::default(), 0, 1).unwrap();
+    assert_eq!(writer.push(&entry), Err(Error::BadAddress));
+}
+
+#[test]
+fn test_writer_never_writes_what_parse_refuses() {
+    let entry = PeerEntry {
+        addr: "10.0.0.1:1".parse().unwrap(),
+        health: Health::HEALTHY,
+    };
+    let mut buf = [0u8; 508];
+    assert_eq!(
+        PeerTableWriter::new(&mut buf, Nonce::default(), 3, 2).err(),
+        Some(Error::BadLength)
+    );
+    let mut writer = PeerTableWriter::new(&mut buf, Nonce::default(), 1, 2).unwrap();
+    assert_eq!(writer.push(&entry), Ok(()));
+    assert_eq!(
+        writer.push(&entry),
+        Err(Error::BadLength),
+        "start 1 + 2 entries > total 2"
+    );
+    let len = writer.finish();
+    assert!(PeerTableResponse::parse(&buf[..len]).is_ok());
+}
+
+#[test]
+fn table_request_past_the_end_gets_an_empty_last_page() {
+    let mut node = Node::new(config(addr(1)), TestRng(10));
+    let now = Instant::from_millis(1);
+    let request = PeerTableRequest {
+        nonce: Nonce::from_bytes([9; 16]),
+        start: 500,
+        len: 508,
+    };
+    let mut buf = [0u8; 508];
+    let len = request.encode(&mut buf).unwrap();
+    assert_eq!(
+        node.handle_datagram(now, addr(2), &buf[..len]),
+        Disposition::Answered
+    );
+    let out = drain(&mut node, addr(1), now);
+    let (_, _, reply) = out.iter().find(|(_, _, b)| b[0] == 0x04).unwrap();
+    let page = PeerTableResponse::parse(reply).unwrap();
+    assert_eq!((page.start(), page.total(), page.count()), (0, 0, 0));
+}
+
+#[test]
+fn configured_local_addr_is_never_forgotten() {
+    let mut node = Node::new(config(addr(1)), TestRng(11));
+    let now = Instant::from_millis(1);
+    // Five other addresses of ours are found by talking to ourselves (more than are remembered).
+    for p in 50..55 {
+        node.add_seed(addr(p)).unwrap();
+    }
+    node.handle_timeout(now);
+    let mut buf = [0u8; 508];
+    let mut probes = Vec::new();
+    while let Some(t) = node.poll_transmit(now, &mut buf) {
+        probes.push((t.destination, buf[..t.len].to_vec()));
+    }
+    for (to, bytes) in probes {
+        assert_eq!(
+            node.handle_datagram(now, to, &bytes),
+            Disposition::Dropped(DropReason::SelfTalk)
+        );
+    }
+    assert_eq!(node.stats().self_detected, 5);
+    // The configured address is still known as ours: a table naming it adds no probe of it.
+    let mut req = REQUEST;
+    req[16] = 0x77;
+    node.handle_datagram(now, addr(1), &req);
+    assert!(
+        drain(&mut node, addr(1), now)
+            .iter()
+            .all(|(_, to, b)| !(*to == addr(1) && b[0] == 0x01))
+    );
+}
