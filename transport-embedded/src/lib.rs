@@ -1,2 +1,62 @@
-//! embedded-nal adapters for sinew's protocol cores (being written).
+//! # sinew-transport-embedded
+//!
+//! Binds sinew's sans-IO protocol cores ([`sinew_proto`]) to [embedded-nal] 0.9 network stacks:
+//! `no_std`, no allocator, generic over the stack, every buffer owned by the caller.
+//!
+//! * [`HealthEndpoint`] — a [`HealthNode`](sinew_proto::health::HealthNode) (health checks, the
+//!   network table, peer-table discovery) on one socket of a [`UdpFullStack`](embedded_nal::UdpFullStack);
+//! * [`Error`] — `Proto(sinew_proto::Error)` or `Network(E)` for the stack's error `E`;
+//! * `AsyncHealthEndpoint` (feature `async`) — the same over an embedded-nal-async
+//!   `UnconnectedUdp` socket, waiting with an embedded-hal-async `DelayNs`;
+//! * [`Clock`] — where a board says what time it is. Like the cores, the adapter never reads a
+//!   clock: every call takes `now`.
+//!
+//! `nb::WouldBlock` from the stack is never an error: the endpoint keeps what it could not finish
+//! and [`poll`](HealthEndpoint::poll) says to come back at once.
+//!
+//! ```
+//! use std_embedded_nal::Stack;
+//! use sinew_proto::health::{Config, HealthNode};
+//! use sinew_proto::time::Instant;
+//! use sinew_transport_embedded::{HealthBuffers, HealthEndpoint};
+//! # use rand_core::UnwrapErr;
+//! # use getrandom::SysRng;
+//!
+//! let mut stack = Stack;
+//! let mut buffers = HealthBuffers::new();
+//! let node: HealthNode<_, 8, 8, 4> = HealthNode::new(Config::default(), UnwrapErr(SysRng));
+//! let mut endpoint = HealthEndpoint::bind(&mut stack, 0, node, &mut buffers)?;
+//! endpoint.add_seed("127.0.0.1:7000".parse().unwrap())?;
+//! let next_wakeup = endpoint.poll(&mut stack, Instant::ZERO)?;
+//! assert!(next_wakeup.is_some());
+//! # Ok::<(), sinew_transport_embedded::Error<std::io::Error>>(())
+//! ```
+//!
+//! ## Layout
+//! One module per protocol family and kind of socket: [`health`] runs on `UdpFullStack`. Clients
+//! on TCP (the ZooKeeper client, the DHT) will each get a module of their own, generic over
+//! `embedded_nal::TcpClientStack` in the same way (stack passed to every call, caller's buffers,
+//! [`Error`] with the stack's error), driving their sans-IO cores from `sinew_proto`.
+//!
+//! [embedded-nal]: embedded_nal
 #![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+mod clock;
+mod error;
+pub mod health;
+#[cfg(feature = "async")]
+pub mod health_async;
+
+pub use clock::Clock;
+pub use error::{Error, Result};
+pub use health::{HealthBuffers, HealthEndpoint};
+#[cfg(feature = "async")]
+pub use health_async::AsyncHealthEndpoint;
+
+/// The `nb` crate of embedded-nal, for matching on `WouldBlock` without a dependency of your own.
+pub use embedded_nal::nb;
