@@ -7,8 +7,8 @@ use heapless::{Deque, Vec};
 use rand_core::CryptoRng;
 
 use super::{
-    Health, HealthCheck, HealthKind, MAX_DATAGRAM_LEN, Message, PeerEntry, PeerTableRequest,
-    PeerTableResponse, PeerTableWriter, Status,
+    Health, HealthCheck, HealthKind, MAX_DATAGRAM_LEN, Message, PEER_TABLE_HEADER_LEN, PeerEntry,
+    PeerTableRequest, PeerTableResponse, PeerTableWriter, Status,
 };
 use crate::nonce::Nonce;
 use crate::time::Instant;
@@ -574,6 +574,11 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     fn on_table_page(&mut self, from: SocketAddr, page: &PeerTableResponse<'_>) {
         self.stats.tables_received += 1;
         for entry in page.entries() {
+            // A loopback address means something only to a peer on this same machine: from a
+            // remote peer's table it would name ourselves (or nothing), never that host.
+            if entry.addr.ip().is_loopback() && !from.ip().is_loopback() {
+                continue;
+            }
             self.learn(entry.addr);
         }
         if let Some(next) = page.next_start() {
@@ -730,6 +735,10 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     /// Writes the next datagram to send into `buf` (give it [`MAX_DATAGRAM_LEN`] bytes) and
     /// says where it goes; `None` when there is nothing to send. Call until `None`.
     ///
+    /// A shorter buffer asks for (and serves) smaller peer-table pages; below
+    /// [`PEER_TABLE_HEADER_LEN`] bytes only queued health responses
+    /// are written.
+    ///
     /// Queued responses go first, then table requests, probes of learned hosts, and due checks.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(out) = self.queue.pop_front() {
@@ -737,12 +746,16 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
                 return Some(t);
             }
         }
-        if self.pending.is_full() {
+        // Every request below fits in PEER_TABLE_HEADER_LEN bytes, so none can fail to encode
+        // after its outstanding entry was made.
+        if self.pending.is_full() || buf.len() < PEER_TABLE_HEADER_LEN {
             return None;
         }
         if let Some((to, start)) = self.table_wanted.pop_front() {
             let nonce = self.add_pending(now, to, Purpose::Table).ok()?;
-            let len = PeerTableRequest::full_page(nonce, start).encode(buf).ok()?;
+            // Ask for as much as the buffer can carry (a full page with MAX_DATAGRAM_LEN bytes).
+            let len = buf.len().min(MAX_DATAGRAM_LEN) as u16;
+            let len = PeerTableRequest { nonce, start, len }.encode(buf).ok()?;
             self.stats.tables_requested += 1;
             return Some(Transmit {
                 destination: to,

@@ -1041,3 +1041,69 @@ fn configured_local_addr_is_never_forgotten() {
             .all(|(_, to, b)| !(*to == addr(1) && b[0] == 0x01))
     );
 }
+
+#[test]
+fn loopback_entries_from_a_remote_peer_are_ignored() {
+    let mut node = Node::new(config(SocketAddr::from(([10, 0, 2, 15], 1))), TestRng(12));
+    let peer = SocketAddr::from(([10, 0, 2, 2], 7));
+    let now = Instant::from_millis(1);
+    node.add_seed(peer).unwrap();
+    node.handle_timeout(now);
+    let mut buf = [0u8; 508];
+    let mut others = Vec::new();
+    // Answer the probe, then the table request it triggers, with a page naming a loopback host
+    // and a routable one.
+    for _ in 0..2 {
+        while let Some(t) = node.poll_transmit(now, &mut buf) {
+            if t.destination != peer {
+                others.push(t.destination);
+                continue;
+            }
+            let request = buf[..t.len].to_vec();
+            let mut reply = [0u8; 508];
+            let len = if request[0] == 0x01 {
+                reply[..17].copy_from_slice(&response_to(&request));
+                17
+            } else {
+                let mut w = PeerTableWriter::new(&mut reply, nonce_of(&request), 0, 2).unwrap();
+                for a in ["127.0.0.1:9", "10.0.2.3:9"] {
+                    w.push(&PeerEntry {
+                        addr: a.parse().unwrap(),
+                        health: Health::HEALTHY,
+                    })
+                    .unwrap();
+                }
+                w.finish()
+            };
+            assert_eq!(
+                node.handle_datagram(now, peer, &reply[..len]),
+                Disposition::Accepted
+            );
+        }
+    }
+    others.extend(
+        drain(&mut node, addr(0), now)
+            .into_iter()
+            .map(|(_, to, _)| to),
+    );
+    assert_eq!(others, [SocketAddr::from(([10, 0, 2, 3], 9))]);
+}
+
+#[test]
+fn short_buffers_ask_for_smaller_pages() {
+    let mut node = Node::new(config(addr(1)), TestRng(13));
+    let now = Instant::from_millis(1);
+    node.add_seed(addr(2)).unwrap();
+    node.handle_timeout(now);
+    let (_, request) = request_from(&mut node, now);
+    node.handle_datagram(now, addr(2), &response_to(&request));
+    let mut small = [0u8; 60];
+    let t = node.poll_transmit(now, &mut small).unwrap();
+    let request = PeerTableRequest::parse(&small[..t.len]).unwrap();
+    assert_eq!((request.len, request.entry_budget()), (60, 2));
+    let mut tiny = [0u8; 21];
+    assert_eq!(
+        node.poll_transmit(now + Duration::from_secs(1), &mut tiny),
+        None
+    );
+}
