@@ -38,6 +38,11 @@ pub enum Error {
     /// enumerant in a closed enum, ...).
     BadValue,
     // New variants for other protocol families go below this line.
+    /// ZooKeeper: an operation code that may not appear where it was found (a read inside a
+    /// multi, a write inside a multiRead, a multi result of an unknown type). Every ZooKeeper
+    /// op code fits an `i16`; one that does not is reported as `i16::MIN`. (An `i32` here would
+    /// double this enum's size and measurably slow every parser's `Result`.)
+    UnexpectedOp(i16),
 }
 
 /// `core::result::Result` with this crate's [`Error`].
@@ -59,6 +64,7 @@ impl fmt::Display for Error {
             Error::BufferTooSmall => f.write_str("output buffer too small"),
             Error::Capacity => f.write_str("bounded storage is full"),
             Error::BadValue => f.write_str("field value out of its range"),
+            Error::UnexpectedOp(op) => write!(f, "operation code {op} not allowed here"),
         }
     }
 }
@@ -84,6 +90,9 @@ impl defmt::Format for Error {
             Error::BufferTooSmall => defmt::write!(f, "output buffer too small"),
             Error::Capacity => defmt::write!(f, "bounded storage is full"),
             Error::BadValue => defmt::write!(f, "field value out of its range"),
+            Error::UnexpectedOp(op) => {
+                defmt::write!(f, "operation code {=i16} not allowed here", op)
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 //! * [`nonce`] — the 17-byte nonce header (type byte + 128-bit nonce) shared by the UDP protocols;
 //! * [`dht`] — DHT commands (get/put/lock/unlock) and ring membership messages;
 //! * [`health`] — UDP health checks and peer-table exchange, as a codec and as a sans-IO state
-//!   machine ([`health::HealthNode`]).
+//!   machine ([`health::HealthNode`]);
+//! * [`zk`] — Apache ZooKeeper's jute client protocol: every request, reply and record, and a
+//!   streaming frame decoder ([`zk::ZkFrameDecoder`]).
 //!
 //! Parsing borrows the input and never allocates or panics; encoding writes into a caller's buffer
 //! whose size [`encoded_len`](health::HealthCheck::encoded_len)-style methods give exactly. Protocol
