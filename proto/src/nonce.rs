@@ -60,6 +60,7 @@ impl Nonce {
     }
 
     /// A fresh nonce drawn from `rng`.
+    #[inline]
     pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Nonce {
         let mut bytes = [0; NONCE_LEN];
         rng.fill_bytes(&mut bytes);
@@ -121,6 +122,7 @@ impl<T: AsRef<[u8]>> Header<T> {
     /// [`Error::Truncated`] if it is shorter than [`HEADER_LEN`], [`Error::UnsupportedVersion`]
     /// if the version bits are not [`VERSION`]. The kind is not checked here: each protocol
     /// family knows its own kinds.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Header<T>> {
         let bytes = buffer.as_ref();
         if bytes.len() < HEADER_LEN {
@@ -134,6 +136,7 @@ impl<T: AsRef<[u8]>> Header<T> {
     }
 
     /// The whole type byte.
+    #[inline]
     pub fn type_byte(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
@@ -144,17 +147,20 @@ impl<T: AsRef<[u8]>> Header<T> {
     }
 
     /// The message kind (the low five bits of the type byte).
+    #[inline]
     pub fn kind(&self) -> u8 {
         split_type_byte(self.type_byte()).1
     }
 
     /// The nonce, by reference into the buffer.
+    #[inline]
     pub fn nonce_bytes(&self) -> &[u8; NONCE_LEN] {
         // Infallible after `new_checked`; the fallback keeps the accessor panic-free regardless.
         <&[u8; NONCE_LEN]>::try_from(&self.buffer.as_ref()[field::NONCE]).unwrap_or(&[0; NONCE_LEN])
     }
 
     /// The nonce, copied out.
+    #[inline]
     pub fn nonce(&self) -> Nonce {
         Nonce(*self.nonce_bytes())
     }
@@ -173,6 +179,7 @@ impl<T: AsRef<[u8]>> Header<T> {
 /// Writes a version-[`VERSION`] header with `kind` and `nonce` at the start of `buf`.
 ///
 /// Returns [`HEADER_LEN`], or [`Error::BufferTooSmall`].
+#[inline]
 pub fn emit_header(buf: &mut [u8], kind: u8, nonce: &Nonce) -> Result<usize> {
     let Some(header) = buf.get_mut(..HEADER_LEN) else {
         return Err(Error::BufferTooSmall);

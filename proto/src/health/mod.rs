@@ -107,6 +107,7 @@ impl MessageKind {
 }
 
 /// Checks the length limit, the version and the kind of any datagram of this protocol.
+#[inline]
 fn parse_header(datagram: &[u8]) -> Result<(MessageKind, Header<&[u8]>)> {
     if datagram.len() > MAX_DATAGRAM_LEN {
         return Err(Error::TooLarge);
@@ -118,6 +119,7 @@ fn parse_header(datagram: &[u8]) -> Result<(MessageKind, Header<&[u8]>)> {
     }
 }
 
+#[inline]
 fn read_u16(bytes: &[u8], at: Range<usize>) -> u16 {
     match bytes.get(at) {
         Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
@@ -172,6 +174,7 @@ impl<T: AsRef<[u8]>> HealthPacket<T> {
     /// [`Error::Truncated`] (short), [`Error::TrailingBytes`] (padded),
     /// [`Error::UnsupportedVersion`], [`Error::UnknownType`], or [`Error::UnexpectedType`] for a
     /// well-formed message that is not a health packet.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<HealthPacket<T>> {
         let bytes = buffer.as_ref();
         if bytes.len() == HEALTH_LEN {
@@ -191,6 +194,7 @@ impl<T: AsRef<[u8]>> HealthPacket<T> {
     }
 
     /// Request or response.
+    #[inline]
     pub fn kind(&self) -> HealthKind {
         if self.buffer.as_ref()[0] == MessageKind::HealthResponse.type_byte() {
             HealthKind::Response
@@ -200,12 +204,14 @@ impl<T: AsRef<[u8]>> HealthPacket<T> {
     }
 
     /// The nonce, by reference into the buffer.
+    #[inline]
     pub fn nonce_bytes(&self) -> &[u8; 16] {
         let bytes = self.buffer.as_ref();
         <&[u8; 16]>::try_from(bytes.get(1..HEALTH_LEN).unwrap_or(&[0; 16])).unwrap_or(&[0; 16])
     }
 
     /// The nonce, copied out.
+    #[inline]
     pub fn nonce(&self) -> Nonce {
         Nonce::from_bytes(*self.nonce_bytes())
     }
@@ -229,6 +235,7 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     /// Parses a datagram that must be a health packet (see [`HealthPacket::new_checked`]).
+    #[inline]
     pub fn parse(datagram: &[u8]) -> Result<HealthCheck> {
         let packet = HealthPacket::new_checked(datagram)?;
         Ok(HealthCheck {
@@ -246,6 +253,7 @@ impl HealthCheck {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] if `buf` is shorter than [`HEALTH_LEN`].
+    #[inline]
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
         let Some(out) = buf.first_chunk_mut::<HEALTH_LEN>() else {
             return Err(Error::BufferTooSmall);
@@ -402,6 +410,7 @@ impl PeerTableRequest {
     /// [`Error::Truncated`] below [`PEER_TABLE_HEADER_LEN`] bytes, [`Error::TooLarge`] above
     /// [`MAX_DATAGRAM_LEN`], [`Error::NonZeroPadding`] if the padding is not all zero, and the
     /// header errors of [`Message::parse`].
+    #[inline]
     pub fn parse(datagram: &[u8]) -> Result<PeerTableRequest> {
         let (kind, header) = parse_header(datagram)?;
         if kind != MessageKind::PeerTableRequest {
@@ -468,59 +477,97 @@ pub struct PeerEntry {
     pub health: Health,
 }
 
+/// `::ffff:0.0.0.0`: the unspecified IPv4 address in IPv4-mapped form.
+const MAPPED_UNSPECIFIED: u128 = 0xffff_0000_0000;
+
 impl PeerEntry {
-    fn read(bytes: &[u8; ENTRY_LEN]) -> PeerEntry {
-        let mut octets = [0; 16];
-        octets.copy_from_slice(&bytes[entry::ADDR]);
-        let ip6 = Ipv6Addr::from(octets);
+    /// The 16 address bytes this entry travels with and its port.
+    #[inline]
+    fn wire_addr(&self) -> ([u8; 16], u16) {
+        let octets = match self.addr {
+            SocketAddr::V4(a) => a.ip().to_ipv6_mapped().octets(),
+            SocketAddr::V6(a) => a.ip().octets(),
+        };
+        (octets, self.addr.port())
+    }
+
+    /// Whether this entry can be encoded (and would be accepted): an address that is neither
+    /// `::`, `0.0.0.0` nor `::ffff:0.0.0.0`, and a non-zero port.
+    #[inline]
+    pub fn is_valid(&self) -> bool {
+        let (octets, port) = self.wire_addr();
+        wire_addr_is_valid(u128::from_be_bytes(octets), port)
+    }
+}
+
+#[inline]
+fn wire_addr_is_valid(addr: u128, port: u16) -> bool {
+    port != 0 && addr != 0 && addr != MAPPED_UNSPECIFIED
+}
+
+/// A zero-copy view of one 19-byte peer-table entry, as walked by [`PeerTableResponse::views`].
+///
+/// Reading its fields costs a load each; [`to_entry`](Self::to_entry) validates and decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerEntryView<'a> {
+    raw: &'a [u8; ENTRY_LEN],
+}
+
+impl<'a> PeerEntryView<'a> {
+    /// The 16 address bytes (IPv6, or IPv4-mapped).
+    #[inline]
+    pub fn octets(&self) -> &'a [u8; 16] {
+        self.raw.first_chunk::<16>().unwrap_or(&[0; 16])
+    }
+
+    /// The port.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        u16::from_be_bytes([self.raw[entry::PORT.start], self.raw[entry::PORT.start + 1]])
+    }
+
+    /// The raw lives byte (valid values are 0..=[`MAX_LIVES`]).
+    #[inline]
+    pub fn lives_byte(&self) -> u8 {
+        self.raw[entry::HEALTH]
+    }
+
+    /// The address, with IPv4-mapped addresses as IPv4.
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        let ip6 = Ipv6Addr::from(*self.octets());
         let ip = match ip6.to_ipv4_mapped() {
             Some(ip4) => IpAddr::V4(ip4),
             None => IpAddr::V6(ip6),
         };
-        let port = read_u16(bytes, entry::PORT);
-        // Validated by `check`; an invalid byte cannot reach here through the public API.
-        let health = Health::from_lives(bytes[entry::HEALTH]).unwrap_or(Health::UNHEALTHY);
-        PeerEntry {
-            addr: SocketAddr::new(ip, port),
-            health,
-        }
+        SocketAddr::new(ip, self.port())
     }
 
-    fn check(bytes: &[u8]) -> Result<()> {
-        let health = bytes.get(entry::HEALTH).copied().unwrap_or(u8::MAX);
-        if health > MAX_LIVES {
-            return Err(Error::BadStatus(health));
+    /// Checks the entry: [`Error::BadStatus`] for lives above [`MAX_LIVES`],
+    /// [`Error::BadAddress`] for an unspecified address or port 0.
+    #[inline]
+    pub fn check(&self) -> Result<()> {
+        let lives = self.lives_byte();
+        if lives > MAX_LIVES {
+            return Err(Error::BadStatus(lives));
         }
-        // `::` and `::ffff:0.0.0.0` (the unspecified IPv4 address, mapped) are both refused: an
-        // entry must name a host, and every accepted entry must encode back to the same bytes.
-        const MAPPED_UNSPECIFIED: u128 = 0xffff_0000_0000;
-        let addr = bytes
-            .get(entry::ADDR)
-            .and_then(|a| a.first_chunk::<16>())
-            .map_or(0, |a| u128::from_be_bytes(*a));
-        if read_u16(bytes, entry::PORT) == 0 || addr == 0 || addr == MAPPED_UNSPECIFIED {
+        if !wire_addr_is_valid(u128::from_be_bytes(*self.octets()), self.port()) {
             return Err(Error::BadAddress);
         }
         Ok(())
     }
 
-    fn write(&self, out: &mut [u8; ENTRY_LEN]) {
-        let octets = match self.addr.ip() {
-            IpAddr::V4(ip4) => ip4.to_ipv6_mapped().octets(),
-            IpAddr::V6(ip6) => ip6.octets(),
+    /// The entry, validated and decoded.
+    #[inline]
+    pub fn to_entry(&self) -> Result<PeerEntry> {
+        self.check()?;
+        let health = Health {
+            lives: self.lives_byte(),
         };
-        out[entry::ADDR].copy_from_slice(&octets);
-        out[entry::PORT].copy_from_slice(&self.addr.port().to_be_bytes());
-        out[entry::HEALTH] = self.health.lives();
-    }
-
-    /// Whether this entry can be encoded: a specified address and a non-zero port.
-    pub fn is_valid(&self) -> bool {
-        let mapped_unspecified = match self.addr.ip() {
-            IpAddr::V6(ip6) => ip6.to_ipv4_mapped().is_some_and(|ip4| ip4.is_unspecified()),
-            IpAddr::V4(_) => false,
-        };
-        self.addr.port() != 0 && !self.addr.ip().is_unspecified() && !mapped_unspecified
+        Ok(PeerEntry {
+            addr: self.addr(),
+            health,
+        })
     }
 }
 
@@ -548,46 +595,70 @@ impl<'a> arbitrary::Arbitrary<'a> for PeerEntry {
 
 /// A zero-copy view of one page of a peer's network table.
 ///
-/// [`PeerTableResponse::parse`] validates the whole datagram — length, count, every entry — so
-/// that walking [`entries`](Self::entries) cannot fail.
+/// [`PeerTableResponse::parse`] checks the page's structure in constant time — type, length,
+/// count, `start + count <= total` — and leaves the entries to be checked as they are walked:
+/// [`entries`](Self::entries) yields each one validated and decoded (or its typed error), and
+/// [`views`](Self::views) yields raw [`PeerEntryView`]s for the cheapest walk.
+/// [`validate`](Self::validate) checks every entry at once; [`Message::parse`] calls it, so a
+/// page obtained from [`Message::parse`] has no invalid entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerTableResponse<'a> {
     datagram: &'a [u8],
 }
 
 impl<'a> PeerTableResponse<'a> {
-    /// Parses and validates a datagram that must be a peer-table response.
+    /// Parses a datagram that must be a peer-table response, checking its structure.
     ///
     /// # Errors
     /// [`Error::Truncated`] if shorter than its count says, [`Error::TrailingBytes`] if longer,
-    /// [`Error::BadLength`] if `start + count > total`, [`Error::BadStatus`] /
-    /// [`Error::BadAddress`] for an invalid entry, and the header errors of [`Message::parse`].
+    /// [`Error::BadLength`] if `start + count > total`, and the header errors of
+    /// [`Message::parse`]. Entries are not checked here (see [`validate`](Self::validate)).
+    #[inline]
     pub fn parse(datagram: &'a [u8]) -> Result<PeerTableResponse<'a>> {
-        let (kind, header) = parse_header(datagram)?;
-        if kind != MessageKind::PeerTableResponse {
-            return Err(Error::UnexpectedType(header.type_byte()));
+        if datagram.len() > MAX_DATAGRAM_LEN {
+            return Err(Error::TooLarge);
         }
-        let Some(&count) = datagram.get(table::COUNT) else {
-            return Err(Error::Truncated);
+        let Some(fixed) = datagram.first_chunk::<PEER_TABLE_HEADER_LEN>() else {
+            return Err(Self::slow_error(datagram));
         };
-        let expected = peer_table_len(usize::from(count));
-        if datagram.len() < expected {
-            return Err(Error::Truncated);
+        if fixed[0] != MessageKind::PeerTableResponse.type_byte() {
+            return Err(Self::slow_error(datagram));
         }
-        if datagram.len() > expected {
-            return Err(Error::TrailingBytes);
+        let count = usize::from(fixed[table::COUNT]);
+        let expected = peer_table_len(count);
+        if datagram.len() != expected {
+            return Err(if datagram.len() < expected {
+                Error::Truncated
+            } else {
+                Error::TrailingBytes
+            });
         }
-        let start = u32::from(read_u16(datagram, table::START));
-        if start + u32::from(count) > u32::from(read_u16(datagram, table::TOTAL)) {
+        let start = u32::from(u16::from_be_bytes([fixed[17], fixed[18]]));
+        let total = u32::from(u16::from_be_bytes([fixed[19], fixed[20]]));
+        if start + count as u32 > total {
             return Err(Error::BadLength);
-        }
-        for raw in datagram[table::ENTRIES..].chunks_exact(ENTRY_LEN) {
-            PeerEntry::check(raw)?;
         }
         Ok(PeerTableResponse { datagram })
     }
 
+    /// The precise error for a datagram that is not even a peer-table response's header.
+    #[cold]
+    fn slow_error(datagram: &[u8]) -> Error {
+        match parse_header(datagram) {
+            Err(e) => e,
+            Ok((MessageKind::PeerTableResponse, _)) => Error::Truncated,
+            Ok((_, header)) => Error::UnexpectedType(header.type_byte()),
+        }
+    }
+
+    /// Checks every entry; the first invalid one gives its error ([`Error::BadStatus`] or
+    /// [`Error::BadAddress`]).
+    pub fn validate(&self) -> Result<()> {
+        self.views().try_for_each(|view| view.check())
+    }
+
     /// The nonce of the request this answers.
+    #[inline]
     pub fn nonce(&self) -> Nonce {
         let mut bytes = [0; 16];
         bytes.copy_from_slice(self.datagram.get(1..HEADER_LEN).unwrap_or(&[0; 16]));
@@ -595,16 +666,19 @@ impl<'a> PeerTableResponse<'a> {
     }
 
     /// Index of this page's first entry in the sender's table.
+    #[inline]
     pub fn start(&self) -> u16 {
         read_u16(self.datagram, table::START)
     }
 
     /// Number of entries in the sender's whole table.
+    #[inline]
     pub fn total(&self) -> u16 {
         read_u16(self.datagram, table::TOTAL)
     }
 
     /// Number of entries in this page.
+    #[inline]
     pub fn count(&self) -> u8 {
         self.datagram.get(table::COUNT).copied().unwrap_or(0)
     }
@@ -615,9 +689,16 @@ impl<'a> PeerTableResponse<'a> {
         (self.count() > 0 && next < self.total()).then_some(next)
     }
 
-    /// The entries of this page, decoded as they are walked.
-    pub fn entries(&self) -> PeerEntries<'a> {
-        PeerEntries {
+    /// The entries of this page, each validated and decoded as it is walked.
+    #[inline]
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = Result<PeerEntry>> + 'a {
+        self.views().map(|view| view.to_entry())
+    }
+
+    /// The entries of this page as raw views: the cheapest walk.
+    #[inline]
+    pub fn views(&self) -> PeerEntryViews<'a> {
+        PeerEntryViews {
             chunks: self
                 .datagram
                 .get(table::ENTRIES..)
@@ -632,26 +713,29 @@ impl<'a> PeerTableResponse<'a> {
     }
 }
 
-/// Iterator over the entries of a [`PeerTableResponse`].
+/// Iterator over the entries of a [`PeerTableResponse`], as [`PeerEntryView`]s.
 #[derive(Clone, Debug)]
-pub struct PeerEntries<'a> {
+pub struct PeerEntryViews<'a> {
     chunks: core::slice::ChunksExact<'a, u8>,
 }
 
-impl Iterator for PeerEntries<'_> {
-    type Item = PeerEntry;
+impl<'a> Iterator for PeerEntryViews<'a> {
+    type Item = PeerEntryView<'a>;
 
-    fn next(&mut self) -> Option<PeerEntry> {
+    #[inline]
+    fn next(&mut self) -> Option<PeerEntryView<'a>> {
         let raw = self.chunks.next()?;
-        raw.first_chunk::<ENTRY_LEN>().map(PeerEntry::read)
+        raw.first_chunk::<ENTRY_LEN>()
+            .map(|raw| PeerEntryView { raw })
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.chunks.size_hint()
     }
 }
 
-impl ExactSizeIterator for PeerEntries<'_> {}
+impl ExactSizeIterator for PeerEntryViews<'_> {}
 
 /// Length of a peer-table response with `count` entries.
 pub const fn peer_table_len(count: usize) -> usize {
@@ -669,7 +753,7 @@ pub const fn peer_table_len(count: usize) -> usize {
 /// writer.push(&PeerEntry { addr: "127.0.0.1:4000".parse().unwrap(), health: Health::HEALTHY })?;
 /// let len = writer.finish();
 /// let page = PeerTableResponse::parse(&buf[..len])?;
-/// assert_eq!(page.entries().next().unwrap().addr.port(), 4000);
+/// assert_eq!(page.entries().next().unwrap()?.addr.port(), 4000);
 /// # Ok::<(), sinew_proto::Error>(())
 /// ```
 #[derive(Debug)]
@@ -690,6 +774,7 @@ impl<'b> PeerTableWriter<'b> {
     /// # Errors
     /// [`Error::BufferTooSmall`] if `buf` cannot hold [`PEER_TABLE_HEADER_LEN`] bytes,
     /// [`Error::BadLength`] if `start > total`.
+    #[inline]
     pub fn new(buf: &'b mut [u8], nonce: Nonce, start: u16, total: u16) -> Result<Self> {
         if start > total {
             return Err(Error::BadLength);
@@ -720,6 +805,7 @@ impl<'b> PeerTableWriter<'b> {
     /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadLength`] when the page would
     /// go past the table's `total`, [`Error::BadAddress`] for an entry with an unspecified
     /// address or port 0 (which the receiver would refuse).
+    #[inline]
     pub fn push(&mut self, entry: &PeerEntry) -> Result<()> {
         if self.count >= self.capacity {
             return Err(Error::BufferTooSmall);
@@ -727,21 +813,27 @@ impl<'b> PeerTableWriter<'b> {
         if u32::from(self.start) + u32::from(self.count) >= u32::from(self.total) {
             return Err(Error::BadLength);
         }
-        if !entry.is_valid() {
+        let (octets, port) = entry.wire_addr();
+        if !wire_addr_is_valid(u128::from_be_bytes(octets), port) {
             return Err(Error::BadAddress);
         }
         let at = peer_table_len(usize::from(self.count));
-        let out = self
+        let Some(out) = self
             .buf
-            .get_mut(at..at + ENTRY_LEN)
+            .get_mut(at..)
             .and_then(|s| s.first_chunk_mut::<ENTRY_LEN>())
-            .ok_or(Error::BufferTooSmall)?;
-        entry.write(out);
+        else {
+            return Err(Error::BufferTooSmall);
+        };
+        out[entry::ADDR].copy_from_slice(&octets);
+        out[entry::PORT].copy_from_slice(&port.to_be_bytes());
+        out[entry::HEALTH] = entry.health.lives();
         self.count += 1;
         Ok(())
     }
 
     /// Whether no more entries fit.
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.count >= self.capacity
     }
@@ -757,6 +849,7 @@ impl<'b> PeerTableWriter<'b> {
     }
 
     /// Completes the page and returns its length in bytes.
+    #[inline]
     pub fn finish(self) -> usize {
         self.buf[table::COUNT] = self.count;
         peer_table_len(usize::from(self.count))
@@ -789,6 +882,7 @@ impl<'a> Message<'a> {
     /// [`Error::UnsupportedVersion`], [`Error::UnknownType`], and the per-kind errors of
     /// [`HealthPacket::new_checked`], [`PeerTableRequest::parse`] and
     /// [`PeerTableResponse::parse`].
+    #[inline]
     pub fn parse(datagram: &'a [u8]) -> Result<Message<'a>> {
         let (kind, header) = parse_header(datagram)?;
         match kind {
@@ -806,7 +900,9 @@ impl<'a> Message<'a> {
                 PeerTableRequest::parse(datagram).map(Message::PeerTableRequest)
             }
             MessageKind::PeerTableResponse => {
-                PeerTableResponse::parse(datagram).map(Message::PeerTableResponse)
+                let page = PeerTableResponse::parse(datagram)?;
+                page.validate()?;
+                Ok(Message::PeerTableResponse(page))
             }
         }
     }

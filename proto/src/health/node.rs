@@ -573,7 +573,8 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
 
     fn on_table_page(&mut self, from: SocketAddr, page: &PeerTableResponse<'_>) {
         self.stats.tables_received += 1;
-        for entry in page.entries() {
+        // Pages reach here through `Message::parse`, which validated every entry.
+        for entry in page.entries().flatten() {
             // A loopback address means something only to a peer on this same machine: from a
             // remote peer's table it would name ourselves (or nothing), never that host.
             if entry.addr.ip().is_loopback() && !from.ip().is_loopback() {

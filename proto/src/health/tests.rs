@@ -211,7 +211,7 @@ fn test_parse_table_response() {
     assert_eq!(page.nonce(), nonce_of(&TABLE_RESPONSE));
     assert_eq!((page.start(), page.total(), page.count()), (3, 5, 2));
     assert_eq!(page.next_start(), None, "3 + 2 = 5: last page");
-    let entries: Vec<PeerEntry> = page.entries().collect();
+    let entries: Vec<PeerEntry> = page.entries().collect::<Result<_, _>>().unwrap();
     assert_eq!(
         entries,
         [
@@ -234,7 +234,7 @@ fn test_emit_table_response() {
     let mut buf = [0xa5; 100];
     let mut writer = PeerTableWriter::new(&mut buf, page.nonce(), 3, 5).unwrap();
     for entry in page.entries() {
-        writer.push(&entry).unwrap();
+        writer.push(&entry.unwrap()).unwrap();
     }
     assert_eq!(writer.len(), 2);
     let len = writer.finish();
@@ -286,6 +286,22 @@ fn test_table_response_every_prefix_truncated() {
             "prefix of {len} bytes"
         );
     }
+}
+
+#[test]
+fn test_table_entries_are_checked_as_they_are_walked() {
+    let mut bad = TABLE_RESPONSE;
+    bad[22 + 19 + 18] = 7; // the second entry's lives: 7
+    let page = PeerTableResponse::parse(&bad).expect("the structure is sound");
+    let walked: Vec<Result<PeerEntry>> = page.entries().collect();
+    assert!(walked[0].is_ok());
+    assert_eq!(walked[1], Err(Error::BadStatus(7)));
+    assert_eq!(page.validate(), Err(Error::BadStatus(7)));
+    let ports: Vec<u16> = page.views().map(|v| v.port()).collect();
+    assert_eq!(ports, [8080, 53]);
+    assert_eq!(page.views().next().unwrap().addr(), "127.0.0.1:8080".parse().unwrap());
+    // The strict entry point refuses the whole page.
+    assert_eq!(Message::parse(&bad), Err(Error::BadStatus(7)));
 }
 
 #[test]
@@ -381,7 +397,7 @@ proptest! {
         prop_assert_eq!(len, peer_table_len(entries.len()));
         let page = PeerTableResponse::parse(&buf[..len]).unwrap();
         prop_assert_eq!((page.nonce(), page.start(), page.total()), (nonce, start, total));
-        prop_assert_eq!(page.entries().collect::<Vec<_>>(), entries);
+        prop_assert_eq!(page.entries().collect::<Result<Vec<_>, _>>().unwrap(), entries);
     }
 
     #[test]

@@ -116,6 +116,8 @@ fn write_table_response(page: &PeerTableResponse<'_>, out: &mut dyn Write) -> io
     writeln!(out, "  total    {}", page.total())?;
     writeln!(out, "  count    {}", page.count())?;
     for (i, entry) in page.entries().enumerate() {
+        // `Message::parse` validated every entry; an error here cannot happen.
+        let Ok(entry) = entry else { continue };
         writeln!(
             out,
             "  entry {i:<3} addr {}  port {}  lives {}  status {}",

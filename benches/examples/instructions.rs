@@ -1,0 +1,80 @@
+//! Runs one sinew codec operation N times, for instruction counts that do not wobble:
+//!
+//! ```sh
+//! cargo build --release -p sinew-benches --example instructions
+//! valgrind --tool=callgrind --toggle-collect='sinew_benches::sinew_health_encode' \
+//!     target/release/examples/instructions health_encode 1000
+//! ```
+//!
+//! Instructions per operation = the `Collected` total / N. Operations: `health_encode`,
+//! `health_decode_view`, `health_decode`, `table_encode`, `table_parse`, `table_walk` (sinew,
+//! functions `sinew_benches::sinew_<op>`), and `{bincode,postcard}_{health,table}_{encode,decode}`
+//! (functions of the same name). Calls made inside the function, such as a `Vec`
+//! decode's allocation, are counted.
+
+use std::hint::black_box;
+
+use sinew_benches::*;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let op = args.next().unwrap_or_else(|| "health_encode".into());
+    let n: usize = args.next().map_or(1000, |n| n.parse().expect("N"));
+
+    let check = health_check();
+    let entries = peer_entries();
+    let mut health = [0u8; 64];
+    let health_len = sinew_health_encode(&check, &mut health);
+    let mut table = [0u8; 508];
+    let table_len = sinew_table_encode(&entries, &mut table);
+    let mut buf = [0u8; 1024];
+    let wire = health_wire();
+    let table_wire = peer_table_wire();
+    let mut health_b = [0u8; 64];
+    let health_b_len = bincode_health_encode(&wire, &mut health_b);
+    let mut health_p = [0u8; 64];
+    let health_p_len = postcard_health_encode(&wire, &mut health_p);
+    let mut table_b = [0u8; 1024];
+    let table_b_len = bincode_table_encode(&table_wire, &mut table_b);
+    let mut table_p = [0u8; 1024];
+    let table_p_len = postcard_table_encode(&table_wire, &mut table_p);
+
+    let mut sink = 0usize;
+    for _ in 0..n {
+        sink += match op.as_str() {
+            "health_encode" => sinew_health_encode(black_box(&check), black_box(&mut buf)),
+            "health_decode_view" => {
+                sinew_health_decode_view(black_box(&health[..health_len])).map_or(0, usize::from)
+            }
+            "health_decode" => sinew_health_decode(black_box(&health[..health_len]))
+                .map_or(0, |c| usize::from(c.nonce.as_bytes()[15])),
+            "table_encode" => sinew_table_encode(black_box(&entries), black_box(&mut buf)),
+            "table_parse" => {
+                usize::from(sinew_table_parse(black_box(&table[..table_len])).unwrap_or(0))
+            }
+            "table_walk" => sinew_table_walk(black_box(&table[..table_len])) as usize,
+            "bincode_health_encode" => bincode_health_encode(black_box(&wire), black_box(&mut buf)),
+            "bincode_health_decode" => bincode_health_decode(black_box(&health_b[..health_b_len]))
+                .map_or(0, |w| usize::from(w.nonce[15])),
+            "postcard_health_encode" => {
+                postcard_health_encode(black_box(&wire), black_box(&mut buf))
+            }
+            "postcard_health_decode" => {
+                postcard_health_decode(black_box(&health_p[..health_p_len]))
+                    .map_or(0, |w| usize::from(w.nonce[15]))
+            }
+            "bincode_table_encode" => {
+                bincode_table_encode(black_box(&table_wire), black_box(&mut buf))
+            }
+            "bincode_table_decode" => bincode_table_decode(black_box(&table_b[..table_b_len]))
+                .map_or(0, |t| t.peers.iter().map(|p| usize::from(p.port)).sum()),
+            "postcard_table_encode" => {
+                postcard_table_encode(black_box(&table_wire), black_box(&mut buf))
+            }
+            "postcard_table_decode" => postcard_table_decode(black_box(&table_p[..table_p_len]))
+                .map_or(0, |t| t.peers.iter().map(|p| usize::from(p.port)).sum()),
+            other => panic!("unknown operation {other}"),
+        };
+    }
+    println!("{op}: {n} runs ({})", black_box(sink));
+}
