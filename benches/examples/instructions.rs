@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Instructions per operation = the `Collected` total / N. Operations: `health_encode`,
-//! `health_decode_view`, `health_decode`, `table_encode`, `table_parse`, `table_walk` (sinew,
+//! `health_decode_view`, `health_decode`, `table_encode`, `table_parse`, `table_walk`, `table_decode` (sinew,
 //! functions `sinew_benches::sinew_<op>`), and `{bincode,postcard}_{health,table}_{encode,decode}`
 //! (functions of the same name). Calls made inside the function, such as a `Vec`
 //! decode's allocation, are counted.
@@ -53,6 +53,7 @@ fn main() {
                 usize::from(sinew_table_parse(black_box(&table[..table_len])).unwrap_or(0))
             }
             "table_walk" => sinew_table_walk(black_box(&table[..table_len])) as usize,
+            "table_decode" => sinew_table_decode(black_box(&table[..table_len])) as usize,
             "bincode_health_encode" => bincode_health_encode(black_box(&wire), black_box(&mut buf)),
             "bincode_health_decode" => bincode_health_decode(black_box(&health_b[..health_b_len]))
                 .map_or(0, |w| usize::from(w.nonce[15])),

@@ -481,28 +481,28 @@ pub struct PeerEntry {
 const MAPPED_UNSPECIFIED: u128 = 0xffff_0000_0000;
 
 impl PeerEntry {
-    /// The 16 address bytes this entry travels with and its port.
+    /// The address as the 128-bit number it travels as (IPv4 mapped), and the port.
     #[inline]
-    fn wire_addr(&self) -> ([u8; 16], u16) {
-        let octets = match self.addr {
-            SocketAddr::V4(a) => a.ip().to_ipv6_mapped().octets(),
-            SocketAddr::V6(a) => a.ip().octets(),
+    fn wire_addr(&self) -> (u128, u16) {
+        let bits = match self.addr {
+            SocketAddr::V4(a) => MAPPED_UNSPECIFIED | u128::from(a.ip().to_bits()),
+            SocketAddr::V6(a) => a.ip().to_bits(),
         };
-        (octets, self.addr.port())
+        (bits, self.addr.port())
     }
 
     /// Whether this entry can be encoded (and would be accepted): an address that is neither
     /// `::`, `0.0.0.0` nor `::ffff:0.0.0.0`, and a non-zero port.
     #[inline]
     pub fn is_valid(&self) -> bool {
-        let (octets, port) = self.wire_addr();
-        wire_addr_is_valid(u128::from_be_bytes(octets), port)
+        let (bits, port) = self.wire_addr();
+        wire_addr_is_valid(bits, port)
     }
 }
 
 #[inline]
-fn wire_addr_is_valid(addr: u128, port: u16) -> bool {
-    port != 0 && addr != 0 && addr != MAPPED_UNSPECIFIED
+fn wire_addr_is_valid(bits: u128, port: u16) -> bool {
+    port != 0 && bits != 0 && bits != MAPPED_UNSPECIFIED
 }
 
 /// A zero-copy view of one 19-byte peer-table entry, as walked by [`PeerTableResponse::views`].
@@ -813,8 +813,8 @@ impl<'b> PeerTableWriter<'b> {
         if u32::from(self.start) + u32::from(self.count) >= u32::from(self.total) {
             return Err(Error::BadLength);
         }
-        let (octets, port) = entry.wire_addr();
-        if !wire_addr_is_valid(u128::from_be_bytes(octets), port) {
+        let (bits, port) = entry.wire_addr();
+        if !wire_addr_is_valid(bits, port) {
             return Err(Error::BadAddress);
         }
         let at = peer_table_len(usize::from(self.count));
@@ -825,7 +825,7 @@ impl<'b> PeerTableWriter<'b> {
         else {
             return Err(Error::BufferTooSmall);
         };
-        out[entry::ADDR].copy_from_slice(&octets);
+        out[entry::ADDR].copy_from_slice(&bits.to_be_bytes());
         out[entry::PORT].copy_from_slice(&port.to_be_bytes());
         out[entry::HEALTH] = entry.health.lives();
         self.count += 1;
