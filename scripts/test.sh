@@ -13,25 +13,44 @@ rustup component add clippy rustfmt >/dev/null
 rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi >/dev/null
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+need_apt=()
+command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+command -v ss >/dev/null || need_apt+=(iproute2)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 step "format"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
+(cd transport-embedded/firmware && cargo fmt -- --check)
 
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p sinew-proto --all-targets --features defmt,arbitrary --locked -- -D warnings
+cargo clippy -p sinew-transport-embedded --all-targets --all-features --locked -- -D warnings
+(cd transport-embedded/firmware && cargo clippy --release --locked -- -D warnings)
 
-step "proto is no_std: thumbv7em-none-eabihf / thumbv7m-none-eabi, with and without defmt"
+step "no_std: proto and transport-embedded for thumbv7em-none-eabihf / thumbv7m-none-eabi, with and without defmt"
 for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
-  cargo build -p sinew-proto --no-default-features --target "$target" --locked
-  cargo build -p sinew-proto --no-default-features --features defmt --target "$target" --locked
+  for crate in sinew-proto sinew-transport-embedded; do
+    cargo build -p "$crate" --no-default-features --target "$target" --locked
+    cargo build -p "$crate" --no-default-features --features defmt --target "$target" --locked
+  done
 done
 
 step "docs (broken links and missing docs are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded --no-deps --locked
 
 step "tests (ignored ones too: they need real servers or QEMU, which this script provides)"
 cargo test --workspace --locked -- --include-ignored
+cargo test -p sinew-transport-embedded --all-features --locked -- --include-ignored
+
+step "firmware in QEMU (mps2-an386) against a host node and sinew ping, both directions"
+bash transport-embedded/firmware/qemu-test.sh
 
 step "benchmarks, once each in test mode"
 cargo test -p sinew-benches --benches --locked
