@@ -45,6 +45,17 @@ done
 step "docs (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded --no-deps --locked
 
+step "a real ZooKeeper 3.8 server on loopback for the interop tests (and kazoo for the cross-check)"
+python3 -c 'import kazoo' 2>/dev/null || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-kazoo
+}
+ZK_DIR=$(mktemp -d)
+trap 'bash scripts/zookeeper.sh stop "$ZK_DIR" || true' EXIT
+SINEW_ZK_SERVER=127.0.0.1:$(bash scripts/zookeeper.sh start "$ZK_DIR")
+export SINEW_ZK_SERVER
+echo "ZooKeeper at $SINEW_ZK_SERVER"
+
 step "tests (ignored ones too: they need real servers or QEMU, which this script provides)"
 cargo test --workspace --locked -- --include-ignored
 cargo test -p sinew-transport-embedded --all-features --locked -- --include-ignored

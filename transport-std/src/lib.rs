@@ -9,6 +9,8 @@
 //!   with your own [`mio::Poll`];
 //! * [`NodeGroup`] — several nodes on one `Poll` and one thread;
 //! * [`Clock`] — `std::time::Instant` to the cores' microsecond [`Instant`](sinew_proto::time::Instant);
+//! * [`zk::ZkClient`] — a ZooKeeper client: the sans-IO [`ZkSession`](sinew_proto::zk::session::ZkSession)
+//!   on a mio TCP socket, pipelined and zero-copy, with a blocking API on top;
 //! * `cli` (feature `cli`, on by default) — the `sinew` command: `demo`, `node`, `ping`, `decode`.
 //!
 //! The smallest use: a node that joins a network through a seed and runs for a while.
@@ -54,6 +56,7 @@ mod clock;
 mod error;
 mod group;
 mod node;
+pub mod zk;
 
 #[cfg(feature = "cli")]
 pub mod cli;

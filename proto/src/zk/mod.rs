@@ -23,6 +23,8 @@
 //!   decodes to `Unknown(i32)`, never to an error or a panic.
 //! * **Encoding** writes into the caller's buffer, sized exactly by `encoded_len()`; nothing
 //!   allocates.
+//! * **The session** — handshake, xids, pending replies, pings, timeouts, watches, reconnect,
+//!   expiry, chroot — is a sans-IO state machine on top of the codec: [`session::ZkSession`].
 //!
 //! Every length is checked against [`MAX_LEN`] and against the bytes present before anything is
 //! sliced; a negative length other than -1 is [`Error::BadLength`](crate::Error::BadLength).
@@ -64,6 +66,7 @@ mod primitives;
 mod records;
 mod reply;
 mod request;
+pub mod session;
 
 pub use codes::{
     AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, Perms, WatcherType,

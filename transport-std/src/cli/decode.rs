@@ -18,11 +18,53 @@ pub enum DecodeCommand {
         #[arg(required = true, value_name = "HEX")]
         hex: Vec<String>,
     },
+    /// A ZooKeeper client frame, its 4-byte length first: a request, or with --connect the
+    /// session's first frame, the ConnectRequest.
+    ZkRequest {
+        /// The frame is a ConnectRequest (the first a client sends).
+        #[arg(long)]
+        connect: bool,
+        /// The frame in hex (as for `health`).
+        #[arg(required = true, value_name = "HEX")]
+        hex: Vec<String>,
+    },
+    /// A ZooKeeper server frame, its 4-byte length first: a reply, a watch notification, or
+    /// with --op connect the session's first frame, the ConnectResponse.
+    ZkReply {
+        /// The op of the request answered, as named in the protocol (getData, create2, …) or
+        /// by number; `connect` for a ConnectResponse. Not needed for a notification (xid -1)
+        /// or a ping, auth or setWatches reply.
+        #[arg(long, value_name = "OP")]
+        op: Option<String>,
+        /// The frame in hex (as for `health`).
+        #[arg(required = true, value_name = "HEX")]
+        hex: Vec<String>,
+    },
 }
 
-/// Runs a decode command; returns the exit code: 0 decoded, 1 malformed datagram, 2 not hex.
+/// Runs a decode command; returns the exit code: 0 decoded, 1 malformed datagram or frame,
+/// 2 not hex (or, for `zk-reply`, an op that is needed and missing or unknown).
 pub fn run(command: &DecodeCommand, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match command {
+        DecodeCommand::ZkRequest { connect, hex } => {
+            let connect = *connect;
+            decode_zk(hex, out, err, |bytes, out| {
+                super::zk::write_request(bytes, connect, out)
+            })
+        }
+        DecodeCommand::ZkReply { op, hex } => {
+            let op = match op.as_deref().map(super::zk::parse_op) {
+                None => super::zk::ReplyOp::NotGiven,
+                Some(Ok(op)) => op,
+                Some(Err(e)) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return 2;
+                }
+            };
+            decode_zk(hex, out, err, |bytes, out| {
+                super::zk::write_reply(bytes, op, out)
+            })
+        }
         DecodeCommand::Health { hex } => {
             let bytes = match parse_hex(hex) {
                 Ok(bytes) => bytes,
@@ -46,6 +88,37 @@ pub fn run(command: &DecodeCommand, out: &mut dyn Write, err: &mut dyn Write) ->
                     1
                 }
             }
+        }
+    }
+}
+
+/// Decodes one ZooKeeper frame given in hex with `write`; returns the exit code.
+fn decode_zk(
+    hex: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    write: impl FnOnce(&[u8], &mut dyn Write) -> io::Result<Result<(), super::zk::DecodeError>>,
+) -> u8 {
+    let bytes = match parse_hex(hex) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = writeln!(err, "error: not hex: {e}");
+            return 2;
+        }
+    };
+    match write(&bytes, out) {
+        Ok(Ok(())) => 0,
+        Ok(Err(super::zk::DecodeError::Usage(e))) => {
+            let _ = writeln!(err, "error: {e}");
+            2
+        }
+        Ok(Err(e)) => {
+            let _ = writeln!(err, "error: {e}");
+            1
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            1
         }
     }
 }

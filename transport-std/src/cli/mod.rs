@@ -9,6 +9,7 @@ pub mod demo;
 pub mod format;
 pub mod node;
 pub mod ping;
+pub mod zk;
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Decode one datagram given in hex and print every field.
     #[command(subcommand)]
     Decode(decode::DecodeCommand),
+    /// A ZooKeeper client: create, get, set, delete, ls, stat, watch (as zkCli).
+    Zk(zk::ZkArgs),
 }
 
 /// Runs a parsed command line on the process's stdout and stderr; returns the exit code.
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Node(args) => node::run(&args, &mut out, &interrupt_flag()),
         Command::Ping(args) => ping::run(&args, &mut out, &interrupt_flag()),
         Command::Decode(command) => return decode::run(&command, &mut out, &mut err),
+        Command::Zk(args) => zk::run(&args, &mut out, &mut err, &interrupt_flag()),
     };
     let _ = out.flush();
     match result {
