@@ -350,9 +350,10 @@ open_enum! {
         Data = 2 => "data",
         /// 3: any watch.
         Any = 3 => "any",
-        /// 4: persistent watches.
+        /// 4: persistent watches. A 3.8.0 server refuses 4 and 5 in removeWatches
+        /// (MarshallingError); use [`WatcherType::Any`], which removes persistent watches too.
         Persistent = 4 => "persistent",
-        /// 5: persistent recursive watches.
+        /// 5: persistent recursive watches (see [`WatcherType::Persistent`]).
         PersistentRecursive = 5 => "persistent recursive",
     }
 }
