@@ -36,8 +36,8 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-mod error;
 pub mod dht;
+mod error;
 pub mod health;
 pub mod nonce;
 pub mod time;

@@ -299,7 +299,10 @@ fn test_table_entries_are_checked_as_they_are_walked() {
     assert_eq!(page.validate(), Err(Error::BadStatus(7)));
     let ports: Vec<u16> = page.views().map(|v| v.port()).collect();
     assert_eq!(ports, [8080, 53]);
-    assert_eq!(page.views().next().unwrap().addr(), "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(
+        page.views().next().unwrap().addr(),
+        "127.0.0.1:8080".parse().unwrap()
+    );
     // The strict entry point refuses the whole page.
     assert_eq!(Message::parse(&bad), Err(Error::BadStatus(7)));
 }
