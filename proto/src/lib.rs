@@ -3,7 +3,9 @@
 //! Zero-copy, `no_std`, allocation-free wire protocols for small distributed systems:
 //!
 //! * [`nonce`] — the 17-byte nonce header (type byte + 128-bit nonce) shared by the UDP protocols;
-//! * [`dht`] — DHT commands (get/put/lock/unlock) and ring membership messages;
+//! * [`dht`] — DHT commands (get/put/lock/unlock) and ring membership messages, and the DHT node
+//!   as a sans-IO state machine ([`dht::DhtNode`]: ring with leaf sets, replicated puts, leased
+//!   locks);
 //! * [`health`] — UDP health checks and peer-table exchange, as a codec and as a sans-IO state
 //!   machine ([`health::HealthNode`]);
 //! * [`zk`] — Apache ZooKeeper's jute client protocol: every request, reply and record, and a

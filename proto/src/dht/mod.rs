@@ -26,6 +26,15 @@ use nom::number::complete::{be_u8, be_u16, be_u32, be_u128};
 use crate::nonce::{split_type_byte, type_byte};
 use crate::{Error, Result};
 
+mod node;
+pub mod ring;
+
+pub use node::{
+    Config, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event, MAX_WAITERS, Op, RequestError,
+    RequestId, Stats, TOMBSTONES, Transmit,
+};
+pub use ring::LeafSet;
+
 /// Largest message that may travel alone in a UDP datagram (the safe UDP payload).
 pub const MAX_DATAGRAM_LEN: usize = 508;
 /// Length of the message header.

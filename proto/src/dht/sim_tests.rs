@@ -1,0 +1,1883 @@
+//! Tests of [`DhtNode`]: single-node behaviour on hand-made messages, and many nodes in one
+//! process on virtual time, with a seeded generator for message loss, delay and crashes.
+
+use super::*;
+use crate::dht::{MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, ring};
+use core::convert::Infallible;
+use proptest::prelude::*;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::format;
+use std::string::String;
+use std::vec::Vec as StdVec;
+use std::{boxed::Box, println, vec};
+
+/// A deterministic generator (splitmix64) standing in for a CSPRNG.
+pub(crate) struct TestRng(u64);
+
+impl rand_core::TryRng for TestRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> core::result::Result<u32, Infallible> {
+        self.try_next_u64().map(|v| v as u32)
+    }
+    fn try_next_u64(&mut self) -> core::result::Result<u64, Infallible> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+impl rand_core::TryCryptoRng for TestRng {}
+
+impl TestRng {
+    fn next(&mut self) -> u64 {
+        rand_core::TryRng::try_next_u64(self).unwrap_or(0)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+const V: usize = 32;
+type Node = DhtNode<TestRng, 4, 64, 16, V, 32>;
+type Ev = Event<V>;
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 7000))
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config(id: NodeId, i: usize) -> Config {
+    Config {
+        local: NodeAddr { id, addr: addr(i) },
+        leaf_size: 4,
+        replicas: 2,
+        request_timeout: ms(200),
+        max_attempts: 4,
+        stabilize_interval: ms(250),
+        max_failures: 3,
+        max_lease: ms(2000),
+        tombstone: Duration::from_secs(10),
+    }
+}
+
+fn node_with(id: u128, i: usize) -> Node {
+    Node::new(
+        config(NodeId::from_u128(id), i),
+        TestRng(i as u64 * 7919 + 1),
+    )
+}
+
+/// Everything a node wants to send, as (destination, bytes).
+fn drain(node: &mut Node, now: Instant) -> StdVec<(SocketAddr, StdVec<u8>)> {
+    let mut out = StdVec::new();
+    let mut buf = [0u8; Node::MAX_TRANSMIT_LEN];
+    while let Some(t) = node.poll_transmit(now, &mut buf) {
+        out.push((t.destination, buf[..t.len].to_vec()));
+    }
+    out
+}
+
+fn events(node: &mut Node) -> StdVec<Ev> {
+    core::iter::from_fn(|| node.poll_event()).collect()
+}
+
+/// Encodes a message from `sender`.
+fn msg(message_id: u64, sender: NodeAddr, body: Body<'_>) -> StdVec<u8> {
+    let m = Message {
+        header: Header { message_id, sender },
+        body,
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+    let len = m.encode(&mut buf).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+// ------------------------------------------------------------------------------------------
+// The simulation.
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Packet {
+    at: Instant,
+    seq: u64,
+    to: usize,
+    bytes: StdVec<u8>,
+}
+
+struct SimNode {
+    node: Box<Node>,
+    alive: bool,
+    started: bool,
+    events: StdVec<(Instant, Ev)>,
+    next_timer: Option<Instant>,
+}
+
+#[derive(Default, Debug)]
+struct NetStats {
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    to_dead: u64,
+}
+
+struct Sim {
+    nodes: StdVec<SimNode>,
+    index: HashMap<SocketAddr, usize>,
+    now: Instant,
+    net: BinaryHeap<Reverse<Packet>>,
+    seq: u64,
+    rng: TestRng,
+    loss_per_mille: u64,
+    delay_us: (u64, u64),
+    net_stats: NetStats,
+    /// (client, put, victim): crash the victim the instant the client sees the put acknowledged.
+    crash_when_acked: Option<(usize, RequestId, usize)>,
+    /// Messages sent to addresses outside the simulation: (destination, bytes).
+    outside: StdVec<(SocketAddr, StdVec<u8>)>,
+}
+
+impl Sim {
+    /// `n` nodes with ids derived from the seed, each a ring of one.
+    fn new(n: usize, seed: u64, loss_per_mille: u64) -> Sim {
+        Sim::with_config(n, seed, loss_per_mille, |_, c| c)
+    }
+
+    fn with_config(
+        n: usize,
+        seed: u64,
+        loss_per_mille: u64,
+        tweak: impl Fn(usize, Config) -> Config,
+    ) -> Sim {
+        let mut nodes = StdVec::new();
+        let mut index = HashMap::new();
+        for i in 0..n {
+            let id = NodeId::from_name(format!("seed {seed} node {i}").as_bytes());
+            let cfg = tweak(i, config(id, i));
+            nodes.push(SimNode {
+                node: Box::new(Node::new(cfg, TestRng(seed * 1_000_003 + i as u64))),
+                alive: true,
+                started: false,
+                events: StdVec::new(),
+                next_timer: None,
+            });
+            index.insert(addr(i), i);
+        }
+        // DHT_SIM_LOSS overrides the loss rate (per mille) of every lossy simulation.
+        let loss_per_mille = match std::env::var("DHT_SIM_LOSS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            Some(l) if loss_per_mille > 0 => l,
+            _ => loss_per_mille,
+        };
+        Sim {
+            nodes,
+            index,
+            now: Instant::ZERO,
+            net: BinaryHeap::new(),
+            seq: 0,
+            rng: TestRng(seed ^ 0x5eed),
+            loss_per_mille,
+            delay_us: (500, 10_000),
+            net_stats: NetStats::default(),
+            crash_when_acked: None,
+            outside: StdVec::new(),
+        }
+    }
+
+    /// Collects node `i`'s transmits (into the network) and events.
+    fn flush(&mut self, i: usize) {
+        let now = self.now;
+        let out = drain(&mut self.nodes[i].node, now);
+        for (to, bytes) in out {
+            self.net_stats.sent += 1;
+            assert!(bytes.len() <= Node::MAX_TRANSMIT_LEN);
+            assert!(
+                Message::parse(&bytes).is_ok(),
+                "a node sent an invalid message"
+            );
+            let Some(&to_index) = self.index.get(&to) else {
+                self.outside.push((to, bytes));
+                continue;
+            };
+            let to = to_index;
+            if self.rng.chance(self.loss_per_mille) {
+                self.net_stats.lost += 1;
+                continue;
+            }
+            let (lo, hi) = self.delay_us;
+            let at = now + Duration::from_micros(lo + self.rng.below(hi - lo));
+            self.seq += 1;
+            self.net.push(Reverse(Packet {
+                at,
+                seq: self.seq,
+                to,
+                bytes,
+            }));
+        }
+        while let Some(e) = self.nodes[i].node.poll_event() {
+            if let Some((c, id, victim)) = self.crash_when_acked
+                && c == i
+                && e == (Event::PutDone { id })
+            {
+                self.nodes[victim].alive = false;
+                self.crash_when_acked = None;
+            }
+            self.nodes[i].events.push((now, e));
+        }
+        let n = &mut self.nodes[i];
+        n.next_timer = n.node.poll_timeout();
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        let mut spins = 0u32;
+        loop {
+            let next_net = self.net.peek().map(|p| p.0.at);
+            let next_timer = self
+                .nodes
+                .iter()
+                .filter(|n| n.alive)
+                .filter_map(|n| n.next_timer)
+                .min();
+            let next = match (next_net, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if next > end {
+                break;
+            }
+            if next <= self.now {
+                spins += 1;
+                assert!(spins < 100_000, "the simulation spins at {}", self.now);
+            } else {
+                spins = 0;
+                self.now = next;
+            }
+            while self.net.peek().is_some_and(|p| p.0.at <= self.now) {
+                let Reverse(p) = self.net.pop().unwrap();
+                if !self.nodes[p.to].alive {
+                    self.net_stats.to_dead += 1;
+                    continue;
+                }
+                self.net_stats.delivered += 1;
+                let now = self.now;
+                self.nodes[p.to].node.handle_message(now, &p.bytes);
+                self.flush(p.to);
+            }
+            for i in 0..self.nodes.len() {
+                let n = &self.nodes[i];
+                if n.alive && n.next_timer.is_some_and(|t| t <= self.now) {
+                    let now = self.now;
+                    self.nodes[i].node.handle_timeout(now);
+                    self.flush(i);
+                }
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn node(&mut self, i: usize) -> &mut Node {
+        &mut self.nodes[i].node
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.nodes[i].alive = false;
+    }
+
+    /// Restarts crashed node `i` with empty state under `id`, at the same address; it joins again.
+    fn restart(&mut self, i: usize, id: NodeId) {
+        let cfg = config(id, i);
+        self.nodes[i] = SimNode {
+            node: Box::new(Node::new(cfg, TestRng(self.rng.next()))),
+            alive: true,
+            started: false,
+            events: StdVec::new(),
+            next_timer: None,
+        };
+        assert!(self.start(i));
+    }
+
+    /// Tells every live node that node `i` is down (as their health protocol would).
+    fn tell_down(&mut self, i: usize) {
+        let now = self.now;
+        for j in 0..self.nodes.len() {
+            if self.nodes[j].alive && j != i {
+                self.nodes[j].node.handle_peer_down(now, addr(i));
+                self.flush(j);
+            }
+        }
+    }
+
+    /// Live members: alive, started, not departed.
+    fn members(&self) -> StdVec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                let n = &self.nodes[i];
+                n.alive && n.started && !n.node.has_left()
+            })
+            .collect()
+    }
+
+    /// Checks that every member's leaf set is exactly its predecessors and successors by id.
+    fn ring_errors(&self) -> StdVec<String> {
+        let members = self.members();
+        let mut ids: StdVec<(NodeId, usize)> = members
+            .iter()
+            .map(|&i| (self.nodes[i].node.local().id, i))
+            .collect();
+        ids.sort();
+        let n = ids.len();
+        let mut errors = StdVec::new();
+        for (pos, &(_, i)) in ids.iter().enumerate() {
+            let node = &self.nodes[i].node;
+            let size = node.config().leaf_size.min(n - 1);
+            let want_left: StdVec<NodeId> = (1..=size).map(|k| ids[(pos + n - k) % n].0).collect();
+            let want_right: StdVec<NodeId> = (1..=size).map(|k| ids[(pos + k) % n].0).collect();
+            let left: StdVec<NodeId> = node.leaf_set().left().map(|a| a.id).collect();
+            let right: StdVec<NodeId> = node.leaf_set().right().map(|a| a.id).collect();
+            if left != want_left || right != want_right {
+                errors.push(format!(
+                    "node {i}: left {left:?} want {want_left:?}; right {right:?} want {want_right:?}"
+                ));
+            }
+        }
+        errors
+    }
+
+    /// Prints every node's state (with `DHT_SIM_DEBUG` set, when a simulation fails).
+    fn dump(&self) {
+        let short = |a: NodeAddr| format!("{}", a.id);
+        for (i, n) in self.nodes.iter().enumerate() {
+            println!(
+                "node {i} {} alive {} started {} in_ring {} left {:?} right {:?} events {:?} {:?}",
+                n.node.local().id,
+                n.alive,
+                n.started,
+                n.node.in_ring(),
+                n.node.leaf_set().left().map(short).collect::<StdVec<_>>(),
+                n.node.leaf_set().right().map(short).collect::<StdVec<_>>(),
+                n.events
+                    .iter()
+                    .map(|(t, e)| format!("{t} {e:?}"))
+                    .collect::<StdVec<_>>(),
+                n.node.stats()
+            );
+        }
+    }
+
+    /// Runs until the ring is correct (checked every 50 ms); the virtual time it took.
+    fn converge(&mut self, limit: Duration) -> Duration {
+        let start = self.now;
+        loop {
+            if self.ring_errors().is_empty() {
+                return self.now - start;
+            }
+            if self.now - start > limit {
+                if std::env::var("DHT_SIM_DEBUG").is_ok() {
+                    self.dump();
+                }
+                let errors = self.ring_errors();
+                if std::env::var("DHT_SIM_DEBUG").is_ok() {
+                    for (i, n) in self.nodes.iter().enumerate() {
+                        println!(
+                            "node {i} alive {} started {} in_ring {} left {:?} events {:?} stats {:?}",
+                            n.alive,
+                            n.started,
+                            n.node.in_ring(),
+                            n.node
+                                .leaf_set()
+                                .left()
+                                .map(|a| a.addr)
+                                .collect::<StdVec<_>>(),
+                            n.events,
+                            n.node.stats()
+                        );
+                    }
+                }
+                panic!(
+                    "ring not correct after {limit:?}: {} wrong, e.g. {}",
+                    errors.len(),
+                    errors[0]
+                );
+            }
+            self.run_for(ms(50));
+            self.retry_failed_joins();
+        }
+    }
+
+    /// Starts node `i` by joining through a random member (the first node just starts); false
+    /// if no member is in a ring yet to join through (the second join is still under way).
+    fn start(&mut self, i: usize) -> bool {
+        let members: StdVec<usize> = self.members().into_iter().filter(|&j| j != i).collect();
+        if members.is_empty() {
+            self.nodes[i].started = true;
+            return true;
+        }
+        let entries: StdVec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&j| self.nodes[j].node.in_ring() || members.len() == 1)
+            .collect();
+        if entries.is_empty() {
+            return false;
+        }
+        self.nodes[i].started = true;
+        let entry = entries[self.rng.below(entries.len() as u64) as usize];
+        let now = self.now;
+        self.nodes[i].node.join(now, addr(entry)).unwrap();
+        self.flush(i);
+        true
+    }
+
+    /// Re-joins nodes whose join failed (a rare event under loss).
+    fn retry_failed_joins(&mut self) {
+        for i in 0..self.nodes.len() {
+            let failed = self.nodes[i]
+                .events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::JoinFailed { .. }));
+            if failed && self.nodes[i].alive && !self.nodes[i].node.in_ring() {
+                self.nodes[i].started = false;
+                if self.start(i) {
+                    self.nodes[i].events.clear();
+                }
+            }
+        }
+    }
+
+    /// Builds a ring of all nodes: joins in a random order, every `gap`, through random members.
+    /// Returns the virtual time from the last join to a correct ring.
+    fn build(&mut self, gap: Duration) -> Duration {
+        let mut order: StdVec<usize> = (0..self.nodes.len()).collect();
+        for k in (1..order.len()).rev() {
+            let j = self.rng.below(k as u64 + 1) as usize;
+            order.swap(k, j);
+        }
+        let mut waiting: StdVec<usize> = StdVec::new();
+        for &i in &order {
+            waiting.push(i);
+            waiting.retain(|&w| !self.start(w));
+            self.run_for(gap);
+            self.retry_failed_joins();
+        }
+        while !waiting.is_empty() {
+            waiting.retain(|&w| !self.start(w));
+            self.run_for(gap);
+            self.retry_failed_joins();
+        }
+        let start = self.now - gap;
+        for _ in 0..20 {
+            if self.ring_errors().is_empty() {
+                break;
+            }
+            self.run_for(ms(250));
+            self.retry_failed_joins();
+        }
+        self.converge(Duration::from_secs(60));
+        self.now - start
+    }
+
+    /// The node that owns `key` in the correct ring of the live members.
+    fn true_owner(&self, key: &[u8]) -> usize {
+        let members = self.members();
+        let id = ring::owner_among(
+            NodeId::from_name(key),
+            members.iter().map(|&j| self.nodes[j].node.local().id),
+        )
+        .unwrap();
+        members
+            .into_iter()
+            .find(|&j| self.nodes[j].node.local().id == id)
+            .unwrap()
+    }
+
+    /// The outcome event of request `id` at node `i`, if any.
+    fn outcome(&self, i: usize, id: RequestId) -> Option<(Instant, Ev)> {
+        self.nodes[i]
+            .events
+            .iter()
+            .find(|(_, e)| event_id(e) == Some(id))
+            .cloned()
+    }
+}
+
+/// How many seeds a many-seed test runs: `default`, or `DHT_SIM_SEEDS` for a longer search
+/// (`DHT_SIM_SEEDS=500 cargo test --release -p sinew-proto dht::`).
+fn seeds(default: u64) -> u64 {
+    std::env::var("DHT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn event_id(e: &Ev) -> Option<RequestId> {
+    match *e {
+        Event::GetDone { id, .. }
+        | Event::PutDone { id }
+        | Event::Locked { id, .. }
+        | Event::LockDenied { id, .. }
+        | Event::Unlocked { id }
+        | Event::Failed { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Ring membership.
+
+#[test]
+fn fifty_nodes_join_in_random_order_and_converge() {
+    for seed in 0..seeds(3) {
+        let mut sim = Sim::new(50, seed, 10);
+        // Joins 20 ms apart overlap: several are in flight at once.
+        let took = sim.build(ms(20));
+        // Every node but the first saw its join complete (or, when every answer to it was
+        // lost, failed and was brought in by the insertion point's announcements).
+        let joined = sim
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.events
+                    .iter()
+                    .any(|(_, e)| matches!(e, Event::Joined { .. }))
+            })
+            .count();
+        assert!(joined >= 45, "{joined}");
+        assert!(sim.nodes.iter().all(|n| n.node.in_ring()));
+        println!(
+            "seed {seed}: 50 nodes joined 20 ms apart (1 s), ring correct {took:?} (virtual) \
+             after the last join, {:.1} s in all; {:?}",
+            (sim.now - Instant::ZERO).as_secs_f64(),
+            sim.net_stats
+        );
+        // The owner of a key and its left neighbours agree that it is the owner.
+        for k in 0..20 {
+            let key = format!("key {k}");
+            let truth = ring::owner_among(
+                NodeId::from_name(key.as_bytes()),
+                sim.nodes.iter().map(|n| n.node.local().id),
+            )
+            .unwrap();
+            let t = sim
+                .nodes
+                .iter()
+                .position(|n| n.node.local().id == truth)
+                .unwrap();
+            let owner = sim.nodes[t].node.local();
+            assert_eq!(sim.nodes[t].node.owner_of(key.as_bytes()), owner);
+            let lefts: StdVec<NodeAddr> = sim.nodes[t].node.leaf_set().left().collect();
+            for l in lefts {
+                let j = sim.index[&l.addr];
+                assert_eq!(sim.nodes[j].node.owner_of(key.as_bytes()), owner);
+            }
+        }
+    }
+}
+
+#[test]
+fn first_join_makes_two_nodes_each_others_left_and_right() {
+    let mut sim = Sim::new(2, 7, 0);
+    sim.start(0);
+    sim.start(1);
+    sim.run_for(ms(100));
+    let a = sim.node(0).local();
+    let b = sim.node(1).local();
+    assert_eq!(sim.node(0).leaf_set().nearest_left(), Some(b));
+    assert_eq!(sim.node(0).leaf_set().nearest_right(), Some(b));
+    assert_eq!(sim.node(1).leaf_set().nearest_left(), Some(a));
+    assert_eq!(sim.node(1).leaf_set().nearest_right(), Some(a));
+    assert!(sim.ring_errors().is_empty());
+}
+
+#[test]
+fn wrap_around_at_the_end_of_the_id_space() {
+    // Ids at both ends of the ring: the node after u128::MAX is 0's neighbour.
+    let ids = [u128::MAX - 5, 3, u128::MAX / 2, u128::MAX, 0];
+    let mut sim = Sim::with_config(ids.len(), 1, 0, |i, mut c| {
+        c.local.id = NodeId::from_u128(ids[i]);
+        c
+    });
+    for i in 0..ids.len() {
+        sim.start(i);
+        sim.run_for(ms(50));
+    }
+    sim.converge(Duration::from_secs(5));
+    let max = sim.node(3).local();
+    assert_eq!(sim.node(4).leaf_set().nearest_left(), Some(max));
+    // A key just past u128::MAX belongs to id 0; a key at MAX - 1 to MAX.
+    let zero = sim.node(4).local();
+    assert_eq!(sim.node(4).leaf_set().owner(NodeId::from_u128(0)), zero);
+    assert_eq!(
+        sim.node(4)
+            .leaf_set()
+            .owner(NodeId::from_u128(u128::MAX - 1)),
+        max
+    );
+    assert_eq!(
+        sim.node(1)
+            .leaf_set()
+            .owner(NodeId::from_u128(u128::MAX - 1)),
+        max
+    );
+}
+
+#[test]
+fn a_join_on_oneself_is_refused() {
+    // Locally: the entry is the node's own address.
+    let mut a = node_with(100, 0);
+    a.join(Instant::ZERO, addr(0)).unwrap();
+    assert_eq!(
+        events(&mut a),
+        [Event::JoinFailed {
+            error: RequestError::Refused(ErrorCode::JoinSelf)
+        }]
+    );
+    assert!(drain(&mut a, Instant::ZERO).is_empty());
+
+    // Remotely: a second node with the same id joins through the first.
+    let mut sim = Sim::with_config(3, 2, 0, |i, mut c| {
+        c.local.id = NodeId::from_u128(if i == 2 { 100 } else { 100 + i as u128 * 1000 });
+        c
+    });
+    sim.start(0);
+    sim.start(1);
+    sim.run_for(ms(100));
+    sim.node(2).join(Instant::ZERO, addr(1)).unwrap();
+    sim.nodes[2].started = true;
+    sim.flush(2);
+    sim.run_for(ms(100));
+    assert!(
+        sim.nodes[2].events.iter().any(|(_, e)| *e
+            == Event::JoinFailed {
+                error: RequestError::Refused(ErrorCode::JoinSelf)
+            }),
+        "{:?}",
+        sim.nodes[2].events
+    );
+    assert!(!sim.node(0).leaf_set().nodes().any(|n| n.addr == addr(2)));
+    assert!(!sim.node(1).leaf_set().nodes().any(|n| n.addr == addr(2)));
+
+    // An InitConnect claiming the receiver's own id, or its own address, never crashes it.
+    let me = sim.node(0).local();
+    let twin = NodeAddr {
+        id: me.id,
+        addr: addr(9),
+    };
+    let now = sim.now;
+    assert_eq!(
+        sim.node(0)
+            .handle_message(now, &msg(5, twin, Body::InitConnect)),
+        Disposition::Handled
+    );
+    let out = drain(sim.node(0), now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(9));
+    assert_eq!(
+        Message::parse(&out[0].1).unwrap().body,
+        Body::Error {
+            code: ErrorCode::JoinSelf
+        }
+    );
+    let spoof = NodeAddr {
+        id: NodeId::from_u128(77),
+        addr: me.addr,
+    };
+    assert_eq!(
+        sim.node(0)
+            .handle_message(now, &msg(6, spoof, Body::InitConnect)),
+        Disposition::Dropped(DropReason::SelfTalk)
+    );
+    let ins = msg(
+        7,
+        sim.nodes[1].node.local(),
+        Body::RequestInsertion { joining: twin },
+    );
+    assert_eq!(sim.node(0).handle_message(now, &ins), Disposition::Handled);
+    assert_eq!(sim.node(0).stats().self_talk, 1);
+}
+
+#[test]
+fn graceful_leaves_heal_the_ring() {
+    let mut sim = Sim::new(20, 11, 10);
+    sim.build(ms(10));
+    let mut left = 0;
+    for i in [3, 4, 12] {
+        let now = sim.now;
+        sim.node(i).leave(now);
+        sim.flush(i);
+        left += 1;
+        assert!(sim.node(i).has_left());
+        sim.run_for(ms(100));
+    }
+    // Healed by the Leave messages alone (stabilization only tidies what loss broke).
+    let took = sim.converge(Duration::from_secs(10));
+    println!("{left} leaves: ring correct after {took:?}");
+    assert_eq!(sim.members().len(), 17);
+}
+
+#[test]
+fn crashes_heal_when_neighbours_are_told() {
+    let mut sim = Sim::new(20, 12, 10);
+    sim.build(ms(10));
+    for i in [5, 6, 17] {
+        sim.crash(i);
+        sim.tell_down(i);
+    }
+    let took = sim.converge(Duration::from_secs(10));
+    println!("3 crashes, reported: ring correct after {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn crashes_heal_by_the_dhts_own_timeouts() {
+    for seed in 0..seeds(3) {
+        println!("crash seed {seed}");
+        let mut sim = Sim::new(20, 20 + seed, 10);
+        sim.build(ms(10));
+        let a = sim.rng.below(20) as usize;
+        let b = (a + 1 + sim.rng.below(19) as usize) % 20;
+        sim.crash(a);
+        sim.crash(b);
+        let took = sim.converge(Duration::from_secs(20));
+        let downs = sim
+            .nodes
+            .iter()
+            .map(|n| {
+                n.events
+                    .iter()
+                    .filter(|(_, e)| matches!(e, Event::NeighbourDown { .. }))
+                    .count()
+            })
+            .sum::<usize>();
+        println!(
+            "seed {seed}: 2 crashes, unreported: ring correct after {took:?}, {downs} NeighbourDown events"
+        );
+    }
+}
+
+#[test]
+fn crashed_nodes_restart_under_the_same_or_a_new_id() {
+    for seed in 0..seeds(3) {
+        println!("restart seed {seed}");
+        let mut sim = Sim::new(16, 13 + seed, 10);
+        sim.build(ms(10));
+        // Restarted before anyone noticed the crash: same id and address, empty state.
+        let same = sim.nodes[3].node.local().id;
+        sim.crash(3);
+        sim.run_for(ms(100));
+        sim.restart(3, same);
+        // A new id at a member's address: the old id must disappear everywhere.
+        let old = sim.nodes[9].node.local().id;
+        sim.crash(9);
+        sim.run_for(ms(100));
+        sim.restart(
+            9,
+            NodeId::from_name(format!("new identity {seed}").as_bytes()),
+        );
+        let took = sim.converge(Duration::from_secs(20));
+        for n in &sim.nodes {
+            assert!(!n.node.leaf_set().nodes().any(|a| a.id == old));
+        }
+        println!("seed {seed}: two restarts, ring correct after {took:?}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Keys and replication.
+
+#[test]
+fn get_and_put_route_to_the_owner() {
+    let mut sim = Sim::new(30, 3, 0);
+    sim.build(ms(10));
+    let mut ids = StdVec::new();
+    for k in 0..20 {
+        let i = sim.rng.below(30) as usize;
+        let now = sim.now;
+        let key = format!("key {k}");
+        let id = sim
+            .node(i)
+            .put(now, key.as_bytes(), format!("value {k}").as_bytes())
+            .unwrap();
+        sim.flush(i);
+        ids.push((i, id, key));
+    }
+    sim.run_for(ms(500));
+    for (i, id, key) in &ids {
+        let (_, e) = sim.outcome(*i, *id).expect("put answered");
+        assert_eq!(e, Event::PutDone { id: *id });
+        // Stored at the owner and its two successors, nowhere else.
+        let holders: StdVec<usize> = (0..30)
+            .filter(|&j| sim.nodes[j].node.stored(key.as_bytes()).is_some())
+            .collect();
+        assert_eq!(holders.len(), 3, "{key}: {holders:?}");
+    }
+    for k in 0..20 {
+        let i = sim.rng.below(30) as usize;
+        let now = sim.now;
+        let id = sim.node(i).get(now, format!("key {k}").as_bytes()).unwrap();
+        sim.flush(i);
+        sim.run_for(ms(100));
+        let (_, e) = sim.outcome(i, id).expect("get answered");
+        let want = format!("value {k}");
+        assert_eq!(
+            e,
+            Event::GetDone {
+                id,
+                value: Some(heapless::Vec::from_slice(want.as_bytes()).unwrap())
+            }
+        );
+    }
+    let now = sim.now;
+    let id = sim.node(0).get(now, b"never written").unwrap();
+    sim.flush(0);
+    sim.run_for(ms(100));
+    assert_eq!(
+        sim.outcome(0, id).unwrap().1,
+        Event::GetDone { id, value: None }
+    );
+    let forwarded: u64 = sim.nodes.iter().map(|n| n.node.stats().forwarded).sum();
+    assert!(forwarded > 0, "some requests needed more than one hop");
+}
+
+/// One round of the durability test: puts under loss, one crash at a random moment, then every
+/// key read back. Returns (acknowledged puts, messages).
+fn durability_round(seed: u64) -> (usize, u64) {
+    let n = 12;
+    let mut sim = Sim::new(n, 1000 + seed, 20);
+    sim.build(ms(10));
+    // Half the seeds crash a random node at a random moment; the other half crash the owner of
+    // a key the instant its put is acknowledged, when an early acknowledgement would lose it.
+    let mut victim = sim.rng.below(n as u64) as usize;
+    let crash_at = sim.now + ms(100 + sim.rng.below(1500));
+    let targeted = seed % 2 == 1;
+    let report = seed % 4 < 2;
+    // Keys 0..15 are written before the crash, 15..30 after it: a key written again after the
+    // crash could hide the loss of its acknowledged value.
+    let keys = 15;
+    let mut history: StdVec<StdVec<(String, bool)>> = vec![StdVec::new(); 2 * keys];
+    let mut outstanding: StdVec<Option<(usize, RequestId)>> = vec![None; 2 * keys];
+    let mut crashed = false;
+    let end = sim.now + ms(2500);
+    let mut next_put = 0;
+    while sim.now < end {
+        if !crashed && !targeted && sim.now >= crash_at {
+            sim.crash(victim);
+            if report {
+                sim.tell_down(victim);
+            }
+            crashed = true;
+        }
+        if !crashed && targeted && sim.crash_when_acked.is_none() && !sim.nodes[victim].alive {
+            crashed = true;
+            if report {
+                sim.tell_down(victim);
+            }
+        }
+        let k = sim.rng.below(keys as u64) as usize + if crashed { keys } else { 0 };
+        if outstanding[k].is_none() {
+            let i = loop {
+                let i = sim.rng.below(n as u64) as usize;
+                if sim.nodes[i].alive {
+                    break i;
+                }
+            };
+            let value = format!("v{next_put}");
+            next_put += 1;
+            let now = sim.now;
+            let key = format!("k{k}");
+            if let Ok(id) = sim.node(i).put(now, key.as_bytes(), value.as_bytes()) {
+                let owner = sim.true_owner(key.as_bytes());
+                if targeted
+                    && !crashed
+                    && sim.now >= crash_at
+                    && owner != i
+                    && sim.crash_when_acked.is_none()
+                {
+                    victim = owner;
+                    sim.crash_when_acked = Some((i, id, owner));
+                }
+                sim.flush(i);
+                history[k].push((value, false));
+                outstanding[k] = Some((i, id));
+            }
+        }
+        sim.run_for(ms(5));
+        for k in 0..2 * keys {
+            if let Some((i, id)) = outstanding[k]
+                && let Some((_, e)) = sim.outcome(i, id)
+            {
+                if e == (Event::PutDone { id }) {
+                    history[k].last_mut().unwrap().1 = true;
+                }
+                outstanding[k] = None;
+            }
+        }
+    }
+    // Let the ring heal and re-replicate.
+    sim.run_for(Duration::from_secs(3));
+    sim.converge(Duration::from_secs(20));
+    sim.run_for(Duration::from_secs(1));
+    let mut acked = 0;
+    for (k, puts) in history.iter().enumerate() {
+        let Some(last_acked) = puts.iter().rposition(|(_, a)| *a) else {
+            continue;
+        };
+        acked += puts.iter().filter(|(_, a)| *a).count();
+        let allowed: StdVec<&str> = puts[last_acked..].iter().map(|(v, _)| v.as_str()).collect();
+        let key = format!("k{k}");
+        let mut got = None;
+        for _ in 0..10 {
+            let i = loop {
+                let i = sim.rng.below(n as u64) as usize;
+                if sim.nodes[i].alive {
+                    break i;
+                }
+            };
+            let now = sim.now;
+            let id = sim.node(i).get(now, key.as_bytes()).unwrap();
+            sim.flush(i);
+            sim.run_for(ms(1000));
+            if let Some((_, Event::GetDone { value, .. })) = sim.outcome(i, id) {
+                got = Some(value);
+                break;
+            }
+        }
+        let got = got.expect("a get eventually succeeds");
+        let got = got
+            .as_deref()
+            .map(|v| String::from_utf8(v.to_vec()).unwrap());
+        assert!(
+            got.as_deref().is_some_and(|v| allowed.contains(&v)),
+            "seed {seed}: {key} = {got:?}, allowed {allowed:?} (victim {victim}, reported {report})"
+        );
+    }
+    (acked, sim.net_stats.sent)
+}
+
+#[test]
+fn no_acknowledged_put_is_lost_after_a_single_crash() {
+    let mut total = 0;
+    let mut messages = 0;
+    let seeds = seeds(16);
+    for seed in 0..seeds {
+        let (acked, sent) = durability_round(seed);
+        total += acked;
+        messages += sent;
+    }
+    println!("{seeds} seeds: {total} acknowledged puts survived a crash; {messages} messages");
+    assert!(total > seeds as usize * 20, "{total}");
+}
+
+#[test]
+fn a_full_store_answers_full() {
+    type Small = DhtNode<TestRng, 2, 2, 8, 8, 8>;
+    let mut a = Small::new(config(NodeId::from_u128(1), 0), TestRng(1));
+    let now = Instant::ZERO;
+    let mut ids = StdVec::new();
+    for k in 0..3 {
+        ids.push(a.put(now, format!("k{k}").as_bytes(), b"v").unwrap());
+    }
+    let ev: StdVec<Event<8>> = core::iter::from_fn(|| a.poll_event()).collect();
+    assert_eq!(ev[0], Event::PutDone { id: ids[0] });
+    assert_eq!(ev[1], Event::PutDone { id: ids[1] });
+    assert_eq!(
+        ev[2],
+        Event::Failed {
+            id: ids[2],
+            op: Op::Put,
+            error: RequestError::Refused(ErrorCode::Full)
+        }
+    );
+    // Over-long keys and values are refused before they are sent.
+    assert_eq!(a.put(now, &[0; 9], b"v"), Err(Error::TooLarge));
+    assert_eq!(a.put(now, b"k", &[0; 9]), Err(Error::TooLarge));
+    // From the network: Full, not a crash.
+    let peer = NodeAddr {
+        id: NodeId::from_u128(2),
+        addr: addr(1),
+    };
+    a.handle_message(
+        now,
+        &msg(
+            9,
+            peer,
+            Body::Put {
+                key: b"k9",
+                value: b"v",
+            },
+        ),
+    );
+    a.handle_message(
+        now,
+        &msg(
+            10,
+            peer,
+            Body::Put {
+                key: b"a much longer key",
+                value: b"v",
+            },
+        ),
+    );
+    let mut buf = [0u8; Small::MAX_TRANSMIT_LEN];
+    for id in [9, 10] {
+        let t = a.poll_transmit(now, &mut buf).unwrap();
+        let m = Message::parse(&buf[..t.len]).unwrap();
+        assert_eq!(m.header.message_id, id);
+        assert_eq!(
+            m.body,
+            Body::Error {
+                code: ErrorCode::Full
+            }
+        );
+    }
+    assert_eq!(a.stats().full, 3);
+}
+
+#[test]
+fn a_write_taken_over_from_a_live_owner_is_not_acknowledged() {
+    let mut sim = Sim::new(5, 77, 0);
+    sim.build(ms(10));
+    // A key, its owner, and the owner's successor, which is told (wrongly) that the owner died
+    // while the owner is cut off for half a second.
+    let key = b"contested";
+    let owner = sim.true_owner(key);
+    let next = sim.index[&sim.nodes[owner]
+        .node
+        .leaf_set()
+        .nearest_right()
+        .unwrap()
+        .addr];
+    let now = sim.now;
+    sim.nodes[owner].alive = false;
+    sim.node(next).handle_peer_down(now, addr(owner));
+    assert_eq!(sim.node(next).owner_of(key), sim.nodes[next].node.local());
+    // A put reaches the successor, which stores and replicates it...
+    let client = NodeAddr {
+        id: NodeId::from_u128(12345),
+        addr: addr(99),
+    };
+    let put = msg(
+        41,
+        client,
+        Body::Put {
+            key,
+            value: b"split",
+        },
+    );
+    sim.node(next).handle_message(now, &put);
+    sim.flush(next);
+    sim.run_for(ms(500));
+    assert!(
+        sim.outside.is_empty(),
+        "not acknowledged while the owner is on probation"
+    );
+    // ...but the owner was alive: it answers the probes, is taken back, and its copy (none
+    // here, in general an older one) is the authority. The put is refused, not acknowledged.
+    sim.nodes[owner].alive = true;
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.node(next).owner_of(key), sim.nodes[owner].node.local());
+    let answers: StdVec<Body<'_>> = sim
+        .outside
+        .iter()
+        .map(|(_, b)| Message::parse(b).unwrap())
+        .filter(|m| m.header.message_id == 41)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        answers,
+        [Body::Error {
+            code: ErrorCode::NotOwner
+        }]
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Locks.
+
+#[test]
+fn lock_semantics_at_the_owner() {
+    let mut a = node_with(1, 0);
+    let x = NodeAddr {
+        id: NodeId::from_u128(2),
+        addr: addr(1),
+    };
+    let y = NodeAddr {
+        id: NodeId::from_u128(3),
+        addr: addr(2),
+    };
+    let mut t = Instant::from_millis(1);
+    let ask = |a: &mut Node, now: Instant, from: NodeAddr, body: Body<'_>| -> StdVec<u8> {
+        assert_eq!(
+            a.handle_message(now, &msg(1, from, body)),
+            Disposition::Handled
+        );
+        let out = drain(a, now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, from.addr);
+        out[0].1.clone()
+    };
+    fn body(bytes: &[u8]) -> Body<'_> {
+        Message::parse(bytes).unwrap().body
+    }
+    let lock = |holder: NodeAddr, lease_ms| Body::Lock {
+        key: b"k",
+        holder: holder.id,
+        lease_ms,
+    };
+    let r = ask(&mut a, t, x, lock(x, 500));
+    assert_eq!(
+        body(&r),
+        Body::Locked {
+            key: b"k",
+            holder: x.id,
+            lease_ms: 500
+        }
+    );
+    // A competitor is denied and told who holds it; nobody waits, so no deadlock.
+    let r = ask(&mut a, t, y, lock(y, 500));
+    assert_eq!(
+        body(&r),
+        Body::LockDenied {
+            key: b"k",
+            holder: x.id,
+            remaining_ms: 500
+        }
+    );
+    // Only the holder may unlock.
+    let r = ask(
+        &mut a,
+        t,
+        y,
+        Body::Unlock {
+            key: b"k",
+            holder: y.id,
+        },
+    );
+    assert_eq!(
+        body(&r),
+        Body::Error {
+            code: ErrorCode::NotHolder
+        }
+    );
+    // Re-locking renews the lease.
+    t = t + ms(400);
+    let r = ask(&mut a, t, x, lock(x, 500));
+    assert_eq!(
+        body(&r),
+        Body::Locked {
+            key: b"k",
+            holder: x.id,
+            lease_ms: 500
+        }
+    );
+    assert_eq!(a.lock_holder(t + ms(450), b"k"), Some(x.id));
+    // Leases longer than max_lease are shortened.
+    let r = ask(&mut a, t, x, lock(x, 60_000));
+    assert_eq!(
+        body(&r),
+        Body::Locked {
+            key: b"k",
+            holder: x.id,
+            lease_ms: 2000
+        }
+    );
+    // A lease that ran out frees the key: the holder crashed.
+    t = t + ms(2001);
+    assert_eq!(a.lock_holder(t, b"k"), None);
+    let r = ask(&mut a, t, y, lock(y, 500));
+    assert_eq!(
+        body(&r),
+        Body::Locked {
+            key: b"k",
+            holder: y.id,
+            lease_ms: 500
+        }
+    );
+    let r = ask(
+        &mut a,
+        t,
+        x,
+        Body::Unlock {
+            key: b"k",
+            holder: x.id,
+        },
+    );
+    assert_eq!(
+        body(&r),
+        Body::Error {
+            code: ErrorCode::NotHolder
+        }
+    );
+    let r = ask(
+        &mut a,
+        t,
+        y,
+        Body::Unlock {
+            key: b"k",
+            holder: y.id,
+        },
+    );
+    assert_eq!(body(&r), Body::Unlocked { key: b"k" });
+    // Local API on the owner itself.
+    let id = a.lock(t, b"k2", ms(300)).unwrap();
+    assert_eq!(
+        events(&mut a),
+        [Event::Locked {
+            id,
+            until: t + ms(300)
+        }]
+    );
+    let id = a.unlock(t, b"k2").unwrap();
+    assert_eq!(events(&mut a), [Event::Unlocked { id }]);
+    let id = a.unlock(t, b"k2").unwrap();
+    assert_eq!(
+        events(&mut a),
+        [Event::Failed {
+            id,
+            op: Op::Unlock,
+            error: RequestError::Refused(ErrorCode::NotHolder)
+        }]
+    );
+}
+
+#[test]
+fn a_new_owner_grants_no_lock_during_its_grace_period() {
+    let mut sim = Sim::new(6, 40, 0);
+    sim.build(ms(10));
+    sim.run_for(ms(2100)); // every join's grace period is over
+    // Node 0 locks a key; its owner crashes; the successor takes over the key.
+    let key = b"guarded";
+    let owner = sim.node(0).owner_of(key);
+    let owner_i = sim.index[&owner.addr];
+    let locker = (owner_i + 1) % 6;
+    let other = (owner_i + 2) % 6;
+    let now = sim.now;
+    let id = sim.node(locker).lock(now, key, ms(2000)).unwrap();
+    sim.flush(locker);
+    sim.run_for(ms(50));
+    let Some((_, Event::Locked { until, .. })) = sim.outcome(locker, id) else {
+        panic!("not locked: {:?}", sim.outcome(locker, id));
+    };
+    sim.crash(owner_i);
+    sim.tell_down(owner_i);
+    let now = sim.now;
+    let id = sim.node(other).lock(now, key, ms(2000)).unwrap();
+    sim.flush(other);
+    sim.run_for(ms(100));
+    match sim.outcome(other, id) {
+        Some((_, Event::LockDenied { holder, .. })) => assert_eq!(holder, NodeId::default()),
+        e => panic!("the new owner granted a lock another node may hold: {e:?}"),
+    }
+    // After the grace period the key is free again.
+    sim.run_until(until + ms(100));
+    let now = sim.now;
+    let id = sim.node(other).lock(now, key, ms(2000)).unwrap();
+    sim.flush(other);
+    sim.run_for(ms(100));
+    assert!(matches!(
+        sim.outcome(other, id),
+        Some((_, Event::Locked { .. }))
+    ));
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Locker {
+    Idle {
+        next: Instant,
+    },
+    Asking {
+        id: RequestId,
+        key: usize,
+    },
+    Holding {
+        key: usize,
+        start: Instant,
+        until: Instant,
+        release: Instant,
+    },
+    Releasing {
+        id: RequestId,
+    },
+}
+
+/// Lockers contend for two keys under loss; some crash while holding. Checks that no two
+/// holders overlap, and that everyone gets every request answered and the lock eventually.
+fn lock_round(seed: u64, crashes: bool) -> (usize, usize, usize) {
+    let n = 10;
+    let mut sim = Sim::new(n, 500 + seed, 20);
+    sim.build(ms(10));
+    sim.run_for(ms(2100));
+    let lockers: StdVec<usize> = (0..6).collect();
+    let mut state: StdVec<Locker> = lockers
+        .iter()
+        .map(|_| Locker::Idle { next: sim.now })
+        .collect();
+    let mut intervals: BTreeMap<usize, StdVec<(Instant, Instant, usize)>> = BTreeMap::new();
+    let mut asked = 0;
+    let mut acquired = vec![0usize; lockers.len()];
+    let mut crashed = vec![false; lockers.len()];
+    let end = sim.now + Duration::from_secs(12);
+    let lease = ms(600);
+    // The owner of "lock 0" crashes once too: its successor takes the key over.
+    let owner_crash_at = sim.now + ms(2000 + sim.rng.below(6000));
+    let mut owner_crashed = false;
+    while sim.now < end {
+        sim.run_for(ms(2));
+        let now = sim.now;
+        if crashes && !owner_crashed && now >= owner_crash_at {
+            owner_crashed = true;
+            let o = sim.true_owner(b"lock 0");
+            sim.crash(o);
+            if seed.is_multiple_of(2) {
+                sim.tell_down(o);
+            }
+            if let Some(l) = lockers.iter().position(|&i| i == o) {
+                crashed[l] = true;
+                if let Locker::Holding {
+                    key, start, until, ..
+                } = state[l]
+                {
+                    intervals.entry(key).or_default().push((start, until, l));
+                }
+            }
+        }
+        for (l, &i) in lockers.iter().enumerate() {
+            if crashed[l] {
+                continue;
+            }
+            state[l] = match state[l] {
+                Locker::Idle { next } if now >= next => {
+                    let key = sim.rng.below(2) as usize;
+                    asked += 1;
+                    let id = sim
+                        .node(i)
+                        .lock(now, format!("lock {key}").as_bytes(), lease)
+                        .unwrap();
+                    sim.flush(i);
+                    Locker::Asking { id, key }
+                }
+                Locker::Asking { id, key } => match sim.outcome(i, id) {
+                    None => state[l],
+                    Some((at, Event::Locked { until, .. })) => {
+                        acquired[l] += 1;
+                        let hold = ms(20 + sim.rng.below(300));
+                        Locker::Holding {
+                            key,
+                            start: at,
+                            until,
+                            release: (at + hold).min(until - ms(50)),
+                        }
+                    }
+                    Some(_) => Locker::Idle {
+                        next: now + ms(10 + sim.rng.below(60)),
+                    },
+                },
+                Locker::Holding {
+                    key,
+                    start,
+                    until,
+                    release,
+                } => {
+                    if crashes && crashed.iter().filter(|c| **c).count() < 2 && sim.rng.chance(2) {
+                        // Crashes while holding: the lease must free the key.
+                        sim.crash(i);
+                        crashed[l] = true;
+                        intervals.entry(key).or_default().push((start, until, l));
+                        continue;
+                    }
+                    if now >= release {
+                        intervals
+                            .entry(key)
+                            .or_default()
+                            .push((start, now.min(until), l));
+                        let id = sim
+                            .node(i)
+                            .unlock(now, format!("lock {key}").as_bytes())
+                            .unwrap();
+                        sim.flush(i);
+                        Locker::Releasing { id }
+                    } else {
+                        state[l]
+                    }
+                }
+                Locker::Releasing { id } => match sim.outcome(i, id) {
+                    None => state[l],
+                    Some(_) => Locker::Idle {
+                        next: now + ms(10 + sim.rng.below(60)),
+                    },
+                },
+                s => s,
+            };
+        }
+    }
+    // Mutual exclusion: per key, no two holders at any instant.
+    for (key, iv) in intervals.iter_mut() {
+        iv.sort();
+        for w in iv.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "seed {seed}: key {key}: locker {} held [{}, {}] and locker {} from {}",
+                w[0].2,
+                w[0].0,
+                w[0].1,
+                w[1].2,
+                w[1].0
+            );
+        }
+    }
+    // Liveness: every request of a live locker was answered in time; each got the lock.
+    sim.run_for(Duration::from_secs(2));
+    for (l, &i) in lockers.iter().enumerate() {
+        if crashed[l] {
+            continue;
+        }
+        if let Locker::Asking { id, .. } | Locker::Releasing { id } = state[l] {
+            assert!(
+                sim.outcome(i, id).is_some(),
+                "seed {seed}: locker {l} never answered"
+            );
+        }
+        assert!(acquired[l] > 0, "seed {seed}: locker {l} never got a lock");
+    }
+    let crashes = crashed.iter().filter(|c| **c).count();
+    (
+        asked,
+        intervals.values().map(|v| v.len()).sum::<usize>(),
+        crashes,
+    )
+}
+
+#[test]
+fn locks_are_mutually_exclusive_under_contention_and_holder_crashes() {
+    let mut asked = 0;
+    let mut held = 0;
+    let mut crashed = 0;
+    let seeds = seeds(3);
+    for seed in 0..seeds {
+        for crashes in [false, true] {
+            let (a, h, c) = lock_round(seed, crashes);
+            asked += a;
+            held += h;
+            crashed += c;
+        }
+    }
+    println!(
+        "locks: {seeds} seeds x 2 runs x 6 lockers x 2 keys x 12 s: {asked} lock requests, {held} holds, \
+         {crashed} holders crashed holding, no overlap"
+    );
+    assert!(crashed > 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Matching, timeouts, hostile input.
+
+/// Two nodes in a ring and a key owned by the second; the first's Get to it, captured.
+fn pair_with_get() -> (Node, Node, RequestId, u64) {
+    pair_with_get_cfg(|c| c)
+}
+
+fn pair_with_get_cfg(tweak: fn(Config) -> Config) -> (Node, Node, RequestId, u64) {
+    // b owns half the ring: (a, b].
+    let mut a = Node::new(
+        tweak(config(NodeId::from_u128(u128::MAX / 4), 0)),
+        TestRng(1),
+    );
+    let mut b = Node::new(config(NodeId::from_u128(u128::MAX / 4 * 3), 1), TestRng(2));
+    let now = Instant::ZERO;
+    a.join(now, addr(1)).unwrap();
+    let mut wire: StdVec<(SocketAddr, StdVec<u8>)> = drain(&mut a, now);
+    while let Some((to, bytes)) = wire.pop() {
+        let target = if to == addr(0) { &mut a } else { &mut b };
+        target.handle_message(now, &bytes);
+        wire.extend(drain(target, now));
+    }
+    assert!(a.in_ring() && b.in_ring());
+    events(&mut a);
+    // A key owned by b: its id lies in (a, b].
+    let key = (0..)
+        .map(|k| format!("key {k}"))
+        .find(|k| a.owner_of(k.as_bytes()) == b.local())
+        .unwrap();
+    let id = a.get(now, key.as_bytes()).unwrap();
+    let out = drain(&mut a, now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(1));
+    let m = Message::parse(&out[0].1).unwrap();
+    assert!(matches!(m.body, Body::Get { .. }));
+    (a, b, id, m.header.message_id)
+}
+
+#[test]
+fn responses_from_the_wrong_sender_or_with_unknown_ids_are_dropped() {
+    let (mut a, b, id, message_id) = pair_with_get();
+    let now = Instant::from_millis(1);
+    let key_of = |bytes: &StdVec<u8>| match Message::parse(bytes).unwrap().body {
+        Body::Get { key } => key.to_vec(),
+        _ => unreachable!(),
+    };
+    let _ = key_of;
+    let owner = b.local();
+    let stranger = NodeAddr {
+        id: NodeId::from_u128(99),
+        addr: addr(7),
+    };
+    let impostor = NodeAddr {
+        id: NodeId::from_u128(98),
+        addr: owner.addr,
+    };
+    let key = (0..)
+        .map(|k| format!("key {k}"))
+        .find(|k| a.owner_of(k.as_bytes()) == owner)
+        .unwrap();
+    let value = Body::Value {
+        key: key.as_bytes(),
+        value: Some(b"forged"),
+    };
+    assert_eq!(
+        a.handle_message(now, &msg(message_id, stranger, value)),
+        Disposition::Dropped(DropReason::WrongSender)
+    );
+    assert_eq!(
+        a.handle_message(now, &msg(message_id, impostor, value)),
+        Disposition::Dropped(DropReason::WrongSender)
+    );
+    assert_eq!(
+        a.handle_message(now, &msg(message_id ^ 1, owner, value)),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    // The right id and sender but the wrong kind or key.
+    assert_eq!(
+        a.handle_message(
+            now,
+            &msg(
+                message_id,
+                owner,
+                Body::PutAck {
+                    key: key.as_bytes()
+                }
+            )
+        ),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    assert_eq!(
+        a.handle_message(
+            now,
+            &msg(
+                message_id,
+                owner,
+                Body::Value {
+                    key: b"other",
+                    value: None
+                }
+            )
+        ),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    let s = *a.stats();
+    assert_eq!((s.wrong_sender, s.unmatched), (2, 3));
+    assert!(a.poll_event().is_none(), "nothing forged got through");
+    // The genuine answer still completes the request.
+    let real = Body::Value {
+        key: key.as_bytes(),
+        value: Some(b"real"),
+    };
+    assert_eq!(
+        a.handle_message(now, &msg(message_id, owner, real)),
+        Disposition::Handled
+    );
+    assert_eq!(
+        events(&mut a),
+        [Event::GetDone {
+            id,
+            value: Some(heapless::Vec::from_slice(b"real").unwrap())
+        }]
+    );
+    // A replay of it is unmatched now.
+    assert_eq!(
+        a.handle_message(now, &msg(message_id, owner, real)),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+}
+
+#[test]
+fn requests_to_a_dead_owner_fail_loudly_and_the_owner_is_declared_down() {
+    let (mut a, b, id, _) = pair_with_get();
+    let mut now = Instant::ZERO;
+    let mut downs = 0;
+    let mut outcome = None;
+    // b never answers again.
+    for _ in 0..100 {
+        now = now + ms(50);
+        a.handle_timeout(now);
+        drain(&mut a, now);
+        for e in events(&mut a) {
+            match e {
+                Event::NeighbourDown { node } => {
+                    assert_eq!(node, b.local());
+                    downs += 1;
+                }
+                e if event_id(&e) == Some(id) => outcome = Some(e),
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+    assert_eq!(downs, 1, "b declared down by the DHT's own timeouts");
+    assert!(a.leaf_set().is_empty());
+    // Once b is declared down a owns every key: the get, sent again, is answered by a itself.
+    assert_eq!(outcome, Some(Event::GetDone { id, value: None }));
+    assert!(a.stats().timeouts >= 3);
+
+    // With b merely unreachable and a's attempts exhausted first, the get fails loudly.
+    let (mut a, _b, id, _) = pair_with_get_cfg(|mut c| {
+        c.max_attempts = 2;
+        c.max_failures = 10;
+        c
+    });
+    let mut now = Instant::ZERO;
+    let mut failed = None;
+    for _ in 0..40 {
+        now = now + ms(50);
+        a.handle_timeout(now);
+        drain(&mut a, now);
+        for e in events(&mut a) {
+            if event_id(&e) == Some(id) {
+                failed = Some(e);
+            }
+        }
+    }
+    assert_eq!(
+        failed,
+        Some(Event::Failed {
+            id,
+            op: Op::Get,
+            error: RequestError::Timeout
+        }),
+        "never silently lost"
+    );
+}
+
+#[test]
+fn leaving_fails_outstanding_requests_and_ignores_later_messages() {
+    let (mut a, b, id, message_id) = pair_with_get();
+    let now = Instant::from_millis(5);
+    a.leave(now);
+    let out = drain(&mut a, now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, b.local().addr);
+    assert!(matches!(
+        Message::parse(&out[0].1).unwrap().body,
+        Body::Leave { .. }
+    ));
+    assert_eq!(
+        events(&mut a),
+        [Event::Failed {
+            id,
+            op: Op::Get,
+            error: RequestError::Departed
+        }]
+    );
+    let value = Body::Value {
+        key: b"x",
+        value: None,
+    };
+    assert_eq!(
+        a.handle_message(now, &msg(message_id, b.local(), value)),
+        Disposition::Dropped(DropReason::Departed)
+    );
+    let id = a.get(now, b"k").unwrap();
+    assert_eq!(
+        events(&mut a),
+        [Event::Failed {
+            id,
+            op: Op::Get,
+            error: RequestError::Departed
+        }]
+    );
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn transmits_fit_their_bound_and_a_datagram_when_small() {
+    const {
+        assert!(Node::MAX_TRANSMIT_LEN <= MAX_DATAGRAM_LEN);
+        assert!(DhtNode::<TestRng>::MAX_TRANSMIT_LEN <= MAX_DATAGRAM_LEN);
+    }
+    // A too-small buffer: counted, never a panic.
+    let mut a = node_with(1, 0);
+    let peer = NodeAddr {
+        id: NodeId::from_u128(2),
+        addr: addr(1),
+    };
+    a.handle_message(Instant::ZERO, &msg(1, peer, Body::Get { key: b"k" }));
+    let mut small = [0u8; 10];
+    assert_eq!(a.poll_transmit(Instant::ZERO, &mut small), None);
+    assert_eq!(a.stats().encode_failed, 1);
+}
+
+fn arb_addr() -> impl Strategy<Value = NodeAddr> {
+    (any::<u128>(), 0u8..4, 1u16..4).prop_map(|(id, host, port)| NodeAddr {
+        id: NodeId::from_u128(id % 8 * (u128::MAX / 8)),
+        addr: SocketAddr::from(([10, 0, 0, host], port)),
+    })
+}
+
+/// The parts of a random message: id, sender, kind, key, value, number, node list, node, code.
+type MessageParts = (
+    u64,
+    NodeAddr,
+    u8,
+    StdVec<u8>,
+    StdVec<u8>,
+    u32,
+    StdVec<NodeAddr>,
+    NodeAddr,
+    u16,
+);
+
+fn arb_message() -> impl Strategy<Value = MessageParts> {
+    (
+        0u64..4,
+        arb_addr(),
+        1u8..16,
+        proptest::collection::vec(0u8..3, 0..20),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<u32>(),
+        proptest::collection::vec(arb_addr(), 0..6),
+        arb_addr(),
+        0u16..8,
+    )
+}
+
+fn build_body<'a>(
+    kind: u8,
+    key: &'a [u8],
+    value: &'a [u8],
+    n: u32,
+    nodes: &'a [NodeAddr],
+    node: NodeAddr,
+    code: u16,
+) -> Body<'a> {
+    let holder = NodeId::from_u128(u128::from(n % 4));
+    match kind {
+        1 => Body::Get { key },
+        2 => Body::Value {
+            key,
+            value: n.is_multiple_of(2).then_some(value),
+        },
+        3 => Body::Put { key, value },
+        4 => Body::PutAck { key },
+        5 => Body::Lock {
+            key,
+            holder,
+            lease_ms: n,
+        },
+        6 => Body::Locked {
+            key,
+            holder,
+            lease_ms: n,
+        },
+        7 => Body::LockDenied {
+            key,
+            holder,
+            remaining_ms: n,
+        },
+        8 => Body::Unlock { key, holder },
+        9 => Body::Unlocked { key },
+        10 => Body::InitConnect,
+        11 => Body::RequestInsertion { joining: node },
+        12 => Body::Join {
+            side: if n.is_multiple_of(2) {
+                Side::Left
+            } else {
+                Side::Right
+            },
+            nodes: NodeSet::Slice(nodes),
+        },
+        13 => Body::Leave {
+            nodes: NodeSet::Slice(nodes),
+        },
+        14 => Body::Replicate { key, value },
+        _ => Body::Error {
+            code: ErrorCode::from_u16(code),
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Arbitrary bytes never panic a node, and are never answered.
+    #[test]
+    fn arbitrary_bytes_never_panic(datagrams in proptest::collection::vec(
+        proptest::collection::vec(any::<u8>(), 0..200), 1..20)) {
+        let mut a = node_with(5, 0);
+        let mut now = Instant::ZERO;
+        for d in &datagrams {
+            now = now + ms(7);
+            let r = a.handle_message(now, d);
+            if matches!(r, Disposition::Malformed(_)) {
+                prop_assert!(a.poll_event().is_none());
+            }
+            a.handle_timeout(now);
+            for (_, bytes) in drain(&mut a, now) {
+                prop_assert!(Message::parse(&bytes).is_ok());
+            }
+        }
+    }
+
+    /// Streams of valid messages of every kind, from a handful of senders that collide on ids
+    /// and addresses, with client calls and time passing, never panic a node; everything it
+    /// sends parses.
+    #[test]
+    fn random_valid_messages_never_panic(
+        script in proptest::collection::vec((arb_message(), 0u8..8), 1..60)
+    ) {
+        let mut a = node_with(u128::MAX / 8 * 3, 0);
+        let mut now = Instant::ZERO;
+        for ((mid, sender, kind, key, value, n, nodes, node, code), action) in &script {
+            now = now + ms(u64::from(*n % 300));
+            let body = build_body(*kind, key, value, *n, nodes, *node, *code);
+            let _ = a.handle_message(now, &msg(*mid, *sender, body));
+            match action {
+                0 => { let _ = a.put(now, key, value); }
+                1 => { let _ = a.get(now, key); }
+                2 => { let _ = a.lock(now, key, ms(u64::from(*n % 5000))); }
+                3 => { let _ = a.unlock(now, key); }
+                4 => a.handle_peer_down(now, sender.addr),
+                5 => { let _ = a.join(now, node.addr); }
+                _ => {}
+            }
+            a.handle_timeout(now);
+            for (_, bytes) in drain(&mut a, now) {
+                prop_assert!(Message::parse(&bytes).is_ok());
+            }
+            while a.poll_event().is_some() {}
+            if let Some(t) = a.poll_timeout() {
+                prop_assert!(t >= Instant::ZERO);
+            }
+        }
+    }
+}
