@@ -26,7 +26,11 @@ fi
 # The committed seeds must be what src/seeds.rs generates, and none may crash.
 "${cargo[@]}" test --release --test seeds
 
-targets=(parse_health roundtrip_health health_node)
+targets=(
+    parse_health roundtrip_health health_node
+    parse_zk_request parse_zk_reply roundtrip_zk stream_zk zk_session
+    parse_dht roundtrip_dht
+)
 mkdir -p artifacts logs
 failed=()
 for target in "${targets[@]}"; do

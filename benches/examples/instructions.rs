@@ -9,8 +9,9 @@
 //! Instructions per operation = the `Collected` total / N. Operations: `health_encode`,
 //! `health_decode_view`, `health_decode`, `table_encode`, `table_parse`, `table_walk`, `table_decode` (sinew,
 //! functions `sinew_benches::sinew_<op>`), and `{bincode,postcard}_{health,table}_{encode,decode}`
-//! (functions of the same name). Calls made inside the function, such as a `Vec`
-//! decode's allocation, are counted.
+//! (functions of the same name); and the ZooKeeper getData reply: `zk_data_encode`,
+//! `zk_data_decode` (sinew) and `{bincode,postcard}_zk_data_{encode,decode}`. Calls made inside
+//! the function, such as a `Vec` decode's allocation, are counted.
 
 use std::hint::black_box;
 
@@ -38,6 +39,15 @@ fn main() {
     let table_b_len = bincode_table_encode(&table_wire, &mut table_b);
     let mut table_p = [0u8; 1024];
     let table_p_len = postcard_table_encode(&table_wire, &mut table_p);
+
+    let reply = zk_get_data_reply();
+    let reply_wire = zk_get_data_wire();
+    let mut zk = [0u8; 512];
+    let zk_len = sinew_zk_data_encode(&reply, &mut zk);
+    let mut zk_b = [0u8; 512];
+    let zk_b_len = bincode_zk_data_encode(&reply_wire, &mut zk_b);
+    let mut zk_p = [0u8; 512];
+    let zk_p_len = postcard_zk_data_encode(&reply_wire, &mut zk_p);
 
     let mut sink = 0usize;
     for _ in 0..n {
@@ -74,6 +84,22 @@ fn main() {
             }
             "postcard_table_decode" => postcard_table_decode(black_box(&table_p[..table_p_len]))
                 .map_or(0, |t| t.peers.iter().map(|p| usize::from(p.port)).sum()),
+            "zk_data_encode" => sinew_zk_data_encode(black_box(&reply), black_box(&mut buf)),
+            "zk_data_decode" => {
+                sinew_zk_data_decode(black_box(&zk[..zk_len])).map_or(0, |r| r.header.xid as usize)
+            }
+            "bincode_zk_data_encode" => {
+                bincode_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))
+            }
+            "bincode_zk_data_decode" => {
+                bincode_zk_data_decode(black_box(&zk_b[..zk_b_len])).map_or(0, |w| w.data.len())
+            }
+            "postcard_zk_data_encode" => {
+                postcard_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))
+            }
+            "postcard_zk_data_decode" => {
+                postcard_zk_data_decode(black_box(&zk_p[..zk_p_len])).map_or(0, |w| w.data.len())
+            }
             other => panic!("unknown operation {other}"),
         };
     }

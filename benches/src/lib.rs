@@ -1,16 +1,21 @@
-//! Fixtures shared by the `health` bench and the `instructions` example: the messages of the
-//! health protocol, and their equivalents as plain structs for the serde-style codecs it is
-//! compared with (bincode 2 through its own derive, postcard through serde).
+//! Fixtures shared by the benches and the `instructions` example: the messages of the health,
+//! ZooKeeper and DHT protocols, and their equivalents as plain structs for the serde-style
+//! codecs they are compared with (bincode 2 through its own derive, postcard through serde).
 //!
 //! The `sinew_*` functions are the exact operations benchmarked, out of line so that
 //! `valgrind --tool=callgrind` can count the instructions of each one alone.
 
-use bincode::{Decode, Encode};
+use bincode::{BorrowDecode, Decode, Encode};
 use serde::{Deserialize, Serialize};
+use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId};
 use sinew_proto::health::{
     Health, HealthCheck, HealthKind, HealthPacket, PeerEntry, PeerTableResponse, PeerTableWriter,
 };
 use sinew_proto::nonce::Nonce;
+use sinew_proto::zk::{
+    Acl, CreateMode, CreateRequest, ErrorCode, GetChildren2Response, GetDataResponse, List, OpCode,
+    Reply, ReplyBody, ReplyHeader, Request, RequestBody, Stat, ZkStr,
+};
 
 /// Entries in the benchmarked peer table.
 pub const PEERS: usize = 20;
@@ -232,6 +237,335 @@ pub fn postcard_table_decode(bytes: &[u8]) -> Option<PeerTableWire> {
     postcard::from_bytes(bytes).ok()
 }
 
+// ---------------------------------------------------------------------------------------------
+// ZooKeeper
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of data in the benchmarked getData reply.
+pub const ZK_DATA_LEN: usize = 100;
+/// Children in the benchmarked getChildren2 reply.
+pub const ZK_CHILDREN: usize = 100;
+
+/// The data of the benchmarked getData reply.
+pub static ZK_DATA: [u8; ZK_DATA_LEN] = [0x42; ZK_DATA_LEN];
+
+/// The `Stat` of every benchmarked reply.
+pub fn zk_stat() -> Stat {
+    Stat {
+        czxid: 0x1_0000_0003,
+        mzxid: 0x1_0000_0009,
+        ctime: 1_700_000_000_000,
+        mtime: 1_700_000_000_500,
+        version: 4,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: 0,
+        data_length: ZK_DATA_LEN as i32,
+        num_children: 0,
+        pzxid: 0x1_0000_0003,
+    }
+}
+
+/// The benchmarked getData reply: header (xid 7, zxid, Ok), 100 bytes of data, a `Stat`.
+pub fn zk_get_data_reply() -> Reply<'static> {
+    Reply {
+        header: ReplyHeader {
+            xid: 7,
+            zxid: 0x1_0000_0009,
+            err: ErrorCode::Ok,
+        },
+        body: ReplyBody::Data(GetDataResponse {
+            data: Some(&ZK_DATA),
+            stat: zk_stat(),
+        }),
+    }
+}
+
+/// A `Stat` as a plain struct, field for field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct StatWire {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub data_length: i32,
+    pub num_children: i32,
+    pub pzxid: i64,
+}
+
+impl From<Stat> for StatWire {
+    fn from(s: Stat) -> StatWire {
+        StatWire {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: s.data_length,
+            num_children: s.num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A reply header as a plain struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct ReplyHeaderWire {
+    /// Request id.
+    pub xid: i32,
+    /// Last zxid.
+    pub zxid: i64,
+    /// Error code.
+    pub err: i32,
+}
+
+/// A getData reply as a plain struct, borrowing its data as sinew does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, BorrowDecode)]
+pub struct GetDataReplyWire<'a> {
+    /// The header.
+    pub header: ReplyHeaderWire,
+    /// The data.
+    #[serde(borrow)]
+    pub data: &'a [u8],
+    /// The node's `Stat`.
+    pub stat: StatWire,
+}
+
+/// The benchmarked getData reply for bincode and postcard.
+pub fn zk_get_data_wire() -> GetDataReplyWire<'static> {
+    GetDataReplyWire {
+        header: ReplyHeaderWire {
+            xid: 7,
+            zxid: 0x1_0000_0009,
+            err: 0,
+        },
+        data: &ZK_DATA,
+        stat: zk_stat().into(),
+    }
+}
+
+/// The benchmarked create request: `/app/node-0000000042`, 100 bytes, world:anyone ALL,
+/// persistent.
+pub fn zk_create_request() -> Request<'static> {
+    Request {
+        xid: 8,
+        body: RequestBody::Create(CreateRequest {
+            path: ZkStr::new("/app/node-0000000042"),
+            data: Some(&ZK_DATA),
+            acl: List::from_slice(Acl::OPEN_ACL_UNSAFE),
+            mode: CreateMode::Persistent,
+        }),
+    }
+}
+
+/// An ACL entry as a plain struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, BorrowDecode)]
+pub struct AclWire<'a> {
+    /// Permission bits.
+    pub perms: i32,
+    /// Scheme.
+    pub scheme: &'a str,
+    /// Identity.
+    pub id: &'a str,
+}
+
+/// A create request as a plain struct, borrowing path and data (the ACL is a `Vec`: serde
+/// codecs cannot borrow a sequence of structs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, BorrowDecode)]
+pub struct CreateRequestWire<'a> {
+    /// Request id.
+    pub xid: i32,
+    /// Op code.
+    pub op: i32,
+    /// The node.
+    pub path: &'a str,
+    /// Its data.
+    #[serde(borrow)]
+    pub data: &'a [u8],
+    /// Its ACL.
+    #[serde(borrow)]
+    pub acl: Vec<AclWire<'a>>,
+    /// Create mode.
+    pub flags: i32,
+}
+
+/// The benchmarked create request for bincode and postcard.
+pub fn zk_create_wire() -> CreateRequestWire<'static> {
+    CreateRequestWire {
+        xid: 8,
+        op: 1,
+        path: "/app/node-0000000042",
+        data: &ZK_DATA,
+        acl: vec![AclWire {
+            perms: 31,
+            scheme: "world",
+            id: "anyone",
+        }],
+        flags: 0,
+    }
+}
+
+/// The children of the benchmarked getChildren2 reply: `node-0000000000` … `node-0000000099`.
+pub fn zk_children() -> Vec<String> {
+    (0..ZK_CHILDREN).map(|i| format!("node-{i:010}")).collect()
+}
+
+/// The benchmarked getChildren2 reply, encoded by sinew (a frame's payload).
+pub fn zk_children2_bytes() -> Vec<u8> {
+    let names = zk_children();
+    let children: Vec<ZkStr<'_>> = names.iter().map(|n| ZkStr::new(n)).collect();
+    let reply = Reply {
+        header: ReplyHeader {
+            xid: 9,
+            zxid: 0x1_0000_0009,
+            err: ErrorCode::Ok,
+        },
+        body: ReplyBody::Children2(GetChildren2Response {
+            children: List::from_slice(&children),
+            stat: zk_stat(),
+        }),
+    };
+    let mut buf = vec![0; reply.encoded_len()];
+    reply.encode(&mut buf).unwrap();
+    buf
+}
+
+/// A getChildren2 reply as a plain struct: the names as owned `String`s, as a serde codec
+/// gives them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct Children2Wire {
+    /// The header.
+    pub header: ReplyHeaderWire,
+    /// The children's names.
+    pub children: Vec<String>,
+    /// The parent's `Stat`.
+    pub stat: StatWire,
+}
+
+/// The benchmarked getChildren2 reply for bincode and postcard.
+pub fn zk_children2_wire() -> Children2Wire {
+    Children2Wire {
+        header: ReplyHeaderWire {
+            xid: 9,
+            zxid: 0x1_0000_0009,
+            err: 0,
+        },
+        children: zk_children(),
+        stat: zk_stat().into(),
+    }
+}
+
+/// Encodes the getData reply with sinew.
+#[inline(never)]
+pub fn sinew_zk_data_encode(reply: &Reply<'_>, buf: &mut [u8]) -> usize {
+    reply.encode(buf).unwrap_or(0)
+}
+
+/// Parses a getData reply with sinew, borrowing the data.
+#[inline(never)]
+pub fn sinew_zk_data_decode(bytes: &[u8]) -> Option<Reply<'_>> {
+    Reply::parse(OpCode::GetData, bytes).ok()
+}
+
+/// Encodes the getData reply with bincode 2.
+#[inline(never)]
+pub fn bincode_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> usize {
+    bincode::encode_into_slice(wire, buf, BINCODE).unwrap_or(0)
+}
+
+/// Decodes the getData reply with bincode 2, borrowing the data.
+#[inline(never)]
+pub fn bincode_zk_data_decode(bytes: &[u8]) -> Option<GetDataReplyWire<'_>> {
+    bincode::borrow_decode_from_slice(bytes, BINCODE)
+        .ok()
+        .map(|(w, _)| w)
+}
+
+/// Encodes the getData reply with postcard.
+#[inline(never)]
+pub fn postcard_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> usize {
+    postcard::to_slice(wire, buf).map_or(0, |s| s.len())
+}
+
+/// Decodes the getData reply with postcard, borrowing the data.
+#[inline(never)]
+pub fn postcard_zk_data_decode(bytes: &[u8]) -> Option<GetDataReplyWire<'_>> {
+    postcard::from_bytes(bytes).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// DHT
+// ---------------------------------------------------------------------------------------------
+
+/// The key of the benchmarked put.
+pub static DHT_KEY: [u8; 16] = [0x6b; 16];
+
+/// The sender of every benchmarked DHT message.
+pub fn dht_sender() -> NodeAddr {
+    NodeAddr {
+        id: NodeId([0x11; 16]),
+        addr: "[2001:db8::1]:7000".parse().unwrap(),
+    }
+}
+
+/// The benchmarked put: a 16-byte key and a 100-byte value.
+pub fn dht_put() -> Message<'static> {
+    Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_0708,
+            sender: dht_sender(),
+        },
+        body: Body::Put {
+            key: &DHT_KEY,
+            value: &ZK_DATA,
+        },
+    }
+}
+
+/// A put as a plain struct with sinew's fields, borrowing key and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, BorrowDecode)]
+pub struct PutWire<'a> {
+    /// Type byte.
+    pub kind: u8,
+    /// Message id.
+    pub message_id: u64,
+    /// Sender's id.
+    pub sender_id: [u8; 16],
+    /// Sender's address (IPv6 or IPv4-mapped).
+    pub sender_addr: [u8; 16],
+    /// Sender's port.
+    pub sender_port: u16,
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    #[serde(borrow)]
+    pub value: &'a [u8],
+}
+
+/// The benchmarked put for bincode and postcard.
+pub fn dht_put_wire() -> PutWire<'static> {
+    let sender = dht_sender();
+    let std::net::IpAddr::V6(ip) = sender.addr.ip() else {
+        unreachable!("the fixture is IPv6")
+    };
+    PutWire {
+        kind: 3,
+        message_id: 0x0102_0304_0506_0708,
+        sender_id: sender.id.0,
+        sender_addr: ip.octets(),
+        sender_port: sender.addr.port(),
+        key: &DHT_KEY,
+        value: &ZK_DATA,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +602,56 @@ mod tests {
         assert_eq!(
             postcard::from_bytes::<PeerTableWire>(&big[..n]).unwrap(),
             table
+        );
+    }
+
+    #[test]
+    fn zk_and_dht_fixtures_agree() {
+        let mut buf = [0u8; 4096];
+        let reply = zk_get_data_reply();
+        let len = sinew_zk_data_encode(&reply, &mut buf);
+        assert_eq!(len, 16 + 4 + ZK_DATA_LEN + 68);
+        assert_eq!(sinew_zk_data_decode(&buf[..len]), Some(reply));
+        let wire = zk_get_data_wire();
+        let n = bincode_zk_data_encode(&wire, &mut buf);
+        assert_eq!(bincode_zk_data_decode(&buf[..n]), Some(wire));
+        let n = postcard_zk_data_encode(&wire, &mut buf);
+        assert_eq!(postcard_zk_data_decode(&buf[..n]), Some(wire));
+
+        let bytes = zk_children2_bytes();
+        let Ok(Reply {
+            body: ReplyBody::Children2(r),
+            ..
+        }) = Reply::parse(OpCode::GetChildren2, &bytes)
+        else {
+            panic!("children2 does not parse")
+        };
+        let names: Vec<String> = r
+            .children
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, zk_children());
+
+        let create = zk_create_request();
+        let n = create.encode(&mut buf).unwrap();
+        assert_eq!(n, 167);
+        assert_eq!(Request::parse(&buf[..n]), Ok(create));
+        assert_eq!(bytes.len(), 1988);
+
+        let put = dht_put();
+        let n = put.encode(&mut buf).unwrap();
+        assert_eq!(n, 43 + 1 + 16 + 2 + 100);
+        assert_eq!(Message::parse(&buf[..n]), Ok(put));
+        let wire = dht_put_wire();
+        let n = bincode::encode_into_slice(wire, &mut buf, BINCODE).unwrap();
+        let (back, _): (PutWire<'_>, usize) =
+            bincode::borrow_decode_from_slice(&buf[..n], BINCODE).unwrap();
+        assert_eq!(back, wire);
+        let n = postcard::to_slice(&wire, &mut buf).unwrap().len();
+        assert_eq!(
+            postcard::from_bytes::<PutWire<'_>>(&buf[..n]).unwrap(),
+            wire
         );
     }
 }

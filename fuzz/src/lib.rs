@@ -4,7 +4,16 @@
 //! Every harness panics on a broken invariant, which libFuzzer reports as a crash.
 
 pub mod health_node;
+pub mod parse_dht;
 pub mod parse_health;
+pub mod parse_zk_reply;
+pub mod parse_zk_request;
 pub mod rng;
+pub mod roundtrip_dht;
 pub mod roundtrip_health;
+pub mod roundtrip_zk;
 pub mod seeds;
+pub mod seeds_zk;
+pub mod stream_zk;
+pub mod zk_check;
+pub mod zk_session;

@@ -255,7 +255,7 @@ fn parse_health() -> Vec<Seed> {
 }
 
 /// A search goal: the seed's name, what it shows, and whether a run's summary reached it.
-type Goal<S> = (&'static str, &'static str, fn(&S) -> bool);
+pub(crate) type Goal<S> = (&'static str, &'static str, fn(&S) -> bool);
 
 const ROUNDTRIP_GOALS: [Goal<roundtrip::Summary>; 6] = [
     ("health", "health checks round-tripped", |s| {
@@ -314,7 +314,7 @@ fn roundtrip_health() -> Vec<Seed> {
 /// `health_node`, the ops are the input's tail, so this appends steps to a script), and an
 /// input joins the pool when it sets a new high for one of `measures`. So goals that need a
 /// long prefix (a full table before an eviction) are reached by steps.
-fn search<S>(
+pub(crate) fn search<S>(
     target: &'static str,
     goals: &[Goal<S>],
     run: impl Fn(&[u8]) -> Option<S>,
@@ -729,6 +729,7 @@ pub fn all() -> Vec<Seed> {
     let mut seeds = parse_health();
     seeds.extend(roundtrip_health());
     seeds.extend(health_node());
+    seeds.extend(crate::seeds_zk::all());
     seeds
 }
 
@@ -737,6 +738,7 @@ pub fn missing_goals(seeds: &[Seed]) -> Vec<String> {
     let goals = ROUNDTRIP_GOALS
         .iter()
         .map(|(name, _, _)| ("roundtrip_health", *name));
+    let goals = goals.chain(crate::seeds_zk::goals());
     goals
         .filter(|&(target, name)| !seeds.iter().any(|s| s.target == target && s.name == name))
         .map(|(target, name)| format!("{target}/{name}"))

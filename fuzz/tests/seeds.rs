@@ -20,6 +20,21 @@ fn run(seed: &Seed) {
         "health_node" => {
             sinew_fuzz::health_node::check(&seed.bytes).expect("a seed decodes to a script");
         }
+        "parse_zk_request" => sinew_fuzz::parse_zk_request::check(&seed.bytes),
+        "parse_zk_reply" => sinew_fuzz::parse_zk_reply::check(&seed.bytes),
+        "roundtrip_zk" => {
+            sinew_fuzz::roundtrip_zk::check(&seed.bytes);
+        }
+        "stream_zk" => {
+            sinew_fuzz::stream_zk::check(&seed.bytes);
+        }
+        "zk_session" => {
+            sinew_fuzz::zk_session::check(&seed.bytes).expect("a seed decodes to a script");
+        }
+        "parse_dht" => sinew_fuzz::parse_dht::check(&seed.bytes),
+        "roundtrip_dht" => {
+            sinew_fuzz::roundtrip_dht::check(&seed.bytes);
+        }
         other => panic!("unknown target {other}"),
     }
 }

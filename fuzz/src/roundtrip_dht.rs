@@ -1,0 +1,181 @@
+//! `roundtrip_dht`: arbitrary DHT messages → encode → parse → the same value.
+//!
+//! [`Body`] borrows its keys, values and node lists, so bodies are built from arbitrary parts
+//! (keys and values borrowed from the input, [`NodeAddr`]s from their `Arbitrary` impl, which
+//! makes only addresses the wire can carry). Keys, values and lists may exceed what the wire
+//! can say: encoding must then refuse with `TooLarge` and leave the buffer untouched. Otherwise
+//! it writes exactly `encoded_len()` bytes into a 0xa5-filled buffer (nothing after them, a
+//! buffer one byte short refused) and `Message::parse` gives the value back.
+
+use arbitrary::{Arbitrary, Result, Unstructured};
+use sinew_proto::Error;
+use sinew_proto::dht::{
+    Body, ErrorCode, Header, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message, NodeAddr, NodeId,
+    NodeSet, Side,
+};
+
+use crate::parse_health::FILL;
+use crate::zk_check::encode_exact;
+
+/// What one input exercised, for choosing seeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Messages round-tripped.
+    pub messages: u32,
+    /// Messages refused as too large.
+    pub too_large: u32,
+    /// Node lists round-tripped.
+    pub lists: u32,
+}
+
+/// Runs the round trips decoded from one input.
+pub fn check(data: &[u8]) -> Summary {
+    let mut u = Unstructured::new(data);
+    let mut summary = Summary::default();
+    // Stops quietly when the input runs out.
+    let _ = run(&mut u, &mut summary);
+    summary
+}
+
+/// Bytes for keys and values over the limits.
+static LONG: [u8; MAX_VALUE_LEN + 1] = [0x5a; MAX_VALUE_LEN + 1];
+
+/// A key: usually short, sometimes over the limit (made of repeated input bytes).
+fn key<'a>(u: &mut Unstructured<'a>) -> Result<&'a [u8]> {
+    if u.ratio(1, 32)? {
+        let len = MAX_KEY_LEN + usize::from(u.arbitrary::<bool>()?);
+        return Ok(&LONG[..len]);
+    }
+    let len = u.int_in_range(0..=MAX_KEY_LEN)?;
+    u.bytes(len.min(u.len()))
+}
+
+fn value<'a>(u: &mut Unstructured<'a>) -> Result<&'a [u8]> {
+    if u.ratio(1, 32)? {
+        let len = MAX_VALUE_LEN + usize::from(u.arbitrary::<bool>()?);
+        return Ok(&LONG[..len]);
+    }
+    let len = u.arbitrary_len::<u8>()?;
+    u.bytes(len)
+}
+
+fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
+    while !u.is_empty() {
+        let mut nodes = Vec::new();
+        let n = if u.ratio(1, 16)? {
+            MAX_NODE_LIST + usize::from(u.arbitrary::<bool>()?)
+        } else {
+            u.int_in_range(0..=4)?
+        };
+        for _ in 0..n {
+            nodes.push(NodeAddr::arbitrary(u)?);
+        }
+        let header = Header {
+            message_id: u.arbitrary()?,
+            sender: u.arbitrary()?,
+        };
+        let holder: NodeId = u.arbitrary()?;
+        let ms: u32 = u.arbitrary()?;
+        let body = match u.int_in_range(1..=15u8)? {
+            1 => Body::Get { key: key(u)? },
+            2 => Body::Value {
+                key: key(u)?,
+                value: if u.arbitrary()? {
+                    Some(value(u)?)
+                } else {
+                    None
+                },
+            },
+            3 => Body::Put {
+                key: key(u)?,
+                value: value(u)?,
+            },
+            4 => Body::PutAck { key: key(u)? },
+            5 => Body::Lock {
+                key: key(u)?,
+                holder,
+                lease_ms: ms,
+            },
+            6 => Body::Locked {
+                key: key(u)?,
+                holder,
+                lease_ms: ms,
+            },
+            7 => Body::LockDenied {
+                key: key(u)?,
+                holder,
+                remaining_ms: ms,
+            },
+            8 => Body::Unlock {
+                key: key(u)?,
+                holder,
+            },
+            9 => Body::Unlocked { key: key(u)? },
+            10 => Body::InitConnect,
+            11 => Body::RequestInsertion {
+                joining: u.arbitrary()?,
+            },
+            12 => Body::Join {
+                side: Side::arbitrary(u)?,
+                nodes: NodeSet::Slice(&nodes),
+            },
+            13 => Body::Leave {
+                nodes: NodeSet::Slice(&nodes),
+            },
+            14 => Body::Replicate {
+                key: key(u)?,
+                value: value(u)?,
+            },
+            _ => Body::Error {
+                // Through the wire value, so that `Unknown(1)` (which is `NotOwner`) is not made.
+                code: ErrorCode::from_u16(u.arbitrary()?),
+            },
+        };
+        let message = Message { header, body };
+        message_roundtrip(&message, summary);
+    }
+    Ok(())
+}
+
+fn too_large(message: &Message<'_>) -> bool {
+    let key_len = match message.body {
+        Body::Get { key }
+        | Body::PutAck { key }
+        | Body::Unlocked { key }
+        | Body::Lock { key, .. }
+        | Body::Locked { key, .. }
+        | Body::LockDenied { key, .. }
+        | Body::Unlock { key, .. }
+        | Body::Value { key, .. }
+        | Body::Put { key, .. }
+        | Body::Replicate { key, .. } => key.len(),
+        _ => 0,
+    };
+    let value_len = match message.body {
+        Body::Value { value, .. } => value.map_or(0, <[u8]>::len),
+        Body::Put { value, .. } | Body::Replicate { value, .. } => value.len(),
+        _ => 0,
+    };
+    let nodes = match message.body {
+        Body::Join { nodes, .. } | Body::Leave { nodes } => nodes.len(),
+        _ => 0,
+    };
+    key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN || nodes > MAX_NODE_LIST
+}
+
+fn message_roundtrip(message: &Message<'_>, summary: &mut Summary) {
+    if too_large(message) {
+        let mut buf = vec![FILL; message.encoded_len() + 16];
+        assert_eq!(message.encode(&mut buf), Err(Error::TooLarge));
+        assert!(buf.iter().all(|&b| b == FILL), "a refused encoding wrote");
+        summary.too_large += 1;
+        return;
+    }
+    let encoded = encode_exact(message.encoded_len(), |buf| message.encode(buf));
+    assert_eq!(Message::parse(&encoded).as_ref(), Ok(message));
+    assert_eq!(message.fits_datagram(), encoded.len() <= 508);
+    summary.messages += 1;
+    if matches!(message.body, Body::Join { .. } | Body::Leave { .. }) {
+        summary.lists += 1;
+    }
+}
