@@ -38,6 +38,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+mod addr;
 pub mod dht;
 mod error;
 pub mod health;

@@ -15,7 +15,7 @@
 //! ([`NodeId::random`]), never from a hasher whose output may change between Rust versions.
 
 use core::fmt;
-use core::net::{IpAddr, Ipv6Addr, SocketAddr};
+use core::net::SocketAddr;
 use core::ops::Range;
 
 use nom::Parser;
@@ -23,6 +23,7 @@ use nom::bytes::complete::take;
 use nom::multi::length_data;
 use nom::number::complete::{be_u8, be_u16, be_u32, be_u128};
 
+use crate::addr;
 use crate::nonce::{split_type_byte, type_byte};
 use crate::{Error, Result};
 
@@ -152,34 +153,25 @@ impl NodeAddr {
         id.copy_from_slice(&raw[0..16]);
         let mut octets = [0; 16];
         octets.copy_from_slice(&raw[16..32]);
+        let bits = u128::from_be_bytes(octets);
         let port = u16::from_be_bytes([raw[32], raw[33]]);
-        let ip6 = Ipv6Addr::from(octets);
-        if port == 0 || ip6.is_unspecified() {
+        if !addr::is_valid(bits, port) {
             return Err(Error::BadAddress);
         }
-        let ip = match ip6.to_ipv4_mapped() {
-            Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
-            Some(_) => return Err(Error::BadAddress),
-            None => IpAddr::V6(ip6),
-        };
         Ok(NodeAddr {
             id: NodeId(id),
-            addr: SocketAddr::new(ip, port),
+            addr: addr::from_bits(bits, port),
         })
     }
 
     fn write(&self, out: &mut [u8; NODE_LEN]) {
         out[0..16].copy_from_slice(&self.id.0);
-        let octets = match self.addr.ip() {
-            IpAddr::V4(ip4) => ip4.to_ipv6_mapped().octets(),
-            IpAddr::V6(ip6) => ip6.octets(),
-        };
-        out[16..32].copy_from_slice(&octets);
+        out[16..32].copy_from_slice(&addr::to_bits(&self.addr).to_be_bytes());
         out[32..34].copy_from_slice(&self.addr.port().to_be_bytes());
     }
 
     fn is_valid(&self) -> bool {
-        self.addr.port() != 0 && !self.addr.ip().is_unspecified()
+        addr::is_valid(addr::to_bits(&self.addr), self.addr.port())
     }
 }
 
@@ -199,16 +191,8 @@ impl defmt::Format for NodeAddr {
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for NodeAddr {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<NodeAddr> {
-        let ip = if u.arbitrary()? {
-            IpAddr::V4(core::net::Ipv4Addr::from(u.arbitrary::<u32>()?.max(1)))
-        } else {
-            let ip6 = Ipv6Addr::from(u.arbitrary::<u128>()?.max(1));
-            match ip6.to_ipv4_mapped() {
-                Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
-                Some(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                None => IpAddr::V6(ip6),
-            }
-        };
+        // The address is drawn before the id (the committed seed corpora depend on this order).
+        let ip = addr::arbitrary_ip(u)?;
         Ok(NodeAddr {
             id: u.arbitrary()?,
             addr: SocketAddr::new(ip, u.int_in_range(1..=u16::MAX)?),

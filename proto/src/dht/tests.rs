@@ -1,6 +1,7 @@
 //! Byte-level tests of the DHT codec.
 
 use super::*;
+use core::net::IpAddr;
 use proptest::prelude::*;
 use std::vec::Vec;
 
@@ -308,4 +309,24 @@ proptest! {
             prop_assert_eq!(buf, bytes);
         }
     }
+}
+
+#[test]
+fn mapped_unspecified_node_is_refused_both_ways() {
+    let bad = NodeAddr {
+        id: NodeId([1; 16]),
+        addr: "[::ffff:0.0.0.0]:80".parse().unwrap(),
+    };
+    let m = Message {
+        header: Header {
+            message_id: 1,
+            sender: sender(),
+        },
+        body: Body::RequestInsertion { joining: bad },
+    };
+    let mut buf = [0u8; 128];
+    assert_eq!(m.encode(&mut buf), Err(Error::BadAddress));
+    let mut b = PUT;
+    b[25..41].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+    assert_eq!(Message::parse(&b), Err(Error::BadAddress));
 }

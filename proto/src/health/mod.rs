@@ -26,9 +26,10 @@ pub use node::{
 };
 
 use core::fmt;
-use core::net::{IpAddr, Ipv6Addr, SocketAddr};
+use core::net::SocketAddr;
 use core::ops::Range;
 
+use crate::addr;
 use crate::nonce::{self, HEADER_LEN, Header, Nonce};
 use crate::{Error, Result};
 
@@ -477,32 +478,13 @@ pub struct PeerEntry {
     pub health: Health,
 }
 
-/// `::ffff:0.0.0.0`: the unspecified IPv4 address in IPv4-mapped form.
-const MAPPED_UNSPECIFIED: u128 = 0xffff_0000_0000;
-
 impl PeerEntry {
-    /// The address as the 128-bit number it travels as (IPv4 mapped), and the port.
-    #[inline]
-    fn wire_addr(&self) -> (u128, u16) {
-        let bits = match self.addr {
-            SocketAddr::V4(a) => MAPPED_UNSPECIFIED | u128::from(a.ip().to_bits()),
-            SocketAddr::V6(a) => a.ip().to_bits(),
-        };
-        (bits, self.addr.port())
-    }
-
     /// Whether this entry can be encoded (and would be accepted): an address that is neither
     /// `::`, `0.0.0.0` nor `::ffff:0.0.0.0`, and a non-zero port.
     #[inline]
     pub fn is_valid(&self) -> bool {
-        let (bits, port) = self.wire_addr();
-        wire_addr_is_valid(bits, port)
+        addr::is_valid(addr::to_bits(&self.addr), self.addr.port())
     }
-}
-
-#[inline]
-fn wire_addr_is_valid(bits: u128, port: u16) -> bool {
-    port != 0 && bits != 0 && bits != MAPPED_UNSPECIFIED
 }
 
 /// A zero-copy view of one 19-byte peer-table entry, as walked by [`PeerTableResponse::views`].
@@ -535,12 +517,7 @@ impl<'a> PeerEntryView<'a> {
     /// The address, with IPv4-mapped addresses as IPv4.
     #[inline]
     pub fn addr(&self) -> SocketAddr {
-        let ip6 = Ipv6Addr::from(*self.octets());
-        let ip = match ip6.to_ipv4_mapped() {
-            Some(ip4) => IpAddr::V4(ip4),
-            None => IpAddr::V6(ip6),
-        };
-        SocketAddr::new(ip, self.port())
+        addr::from_bits(u128::from_be_bytes(*self.octets()), self.port())
     }
 
     /// Checks the entry: [`Error::BadStatus`] for lives above [`MAX_LIVES`],
@@ -551,7 +528,7 @@ impl<'a> PeerEntryView<'a> {
         if lives > MAX_LIVES {
             return Err(Error::BadStatus(lives));
         }
-        if !wire_addr_is_valid(u128::from_be_bytes(*self.octets()), self.port()) {
+        if !addr::is_valid(u128::from_be_bytes(*self.octets()), self.port()) {
             return Err(Error::BadAddress);
         }
         Ok(())
@@ -574,20 +551,8 @@ impl<'a> PeerEntryView<'a> {
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for PeerEntry {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<PeerEntry> {
-        let ip = if u.arbitrary()? {
-            IpAddr::V4(core::net::Ipv4Addr::from(u.arbitrary::<u32>()?.max(1)))
-        } else {
-            let ip6 = Ipv6Addr::from(u.arbitrary::<u128>()?.max(1));
-            // An IPv4-mapped IPv6 address travels as the IPv4 address it maps.
-            match ip6.to_ipv4_mapped() {
-                Some(ip4) if !ip4.is_unspecified() => IpAddr::V4(ip4),
-                Some(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                None => IpAddr::V6(ip6),
-            }
-        };
-        let port = u.int_in_range(1..=u16::MAX)?;
         Ok(PeerEntry {
-            addr: SocketAddr::new(ip, port),
+            addr: addr::arbitrary(u)?,
             health: u.arbitrary()?,
         })
     }
@@ -813,8 +778,8 @@ impl<'b> PeerTableWriter<'b> {
         if u32::from(self.start) + u32::from(self.count) >= u32::from(self.total) {
             return Err(Error::BadLength);
         }
-        let (bits, port) = entry.wire_addr();
-        if !wire_addr_is_valid(bits, port) {
+        let (bits, port) = (addr::to_bits(&entry.addr), entry.addr.port());
+        if !addr::is_valid(bits, port) {
             return Err(Error::BadAddress);
         }
         let at = peer_table_len(usize::from(self.count));

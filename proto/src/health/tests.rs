@@ -4,7 +4,7 @@ use super::node::{Disposition, DropReason};
 use super::*;
 use crate::time::Instant;
 use core::convert::Infallible;
-use core::net::{Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
 use proptest::prelude::*;
 use std::vec::Vec;
