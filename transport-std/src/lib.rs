@@ -9,6 +9,9 @@
 //!   with your own [`mio::Poll`];
 //! * [`NodeGroup`] — several nodes on one `Poll` and one thread;
 //! * [`Clock`] — `std::time::Instant` to the cores' microsecond [`Instant`](sinew_proto::time::Instant);
+//! * [`dht::UdpDhtNode`] and [`dht::UdpDhtClient`] — a DHT ring member and a client of the ring,
+//!   the sans-IO [`DhtNode`](sinew_proto::dht::DhtNode) and
+//!   [`DhtClient`](sinew_proto::dht::DhtClient) on UDP sockets;
 //! * [`zk::ZkClient`] — a ZooKeeper client: the sans-IO [`ZkSession`](sinew_proto::zk::session::ZkSession)
 //!   on a mio TCP socket, pipelined and zero-copy, with a blocking API on top;
 //! * `cli` (feature `cli`, on by default) — the `sinew` command: `demo`, `node`, `ping`, `decode`.
@@ -53,6 +56,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+pub mod dht;
 mod error;
 mod group;
 mod node;

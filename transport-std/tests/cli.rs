@@ -296,5 +296,49 @@ fn demo_runs_every_phase_and_exits_zero() {
             assert!(out.contains(&line), "missing {line:?}:\n{out}");
         }
     }
-    assert!(took < Duration::from_secs(20), "the demo took {took:?}");
+    // Then the DHT demo.
+    let dht = &out[at..];
+    assert!(dht.contains("sinew demo dht: 5 DHT nodes"), "{out}");
+    assert!(dht.contains("dht demo completed in"), "{out}");
+    assert!(took < Duration::from_secs(40), "the demo took {took:?}");
+}
+
+#[test]
+fn dht_demo_runs_every_phase_and_exits_zero() {
+    let run = sinew(&["demo", "dht", "--nodes", "6"], Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let out = &run.stdout;
+    let mut at = 0;
+    for needle in [
+        "sinew demo dht: 6 DHT nodes on loopback",
+        "phase 1: nodes 1..5 join through node 0",
+        "ring formed, by id: node ",
+        "phase 2: the client stores 20 keys",
+        "20 puts acknowledged",
+        "copies per key: min 3 max 3",
+        "phase 3: node ",
+        "crashed",
+        "neighbour node ",
+        "ring healed without node ",
+        "20/20 values read back through node 1",
+        "phase 4: alice and bob",
+        "alice holds \"door\"",
+        "bob is denied: alice (",
+        "bob holds \"door\"",
+        "alice's unlock is refused (NotHolder); bob's unlock releases \"door\"",
+        "phase 5: node ",
+        "ring healed without node ",
+        "20/20 values read back through node 1",
+        "summary",
+        "all phases passed",
+    ] {
+        match out[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!("missing {needle:?} (in order) in:\n{out}"),
+        }
+    }
+    assert!(
+        !out.contains("health-check nodes"),
+        "only the DHT demo: {out}"
+    );
 }

@@ -27,9 +27,11 @@ use crate::addr;
 use crate::nonce::{split_type_byte, type_byte};
 use crate::{Error, Result};
 
+mod client;
 mod node;
 pub mod ring;
 
+pub use client::{ClientConfig, ClientStats, DhtClient};
 pub use node::{
     Config, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event, MAX_WAITERS, Op, RequestError,
     RequestId, Stats, TOMBSTONES, Transmit,

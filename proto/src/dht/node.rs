@@ -125,6 +125,10 @@ pub enum RequestError {
     Refused(ErrorCode),
     /// The node left the ring ([`DhtNode::leave`]) before the request completed.
     Departed,
+    /// The connection to the node the request went to was lost while the request was in
+    /// flight ([`DhtClient::fail_node`](super::DhtClient::fail_node)): it may or may not have
+    /// taken effect.
+    Disconnected,
 }
 
 /// What a node tells its application.
@@ -277,16 +281,16 @@ enum State {
 
 /// A request as it travels: owned, to be sent (again).
 #[derive(Clone, Debug)]
-struct Request<const KEY: usize, const VALUE: usize> {
-    op: Op,
-    key: Vec<u8, KEY>,
-    value: Vec<u8, VALUE>,
-    holder: NodeId,
-    lease_ms: u32,
+pub(super) struct Request<const KEY: usize, const VALUE: usize> {
+    pub(super) op: Op,
+    pub(super) key: Vec<u8, KEY>,
+    pub(super) value: Vec<u8, VALUE>,
+    pub(super) holder: NodeId,
+    pub(super) lease_ms: u32,
 }
 
 impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
-    fn body(&self) -> Body<'_> {
+    pub(super) fn body(&self) -> Body<'_> {
         let key = &self.key[..];
         match self.op {
             Op::Get => Body::Get { key },
@@ -329,7 +333,7 @@ impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
     }
 
     /// Whether `body` is an answer to this request.
-    fn is_answered_by(&self, body: &Body<'_>) -> bool {
+    pub(super) fn is_answered_by(&self, body: &Body<'_>) -> bool {
         let key = &self.key[..];
         match (self.op, body) {
             (_, Body::Error { .. }) => true,
@@ -345,7 +349,7 @@ impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
 
 /// A response, owned until it is sent (or turned into an event).
 #[derive(Clone, Debug)]
-struct Reply<const KEY: usize, const VALUE: usize> {
+pub(super) struct Reply<const KEY: usize, const VALUE: usize> {
     kind: Kind,
     key: Vec<u8, KEY>,
     value: Option<Vec<u8, VALUE>>,
@@ -403,8 +407,35 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
         }
     }
 
+    /// The outcome of the local request `id` (an `op`) answered by this reply; `since` is when
+    /// the answered attempt was sent, from which a lock's lease is counted.
+    pub(super) fn into_event(self, id: RequestId, op: Op, since: Instant) -> Event<VALUE> {
+        match self.kind {
+            Kind::Value => Event::GetDone {
+                id,
+                value: self.value,
+            },
+            Kind::PutAck => Event::PutDone { id },
+            Kind::Locked => Event::Locked {
+                id,
+                until: since + Duration::from_millis(u64::from(self.ms)),
+            },
+            Kind::LockDenied => Event::LockDenied {
+                id,
+                holder: self.holder,
+                remaining: Duration::from_millis(u64::from(self.ms)),
+            },
+            Kind::Unlocked => Event::Unlocked { id },
+            _ => Event::Failed {
+                id,
+                op,
+                error: RequestError::Refused(self.code),
+            },
+        }
+    }
+
     /// The owned copy of a response body; a value too large for this node becomes `Full`.
-    fn from_body(body: &Body<'_>) -> Self {
+    pub(super) fn from_body(body: &Body<'_>) -> Self {
         let copy = |kind, key: &[u8]| Reply::new(kind, key);
         match *body {
             Body::Value { key, value } => {
@@ -563,7 +594,7 @@ struct Tombstone {
     probation_over: bool,
 }
 
-fn millis(d: Duration) -> u32 {
+pub(super) fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
@@ -1188,31 +1219,7 @@ impl<
     fn respond(&mut self, origin: Origin, op: Op, reply: Reply<KEY, VALUE>, since: Instant) {
         match origin {
             Origin::Remote { to, message_id } => self.send(to, message_id, Out::Reply(reply)),
-            Origin::Local(id) => {
-                let event = match reply.kind {
-                    Kind::Value => Event::GetDone {
-                        id,
-                        value: reply.value,
-                    },
-                    Kind::PutAck => Event::PutDone { id },
-                    Kind::Locked => Event::Locked {
-                        id,
-                        until: since + Duration::from_millis(u64::from(reply.ms)),
-                    },
-                    Kind::LockDenied => Event::LockDenied {
-                        id,
-                        holder: reply.holder,
-                        remaining: Duration::from_millis(u64::from(reply.ms)),
-                    },
-                    Kind::Unlocked => Event::Unlocked { id },
-                    _ => Event::Failed {
-                        id,
-                        op,
-                        error: RequestError::Refused(reply.code),
-                    },
-                };
-                self.emit(event);
-            }
+            Origin::Local(id) => self.emit(reply.into_event(id, op, since)),
         }
     }
 

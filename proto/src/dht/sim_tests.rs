@@ -2,7 +2,7 @@
 //! process on virtual time, with a seeded generator for message loss, delay and crashes.
 
 use super::*;
-use crate::dht::{MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, ring};
+use crate::dht::{ClientConfig, DhtClient, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, ring};
 use core::convert::Infallible;
 use proptest::prelude::*;
 use std::cmp::Reverse;
@@ -147,8 +147,8 @@ struct Sim {
     net_stats: NetStats,
     /// (client, put, victim): crash the victim the instant the client sees the put acknowledged.
     crash_when_acked: Option<(usize, RequestId, usize)>,
-    /// Messages sent to addresses outside the simulation: (destination, bytes).
-    outside: StdVec<(SocketAddr, StdVec<u8>)>,
+    /// Messages sent to addresses outside the simulation: (source, destination, bytes).
+    outside: StdVec<(SocketAddr, SocketAddr, StdVec<u8>)>,
 }
 
 impl Sim {
@@ -212,7 +212,7 @@ impl Sim {
                 "a node sent an invalid message"
             );
             let Some(&to_index) = self.index.get(&to) else {
-                self.outside.push((to, bytes));
+                self.outside.push((addr(i), to, bytes));
                 continue;
             };
             let to = to_index;
@@ -1102,7 +1102,7 @@ fn a_write_taken_over_from_a_live_owner_is_not_acknowledged() {
     let answers: StdVec<Body<'_>> = sim
         .outside
         .iter()
-        .map(|(_, b)| Message::parse(b).unwrap())
+        .map(|(_, _, b)| Message::parse(b).unwrap())
         .filter(|m| m.header.message_id == 41)
         .map(|m| m.body)
         .collect();
@@ -1880,4 +1880,358 @@ proptest! {
             }
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// DhtClient: a client outside the ring talking to its nodes.
+
+type Client = DhtClient<TestRng, 8, 16, V>;
+
+fn client_addr() -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], 9000))
+}
+
+fn client(seed: u64) -> Client {
+    let mut c = ClientConfig::new(NodeAddr {
+        id: NodeId::from_name(b"a client"),
+        addr: client_addr(),
+    });
+    c.request_timeout = ms(400);
+    c.max_attempts = 3;
+    Client::new(c, TestRng(seed))
+}
+
+/// Sends what the client has to send into the simulation, runs it for `d`, and hands the client
+/// every answer that came out for it. Returns the messages the client sent.
+fn exchange(sim: &mut Sim, c: &mut Client, d: Duration) -> StdVec<(SocketAddr, StdVec<u8>)> {
+    let end = sim.now + d;
+    let mut sent = StdVec::new();
+    while sim.now < end {
+        let now = sim.now;
+        c.handle_timeout(now);
+        let mut buf = [0u8; Client::MAX_TRANSMIT_LEN];
+        while let Some(t) = c.poll_transmit(now, &mut buf) {
+            let bytes = buf[..t.len].to_vec();
+            assert!(Message::parse(&bytes).is_ok());
+            if let Some(&to) = sim.index.get(&t.destination) {
+                sim.seq += 1;
+                let seq = sim.seq;
+                sim.net.push(Reverse(Packet {
+                    at: now + ms(1),
+                    seq,
+                    to,
+                    bytes: bytes.clone(),
+                }));
+            }
+            sent.push((t.destination, bytes));
+        }
+        sim.run_for(ms(5));
+        let answers: StdVec<_> = sim.outside.drain(..).collect();
+        for (from, to, bytes) in answers {
+            if to == client_addr() {
+                let now = sim.now;
+                c.handle_message(now, from, &bytes);
+            }
+        }
+    }
+    sent
+}
+
+fn client_events(c: &mut Client) -> StdVec<Ev> {
+    core::iter::from_fn(|| c.poll_event()).collect()
+}
+
+#[test]
+fn a_client_outside_the_ring_gets_puts_and_locks_through_any_node() {
+    let mut sim = Sim::new(10, 11, 0);
+    sim.build(ms(10));
+    let mut c = client(5);
+    let now = sim.now;
+    let put = c.put(now, addr(3), b"colour", b"blue").unwrap();
+    exchange(&mut sim, &mut c, ms(300));
+    assert_eq!(client_events(&mut c), [Event::PutDone { id: put }]);
+    // Stored at the key's true owner and its two replicas, read back through another node.
+    let owner = sim.true_owner(b"colour");
+    assert_eq!(sim.node(owner).stored(b"colour"), Some(&b"blue"[..]));
+    let now = sim.now;
+    let get = c.get(now, addr(7), b"colour").unwrap();
+    let missing = c.get(now, addr(7), b"never written").unwrap();
+    exchange(&mut sim, &mut c, ms(300));
+    let mut got = client_events(&mut c);
+    got.sort_by_key(event_id);
+    assert_eq!(
+        got,
+        [
+            Event::GetDone {
+                id: get,
+                value: Some(heapless::Vec::from_slice(b"blue").unwrap())
+            },
+            Event::GetDone {
+                id: missing,
+                value: None
+            }
+        ]
+    );
+
+    // Two holders compete for one lock through different nodes, once the owners' grace period
+    // after the ring formed (one max_lease) is over.
+    sim.run_for(ms(2000));
+    let (a, b) = (
+        NodeId::from_name(b"holder a"),
+        NodeId::from_name(b"holder b"),
+    );
+    let now = sim.now;
+    let lock_a = c.lock(now, addr(1), b"door", a, ms(1500)).unwrap();
+    exchange(&mut sim, &mut c, ms(200));
+    let sent_at = now;
+    match client_events(&mut c).as_slice() {
+        [Event::Locked { id, until }] => {
+            assert_eq!(*id, lock_a);
+            assert!(*until > sent_at && *until <= sent_at + ms(1500), "{until}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let now = sim.now;
+    let lock_b = c.lock(now, addr(5), b"door", b, ms(1500)).unwrap();
+    let unlock_b = c.unlock(now, addr(5), b"door", b).unwrap();
+    exchange(&mut sim, &mut c, ms(200));
+    let mut got = client_events(&mut c);
+    got.sort_by_key(event_id);
+    match got.as_slice() {
+        [
+            Event::LockDenied {
+                id: d,
+                holder,
+                remaining,
+            },
+            Event::Failed {
+                id: f,
+                op: Op::Unlock,
+                error: RequestError::Refused(ErrorCode::NotHolder),
+            },
+        ] => {
+            assert_eq!((*d, *f, *holder), (lock_b, unlock_b, a));
+            assert!(
+                *remaining <= ms(1500) && *remaining > ms(1000),
+                "{remaining:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let now = sim.now;
+    let unlock_a = c.unlock(now, addr(9), b"door", a).unwrap();
+    exchange(&mut sim, &mut c, ms(200));
+    assert_eq!(client_events(&mut c), [Event::Unlocked { id: unlock_a }]);
+    let now = sim.now;
+    let lock_b = c.lock(now, addr(5), b"door", b, ms(500)).unwrap();
+    exchange(&mut sim, &mut c, ms(200));
+    assert!(
+        matches!(client_events(&mut c).as_slice(), [Event::Locked { id, .. }] if *id == lock_b)
+    );
+    let stats = *c.stats();
+    assert_eq!(
+        (
+            stats.timeouts,
+            stats.malformed,
+            stats.unmatched,
+            stats.wrong_sender
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(c.outstanding(), 0);
+}
+
+#[test]
+fn a_client_request_to_a_dead_node_fails_with_a_timeout_after_its_attempts() {
+    let mut sim = Sim::new(4, 12, 0);
+    sim.build(ms(10));
+    sim.crash(2);
+    let mut c = client(6);
+    let now = sim.now;
+    let id = c.put(now, addr(2), b"k", b"v").unwrap();
+    assert_eq!(
+        c.poll_timeout(),
+        Some(Instant::ZERO),
+        "a message waits to go"
+    );
+    let sent = exchange(&mut sim, &mut c, ms(1300));
+    assert_eq!(
+        client_events(&mut c),
+        [Event::Failed {
+            id,
+            op: Op::Put,
+            error: RequestError::Timeout
+        }]
+    );
+    // Three attempts, each with a fresh message id.
+    let ids: StdVec<u64> = sent
+        .iter()
+        .map(|(_, b)| Message::parse(b).unwrap().header.message_id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    assert_eq!((c.stats().timeouts, c.stats().retries), (3, 2));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_client_takes_answers_only_from_the_node_and_attempt_it_asked() {
+    let node = NodeAddr {
+        id: NodeId::from_name(b"node"),
+        addr: addr(1),
+    };
+    let mut c = client(7);
+    let now = Instant::ZERO;
+    let id = c.get(now, node.addr, b"key").unwrap();
+    let mut buf = [0u8; Client::MAX_TRANSMIT_LEN];
+    let t = c.poll_transmit(now, &mut buf).unwrap();
+    assert_eq!(t.destination, node.addr);
+    let request = Message::parse(&buf[..t.len]).unwrap();
+    assert_eq!(request.header.sender, c.config().local);
+    assert_eq!(request.body, Body::Get { key: b"key" });
+    let first = request.header.message_id;
+    let value = |message_id| {
+        msg(
+            message_id,
+            node,
+            Body::Value {
+                key: b"key",
+                value: Some(b"forged"),
+            },
+        )
+    };
+    // The right id from another address, a wrong id, another key, a request, garbage.
+    assert_eq!(
+        c.handle_message(now, addr(2), &value(first)),
+        Disposition::Dropped(DropReason::WrongSender)
+    );
+    assert_eq!(
+        c.handle_message(now, node.addr, &value(first ^ 1)),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    let other_key = msg(
+        first,
+        node,
+        Body::Value {
+            key: b"other",
+            value: None,
+        },
+    );
+    assert_eq!(
+        c.handle_message(now, node.addr, &other_key),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    assert_eq!(
+        c.handle_message(now, node.addr, &msg(first, node, Body::Get { key: b"key" })),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    assert!(matches!(
+        c.handle_message(now, node.addr, &[0x0b, 1, 2]),
+        Disposition::Malformed(Error::Truncated)
+    ));
+    assert_eq!(c.poll_event(), None);
+    // The first attempt times out; its late answer no longer counts, the second's does.
+    let later = now + ms(400);
+    c.handle_timeout(later);
+    let t = c.poll_transmit(later, &mut buf).unwrap();
+    let second = Message::parse(&buf[..t.len]).unwrap().header.message_id;
+    assert_ne!(second, first);
+    assert_eq!(
+        c.handle_message(later, node.addr, &value(first)),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    // NotOwner while attempts remain: tried again, not reported.
+    let not_owner = msg(
+        second,
+        node,
+        Body::Error {
+            code: ErrorCode::NotOwner,
+        },
+    );
+    assert_eq!(
+        c.handle_message(later, node.addr, &not_owner),
+        Disposition::Handled
+    );
+    assert_eq!(c.poll_event(), None);
+    let t = c.poll_transmit(later, &mut buf).unwrap();
+    let third = Message::parse(&buf[..t.len]).unwrap().header.message_id;
+    assert_eq!(
+        c.handle_message(later, node.addr, &value(third)),
+        Disposition::Handled
+    );
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::GetDone {
+            id,
+            value: Some(heapless::Vec::from_slice(b"forged").unwrap())
+        })
+    );
+    let s = *c.stats();
+    assert_eq!(
+        (
+            s.received,
+            s.malformed,
+            s.unmatched,
+            s.wrong_sender,
+            s.retries,
+            s.sent
+        ),
+        (8, 1, 4, 1, 2, 3)
+    );
+}
+
+#[test]
+fn a_client_fails_requests_loudly_and_refuses_what_it_cannot_hold() {
+    let mut c = client(8);
+    let now = Instant::ZERO;
+    assert_eq!(c.get(now, addr(1), &[0; 17]), Err(Error::TooLarge));
+    assert_eq!(c.put(now, addr(1), b"k", &[0; V + 1]), Err(Error::TooLarge));
+    let a = c.get(now, addr(1), b"a").unwrap();
+    let b = c.put(now, addr(2), b"b", b"v").unwrap();
+    let d = c
+        .unlock(now, addr(1), b"c", NodeId::from_name(b"h"))
+        .unwrap();
+    for _ in 0..5 {
+        c.get(now, addr(3), b"x").unwrap();
+    }
+    assert_eq!(
+        c.get(now, addr(3), b"y"),
+        Err(Error::Capacity),
+        "8 outstanding"
+    );
+    let mut buf = [0u8; Client::MAX_TRANSMIT_LEN];
+    while c.poll_transmit(now, &mut buf).is_some() {}
+    c.fail_node(addr(1), RequestError::Disconnected);
+    let mut got = client_events(&mut c);
+    got.sort_by_key(event_id);
+    assert_eq!(
+        got,
+        [
+            Event::Failed {
+                id: a,
+                op: Op::Get,
+                error: RequestError::Disconnected
+            },
+            Event::Failed {
+                id: d,
+                op: Op::Unlock,
+                error: RequestError::Disconnected
+            }
+        ]
+    );
+    assert_eq!(c.outstanding(), 6);
+    let _ = b;
+    // A buffer too small for a message fails its request instead of stalling it.
+    let mut c = client(9);
+    let id = c.put(now, addr(1), b"k", &[7; V]).unwrap();
+    let mut small = [0u8; 20];
+    assert_eq!(c.poll_transmit(now, &mut small), None);
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::Failed {
+            id,
+            op: Op::Put,
+            error: RequestError::Refused(ErrorCode::Full)
+        })
+    );
 }

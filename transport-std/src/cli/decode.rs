@@ -18,6 +18,12 @@ pub enum DecodeCommand {
         #[arg(required = true, value_name = "HEX")]
         hex: Vec<String>,
     },
+    /// A DHT message: a UDP datagram, or a TCP frame without its 4-byte length prefix.
+    Dht {
+        /// The message in hex (as for `health`).
+        #[arg(required = true, value_name = "HEX")]
+        hex: Vec<String>,
+    },
     /// A ZooKeeper client frame, its 4-byte length first: a request, or with --connect the
     /// session's first frame, the ConnectRequest.
     ZkRequest {
@@ -64,6 +70,30 @@ pub fn run(command: &DecodeCommand, out: &mut dyn Write, err: &mut dyn Write) ->
             decode_zk(hex, out, err, |bytes, out| {
                 super::zk::write_reply(bytes, op, out)
             })
+        }
+        DecodeCommand::Dht { hex } => {
+            let bytes = match parse_hex(hex) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = writeln!(err, "error: not hex: {e}");
+                    return 2;
+                }
+            };
+            match super::dht::write_message(&bytes, out) {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
+                    let _ = writeln!(
+                        err,
+                        "error: malformed DHT message ({} bytes): {e}",
+                        bytes.len()
+                    );
+                    1
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    1
+                }
+            }
         }
         DecodeCommand::Health { hex } => {
             let bytes = match parse_hex(hex) {

@@ -1,4 +1,6 @@
-//! `sinew demo`: a network of health-check nodes on loopback, on one thread and one `mio::Poll`.
+//! `sinew demo`: a network of health-check nodes on loopback, on one thread and one `mio::Poll`,
+//! then a DHT ring ([`demo_dht`](super::demo_dht)); `sinew demo health` or `sinew demo dht` runs
+//! one of them.
 //!
 //! Node 0 is the seed; the others know only the seed. The demo shows, with timestamps:
 //! 1. discovery: every node learns every other through peer tables, all Healthy;
@@ -11,17 +13,32 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use sinew_proto::health::{Config, Event, HostInfo, Status};
 use sinew_proto::time::Instant;
 
 use super::format;
 use crate::{Clock, NodeGroup, Result, UdpHealthNode};
 
+/// Which demo `sinew demo` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DemoKind {
+    /// The health-check network, then the DHT ring.
+    #[default]
+    All,
+    /// The health-check network: discovery, failure, recovery.
+    Health,
+    /// The DHT ring: formation, replicated puts, a crash, a contended lock, a leave.
+    Dht,
+}
+
 /// Options of `sinew demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Number of nodes; node 0 is the seed.
+    /// Which demo to run.
+    #[arg(value_enum, default_value_t = DemoKind::All)]
+    pub which: DemoKind,
+    /// Number of nodes (of each demo); node 0 is the seed.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=32))]
     pub nodes: u64,
     /// How often every node checks every host, in milliseconds.
@@ -41,6 +58,7 @@ pub struct DemoArgs {
 impl Default for DemoArgs {
     fn default() -> DemoArgs {
         DemoArgs {
+            which: DemoKind::All,
             nodes: 5,
             check_ms: 200,
             timeout_ms: 150,
@@ -125,11 +143,26 @@ fn converged(group: &NodeGroup, addrs: &[SocketAddr]) -> bool {
     })
 }
 
-/// Runs the demo, printing to `out`; returns the exit code (0 when every phase happened).
+/// Runs the demo(s) chosen, printing to `out`; returns the exit code (0 when every phase of
+/// every demo happened).
 ///
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) if a socket cannot be bound or polled, or `out` fails.
 pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
+    let n = usize::try_from(args.nodes).unwrap_or(usize::MAX);
+    let deadline = Duration::from_secs(args.phase_timeout_s);
+    if args.which != DemoKind::Dht {
+        let code = run_health(args, out)?;
+        if code != 0 || args.which == DemoKind::Health {
+            return Ok(code);
+        }
+        writeln!(out)?;
+    }
+    super::demo_dht::run(n, deadline, out)
+}
+
+/// The health-check demo.
+fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
     let n = usize::try_from(args.nodes).unwrap_or(usize::MAX);
     let config = Config {
         check_interval: Duration::from_millis(args.check_ms),

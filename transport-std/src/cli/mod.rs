@@ -6,6 +6,8 @@
 
 pub mod decode;
 pub mod demo;
+pub mod demo_dht;
+pub mod dht;
 pub mod format;
 pub mod node;
 pub mod ping;
@@ -30,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[non_exhaustive]
 pub enum Command {
-    /// Run a local network of health-check nodes on loopback: discovery, failure, recovery.
+    /// Run local networks on loopback: health checks (discovery, failure, recovery), then a DHT
+    /// ring (replicated puts, a crash, a contended lock, a leave).
     Demo(demo::DemoArgs),
     /// Run one health-check node, printing events and its table.
     Node(node::NodeArgs),
@@ -41,6 +44,8 @@ pub enum Command {
     Decode(decode::DecodeCommand),
     /// A ZooKeeper client: create, get, set, delete, ls, stat, watch (as zkCli).
     Zk(zk::ZkArgs),
+    /// The DHT: run a ring member, or put, get, lock and unlock keys through one.
+    Dht(dht::DhtArgs),
 }
 
 /// Runs a parsed command line on the process's stdout and stderr; returns the exit code.
@@ -55,6 +60,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Ping(args) => ping::run(&args, &mut out, &interrupt_flag()),
         Command::Decode(command) => return decode::run(&command, &mut out, &mut err),
         Command::Zk(args) => zk::run(&args, &mut out, &mut err, &interrupt_flag()),
+        Command::Dht(args) => dht::run(&args, &mut out, &mut err, &interrupt_flag()),
     };
     let _ = out.flush();
     match result {

@@ -1,0 +1,984 @@
+//! The DHT over mio UDP sockets: [`UdpDhtNode`], a ring member, and [`UdpDhtClient`], a client
+//! that reads, writes and locks keys through any member.
+//!
+//! Every DHT message of these sizes fits one datagram of at most
+//! [`MAX_DATAGRAM_LEN`] bytes (checked at compile time), so
+//! both travel on UDP; the cores ([`DhtNode`], [`DhtClient`]) do the retrying.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant as StdInstant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Registry, Token};
+use sinew_proto::dht::{
+    ClientConfig, ClientStats, Config, DhtClient, DhtNode, Disposition, ErrorCode, Event, LeafSet,
+    MAX_DATAGRAM_LEN, NodeAddr, NodeId, RequestError, RequestId, Stats, Transmit,
+};
+use sinew_proto::time::Instant;
+
+use crate::{Clock, Error, NonceRng, Result, SocketStats};
+
+/// How many datagrams one `process` call reads at most before it lets time pass.
+const RECV_BUDGET: usize = 1024;
+/// Outcomes buffered for the application before the newest are dropped (counted).
+const EVENT_BUFFER: usize = 4096;
+
+/// What the UDP driver needs of a protocol core.
+trait Core<const VALUE: usize> {
+    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition;
+    fn timeout(&mut self, now: Instant);
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
+    fn next_timeout(&self) -> Option<Instant>;
+    fn event(&mut self) -> Option<Event<VALUE>>;
+}
+
+impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, const PENDING: usize>
+    Core<VALUE> for DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>
+{
+    fn datagram(&mut self, now: Instant, _from: SocketAddr, bytes: &[u8]) -> Disposition {
+        self.handle_message(now, bytes)
+    }
+    fn timeout(&mut self, now: Instant) {
+        self.handle_timeout(now);
+    }
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit(now, buf)
+    }
+    fn next_timeout(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+    fn event(&mut self) -> Option<Event<VALUE>> {
+        self.poll_event()
+    }
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> Core<VALUE>
+    for DhtClient<NonceRng, PENDING, KEY, VALUE>
+{
+    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
+        self.handle_message(now, from, bytes)
+    }
+    fn timeout(&mut self, now: Instant) {
+        self.handle_timeout(now);
+    }
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit(now, buf)
+    }
+    fn next_timeout(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+    fn event(&mut self) -> Option<Event<VALUE>> {
+        self.poll_event()
+    }
+}
+
+/// A core on a non-blocking UDP socket: reads every waiting datagram into it, sends everything
+/// it writes, lets time pass in it, and buffers its events.
+struct Driver<C> {
+    core: Box<C>,
+    socket: Option<UdpSocket>,
+    clock: Clock,
+    io: SocketStats,
+    more_to_read: bool,
+    /// Own poll, for the blocking helpers; `None` until first needed.
+    poll: Option<(Poll, Events)>,
+    /// Registered with a caller's `Poll`: no own poll then.
+    shared: bool,
+    recv_buf: Box<[u8; MAX_DATAGRAM_LEN + 1]>,
+    send_buf: Box<[u8; MAX_DATAGRAM_LEN]>,
+}
+
+impl<C> Driver<C> {
+    fn new(core: Box<C>, socket: UdpSocket, clock: Clock) -> Self {
+        Driver {
+            core,
+            socket: Some(socket),
+            clock,
+            io: SocketStats::default(),
+            more_to_read: false,
+            poll: None,
+            shared: false,
+            recv_buf: Box::new([0; MAX_DATAGRAM_LEN + 1]),
+            send_buf: Box::new([0; MAX_DATAGRAM_LEN]),
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        if let Some((poll, _)) = self.poll.take()
+            && let Some(socket) = self.socket.as_mut()
+        {
+            poll.registry().deregister(socket)?;
+        }
+        if let Some(socket) = self.socket.as_mut() {
+            registry.register(socket, token, Interest::READABLE)?;
+        }
+        self.shared = true;
+        Ok(())
+    }
+
+    fn own_poll(&mut self) -> Result<()> {
+        if self.shared {
+            return Err(Error::Io(io::Error::other(
+                "registered with a shared Poll: drive it with process()",
+            )));
+        }
+        if self.poll.is_none() {
+            let poll = Poll::new()?;
+            if let Some(socket) = self.socket.as_mut() {
+                poll.registry()
+                    .register(socket, Token(0), Interest::READABLE)?;
+            }
+            self.poll = Some((poll, Events::with_capacity(4)));
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.own_poll()?;
+        if let Some((poll, events)) = self.poll.as_mut() {
+            match poll.poll(events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_timeout<const VALUE: usize>(&self) -> Option<StdInstant>
+    where
+        C: Core<VALUE>,
+    {
+        self.socket.as_ref()?;
+        if self.more_to_read {
+            return Some(self.clock.base());
+        }
+        self.clock.to_std(self.core.next_timeout()?)
+    }
+
+    fn process<const VALUE: usize>(&mut self, events: &mut VecDeque<Event<VALUE>>) -> Result<()>
+    where
+        C: Core<VALUE>,
+    {
+        let Some(socket) = self.socket.as_ref() else {
+            return Ok(());
+        };
+        self.more_to_read = false;
+        let mut budget = RECV_BUDGET;
+        loop {
+            if budget == 0 {
+                self.more_to_read = true;
+                break;
+            }
+            match socket.recv_from(&mut self.recv_buf[..]) {
+                Ok((len, from)) => {
+                    budget -= 1;
+                    self.io.datagrams_received += 1;
+                    self.io.bytes_received += len as u64;
+                    if len > MAX_DATAGRAM_LEN {
+                        // Refused by the core as too large, and counted there too.
+                        self.io.oversized += 1;
+                    }
+                    let now = self.clock.now();
+                    let _ = self.core.datagram(now, from, &self.recv_buf[..len]);
+                    flush(
+                        socket,
+                        &mut *self.core,
+                        now,
+                        &mut self.send_buf,
+                        &mut self.io,
+                    );
+                    collect(&mut *self.core, events, &mut self.io);
+                }
+                Err(e) => match e.kind() {
+                    ErrorKind::WouldBlock => break,
+                    ErrorKind::Interrupted => {}
+                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => {
+                        budget -= 1;
+                        self.io.recv_errors += 1;
+                    }
+                    _ => return Err(e.into()),
+                },
+            }
+        }
+        let now = self.clock.now();
+        self.core.timeout(now);
+        flush(
+            socket,
+            &mut *self.core,
+            now,
+            &mut self.send_buf,
+            &mut self.io,
+        );
+        collect(&mut *self.core, events, &mut self.io);
+        Ok(())
+    }
+
+    /// Sends what the core has to send now (after a request was submitted).
+    fn send_now<const VALUE: usize>(&mut self) -> Result<()>
+    where
+        C: Core<VALUE>,
+    {
+        let Some(socket) = self.socket.as_ref() else {
+            return Err(stopped());
+        };
+        let now = self.clock.now();
+        flush(
+            socket,
+            &mut *self.core,
+            now,
+            &mut self.send_buf,
+            &mut self.io,
+        );
+        Ok(())
+    }
+
+    /// Runs until `done` says so (asked after every step) or `timeout` passes; whether `done`
+    /// said so.
+    fn run_until<const VALUE: usize>(
+        &mut self,
+        events: &mut VecDeque<Event<VALUE>>,
+        timeout: Duration,
+        mut done: impl FnMut(&mut C, &mut VecDeque<Event<VALUE>>) -> bool,
+    ) -> Result<bool>
+    where
+        C: Core<VALUE>,
+    {
+        let deadline = StdInstant::now().checked_add(timeout);
+        loop {
+            self.process(events)?;
+            if done(&mut self.core, events) {
+                return Ok(true);
+            }
+            let now = StdInstant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            let wake = match (self.poll_timeout(), deadline) {
+                (Some(t), Some(d)) => Some(t.min(d)),
+                (t, d) => t.or(d),
+            };
+            self.wait(wake.map(|w| w.saturating_duration_since(now)))?;
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::Io(io::Error::new(ErrorKind::NotConnected, "stopped"))
+}
+
+/// Sends everything the core has to send; a datagram the socket refuses is dropped and counted
+/// (the core's retries cover the loss).
+fn flush<const VALUE: usize, C: Core<VALUE> + ?Sized>(
+    socket: &UdpSocket,
+    core: &mut C,
+    now: Instant,
+    buf: &mut [u8; MAX_DATAGRAM_LEN],
+    io: &mut SocketStats,
+) {
+    while let Some(t) = core.transmit(now, buf) {
+        let Some(datagram) = buf.get(..t.len) else {
+            io.send_errors += 1;
+            continue;
+        };
+        loop {
+            match socket.send_to(datagram, t.destination) {
+                Ok(sent) => {
+                    io.datagrams_sent += 1;
+                    io.bytes_sent += sent as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => io.send_would_block += 1,
+                Err(_) => io.send_errors += 1,
+            }
+            break;
+        }
+    }
+}
+
+fn collect<const VALUE: usize, C: Core<VALUE> + ?Sized>(
+    core: &mut C,
+    events: &mut VecDeque<Event<VALUE>>,
+    io: &mut SocketStats,
+) {
+    while let Some(event) = core.event() {
+        if events.len() < EVENT_BUFFER {
+            events.push_back(event);
+        } else {
+            io.events_dropped += 1;
+        }
+    }
+}
+
+/// The address peers are told: the socket's, which must name a specific IP.
+fn advertised(socket: &UdpSocket) -> Result<SocketAddr> {
+    let local = socket.local_addr()?;
+    if local.ip().is_unspecified() {
+        return Err(Error::Io(io::Error::new(
+            ErrorKind::InvalidInput,
+            "bind a specific IP address: it is the address peers are told to reach this node at",
+        )));
+    }
+    Ok(local)
+}
+
+/// A member of a DHT ring on a UDP socket, driven on the caller's thread: the sans-IO
+/// [`DhtNode`] with a non-blocking [`mio::net::UdpSocket`].
+///
+/// Like [`UdpHealthNode`](crate::UdpHealthNode), one [`process`](Self::process) step reads
+/// every waiting datagram into the core (sending what it answers at once), lets time pass in
+/// it and sends what it has to send; drive it standalone with [`run_until`](Self::run_until) or
+/// [`register`](Self::register) it with your own `Poll`. The core is boxed: its storage is
+/// fixed-size and large.
+///
+/// `L`, `KEYS`, `KEY`, `VALUE` and `PENDING` size the core (see [`DhtNode`]); the defaults keep
+/// 1024 keys of up to 64 bytes with values of up to 256 bytes, and every message fits one
+/// datagram.
+///
+/// ```
+/// use std::time::Duration;
+/// use sinew_proto::dht::NodeId;
+/// use sinew_transport_std::dht::UdpDhtNode;
+///
+/// let mut a: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, NodeId::from_name(b"a"))?;
+/// let mut b: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, NodeId::from_name(b"b"))?;
+/// b.join(a.local().addr)?;
+/// // Drive both until b is in the ring (two nodes on one thread: step each in turn).
+/// let deadline = std::time::Instant::now() + Duration::from_secs(5);
+/// while !(b.in_ring() && a.leaf_set().nodes().count() == 1) {
+///     assert!(std::time::Instant::now() < deadline);
+///     a.run_for(Duration::from_millis(5))?;
+///     b.run_for(Duration::from_millis(5))?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UdpDhtNode<
+    const L: usize = 4,
+    const KEYS: usize = 1024,
+    const KEY: usize = 64,
+    const VALUE: usize = 256,
+    const PENDING: usize = 64,
+> {
+    driver: Driver<DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>>,
+    events: VecDeque<Event<VALUE>>,
+}
+
+impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, const PENDING: usize>
+    UdpDhtNode<L, KEYS, KEY, VALUE, PENDING>
+{
+    const FITS: () = assert!(
+        DhtNode::<NonceRng, L, KEYS, KEY, VALUE, PENDING>::MAX_TRANSMIT_LEN <= MAX_DATAGRAM_LEN,
+        "UdpDhtNode: every message of these sizes must fit one datagram"
+    );
+
+    /// Binds a UDP socket to `addr` (a specific IP; port 0 for an ephemeral port) and creates a
+    /// ring of one with the id `id` and the default [`Config`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be bound, or of kind `InvalidInput` for an
+    /// unspecified IP (peers must be told where to reach the node).
+    pub fn bind(addr: SocketAddr, id: NodeId) -> Result<Self> {
+        Self::bind_with(addr, id, |_| {})
+    }
+
+    /// Like [`bind`](Self::bind), with the [`Config`] adjusted by `configure` (its
+    /// `local` is set to the id and the bound address before and after).
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub fn bind_with(
+        addr: SocketAddr,
+        id: NodeId,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
+        Self::from_std(std::net::UdpSocket::bind(addr)?, id, configure)
+    }
+
+    /// Like [`bind_with`](Self::bind_with), on a socket the caller bound (and set options on);
+    /// it is made non-blocking.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub fn from_std(
+        socket: std::net::UdpSocket,
+        id: NodeId,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket);
+        let local = NodeAddr {
+            id,
+            addr: advertised(&socket)?,
+        };
+        let mut config = Config::new(local);
+        configure(&mut config);
+        config.local = local;
+        let core = Box::new(DhtNode::new(
+            config,
+            rand_core::UnwrapErr(getrandom::SysRng),
+        ));
+        Ok(UdpDhtNode {
+            driver: Driver::new(core, socket, Clock::new()),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// This node: its id and the address it is bound to.
+    pub fn local(&self) -> NodeAddr {
+        self.driver.core.local()
+    }
+
+    /// Whether the node is in a ring (a ring of one before it joins).
+    pub fn in_ring(&self) -> bool {
+        self.driver.core.in_ring()
+    }
+
+    /// The node's leaf set: its neighbours on each side.
+    pub fn leaf_set(&self) -> &LeafSet<L> {
+        self.driver.core.leaf_set()
+    }
+
+    /// Joins the ring that `entry` (any member) is in; the outcome is [`Event::Joined`] or
+    /// [`Event::JoinFailed`].
+    ///
+    /// # Errors
+    /// [`Error::Proto`] if the core refuses (see [`DhtNode::join`]); [`Error::Io`] if stopped.
+    pub fn join(&mut self, entry: SocketAddr) -> Result<()> {
+        let now = self.driver.clock.now();
+        self.driver.core.join(now, entry)?;
+        self.driver.send_now()
+    }
+
+    /// Leaves the ring gracefully: hands the neighbours to each other and its keys to its
+    /// successor (see [`DhtNode::leave`]). Keep processing a little while so that the Leave
+    /// messages go out.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if stopped.
+    pub fn leave(&mut self) -> Result<()> {
+        let now = self.driver.clock.now();
+        self.driver.core.leave(now);
+        self.driver.send_now()
+    }
+
+    /// Reads `key` at its owner; the outcome is [`Event::GetDone`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// [`Error::Proto`] if the core refuses it (too large, too many outstanding).
+    pub fn get(&mut self, key: &[u8]) -> Result<RequestId> {
+        let now = self.driver.clock.now();
+        let id = self.driver.core.get(now, key)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    /// Stores `value` under `key` at its owner and its replicas; the outcome is
+    /// [`Event::PutDone`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<RequestId> {
+        let now = self.driver.clock.now();
+        let id = self.driver.core.put(now, key, value)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    /// Takes the lock on `key` for this node for `lease`; the outcome is [`Event::Locked`],
+    /// [`Event::LockDenied`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lock(&mut self, key: &[u8], lease: Duration) -> Result<RequestId> {
+        let now = self.driver.clock.now();
+        let id = self.driver.core.lock(now, key, lease)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    /// Releases this node's lock on `key`; the outcome is [`Event::Unlocked`] or
+    /// [`Event::Failed`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn unlock(&mut self, key: &[u8]) -> Result<RequestId> {
+        let now = self.driver.clock.now();
+        let id = self.driver.core.unlock(now, key)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    /// One step: reads every waiting datagram into the core, lets time pass, sends what the
+    /// core has to send. Never blocks; a stopped node does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket fails in a way that is not about one datagram.
+    pub fn process(&mut self) -> Result<()> {
+        self.driver.process(&mut self.events)
+    }
+
+    /// When [`process`](Self::process) next has work even if no datagram arrives, or `None`.
+    pub fn poll_timeout(&self) -> Option<StdInstant> {
+        self.driver.poll_timeout()
+    }
+
+    /// Registers the socket with a caller's `Poll` under `token`; drive the node with
+    /// [`process`](Self::process) when the token is ready or [`poll_timeout`](Self::poll_timeout)
+    /// has come.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the registration fails.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        self.driver.register(registry, token)
+    }
+
+    /// Runs the node on this thread for `duration` with a `Poll` of its own.
+    ///
+    /// # Errors
+    /// As [`process`](Self::process); [`Error::Io`] if the node is
+    /// [`register`](Self::register)ed with a caller's `Poll`.
+    pub fn run_for(&mut self, duration: Duration) -> Result<()> {
+        self.run_until(duration, |_| false).map(|_| ())
+    }
+
+    /// Runs the node until `done` (asked after every step, with the node) says so or `timeout`
+    /// passes; returns whether `done` said so.
+    ///
+    /// # Errors
+    /// As [`process`](Self::process).
+    pub fn run_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> Result<bool> {
+        let deadline = StdInstant::now().checked_add(timeout);
+        loop {
+            self.process()?;
+            if done(self) {
+                return Ok(true);
+            }
+            let now = StdInstant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            let wake = match (self.poll_timeout(), deadline) {
+                (Some(t), Some(d)) => Some(t.min(d)),
+                (t, d) => t.or(d),
+            };
+            self.driver
+                .wait(wake.map(|w| w.saturating_duration_since(now)))?;
+        }
+    }
+
+    /// Stops the node as a crash would: closes its socket without a word to its neighbours.
+    pub fn stop(&mut self) {
+        self.driver.socket = None;
+        self.driver.poll = None;
+        self.driver.more_to_read = false;
+    }
+
+    /// Whether the node still has its socket.
+    pub fn is_running(&self) -> bool {
+        self.driver.socket.is_some()
+    }
+
+    /// Takes the next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        collect(
+            &mut *self.driver.core,
+            &mut self.events,
+            &mut self.driver.io,
+        );
+        self.events.pop_front()
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> &Stats {
+        self.driver.core.stats()
+    }
+
+    /// The socket's counters.
+    pub fn socket_stats(&self) -> &SocketStats {
+        &self.driver.io
+    }
+
+    /// The protocol core.
+    pub fn core(&self) -> &DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING> {
+        &self.driver.core
+    }
+
+    /// The protocol core, to call what this adapter does not wrap; what it queues is sent at
+    /// the next [`process`](Self::process).
+    pub fn core_mut(&mut self) -> &mut DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING> {
+        &mut self.driver.core
+    }
+}
+
+impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, const PENDING: usize>
+    fmt::Debug for UdpDhtNode<L, KEYS, KEY, VALUE, PENDING>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpDhtNode")
+            .field("local", &self.local())
+            .field("running", &self.is_running())
+            .field("leaf_set", &self.leaf_set().nodes().count())
+            .field("stored", &self.core().stored_len())
+            .field("socket_stats", &self.driver.io)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request of [`UdpDhtClient`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// The request could not be sent or the socket failed.
+    Io(io::Error),
+    /// The client refused the request (a key or value over its size, too many outstanding).
+    Proto(sinew_proto::Error),
+    /// The ring answered with an error, or no answer came in time.
+    Request(RequestError),
+}
+
+impl fmt::Display for DhtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DhtError::Io(e) => write!(f, "i/o: {e}"),
+            DhtError::Proto(e) => write!(f, "refused: {e}"),
+            DhtError::Request(RequestError::Timeout) => f.write_str("no answer (timed out)"),
+            DhtError::Request(RequestError::Refused(code)) => {
+                let what = match code {
+                    ErrorCode::NotHolder => "the lock is not held by this holder",
+                    ErrorCode::Full => "the node is full (or the key or value is too large)",
+                    ErrorCode::NotOwner => "the key's owner could not be reached",
+                    _ => "the node refused the request",
+                };
+                write!(f, "{what} ({code:?})")
+            }
+            DhtError::Request(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+impl std::error::Error for DhtError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DhtError::Io(e) => Some(e),
+            DhtError::Proto(e) => Some(e),
+            DhtError::Request(_) => None,
+        }
+    }
+}
+
+impl From<Error> for DhtError {
+    fn from(e: Error) -> DhtError {
+        match e {
+            Error::Io(e) => DhtError::Io(e),
+            Error::Proto(e) => DhtError::Proto(e),
+        }
+    }
+}
+
+/// The outcome of [`UdpDhtClient::lock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// The lock is the holder's until this instant at the latest (counted from when the
+    /// request was sent).
+    Locked {
+        /// When the lease ends unless renewed.
+        until: StdInstant,
+    },
+    /// Someone else holds it.
+    Denied {
+        /// Who (all zeros while the owner is in its grace period after taking the key over).
+        holder: NodeId,
+        /// How long until that lease ends, at the latest.
+        remaining: Duration,
+    },
+}
+
+/// A client of a DHT ring on a UDP socket: [`DhtClient`] talking to one member, which routes
+/// every request to the key's owner and relays the answer.
+///
+/// The blocking methods ([`get`](Self::get), [`put`](Self::put), [`lock`](Self::lock),
+/// [`unlock`](Self::unlock)) send one request and wait for its outcome; for pipelining,
+/// [`submit`](Self::submit) requests on the core, then [`process`](Self::process) and
+/// [`poll_event`](Self::poll_event).
+///
+/// ```no_run
+/// use sinew_transport_std::dht::UdpDhtClient;
+/// let mut client: UdpDhtClient = UdpDhtClient::connect("127.0.0.1:7000".parse()?)?;
+/// client.put(b"colour", b"blue")?;
+/// assert_eq!(client.get(b"colour")?.as_deref(), Some(&b"blue"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UdpDhtClient<const PENDING: usize = 32, const KEY: usize = 64, const VALUE: usize = 256>
+{
+    driver: Driver<DhtClient<NonceRng, PENDING, KEY, VALUE>>,
+    node: SocketAddr,
+    events: VecDeque<Event<VALUE>>,
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PENDING, KEY, VALUE> {
+    const FITS: () = assert!(
+        DhtClient::<NonceRng, PENDING, KEY, VALUE>::MAX_TRANSMIT_LEN <= MAX_DATAGRAM_LEN,
+        "UdpDhtClient: every message of these sizes must fit one datagram"
+    );
+
+    /// A client of the ring member `node`, with a random id and the default timing (1 s per
+    /// attempt, 3 attempts).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if no socket can be bound or pointed at `node`.
+    pub fn connect(node: SocketAddr) -> Result<Self> {
+        Self::connect_with(node, |_| {})
+    }
+
+    /// Like [`connect`](Self::connect), with the [`ClientConfig`] adjusted by `configure`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        node: SocketAddr,
+        configure: impl FnOnce(&mut ClientConfig),
+    ) -> Result<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        let any: SocketAddr = if node.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(any)?;
+        // Connecting picks the source address the node will see (and filters other senders).
+        socket.connect(node)?;
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let local = NodeAddr {
+            id: NodeId::random(&mut rng),
+            addr: advertised(&socket)?,
+        };
+        let mut config = ClientConfig::new(local);
+        configure(&mut config);
+        config.local = local;
+        let core = Box::new(DhtClient::new(config, rng));
+        Ok(UdpDhtClient {
+            driver: Driver::new(core, socket, Clock::new()),
+            node,
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Registers the socket with a caller's `Poll` under `token`, to drive the client with
+    /// [`submit`](Self::submit), [`process`](Self::process) and
+    /// [`poll_event`](Self::poll_event) from that poll loop. The blocking methods must not be
+    /// used after this (they would sleep without polling).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the registration fails.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        self.driver.register(registry, token)
+    }
+
+    /// When [`process`](Self::process) next has work even if no answer arrives (a retry or a
+    /// timeout), or `None` with nothing outstanding.
+    pub fn poll_timeout(&self) -> Option<StdInstant> {
+        self.driver.poll_timeout()
+    }
+
+    /// The node this client talks to.
+    pub fn node(&self) -> SocketAddr {
+        self.node
+    }
+
+    /// This client's id and address, as the node sees them.
+    pub fn local(&self) -> NodeAddr {
+        self.driver.core.config().local
+    }
+
+    /// Reads `key`: its value, or `None` if the ring stores none.
+    ///
+    /// # Errors
+    /// [`DhtError::Request`] if the ring refused it or did not answer in time, and as
+    /// [`submit`](Self::submit).
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, DhtError> {
+        let node = self.node;
+        match self.call(|c, now| c.get(now, node, key))? {
+            Event::GetDone { value, .. } => Ok(value.map(|v| v.to_vec())),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stores `value` under `key`; returns once the owner and its replicas hold it.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), DhtError> {
+        let node = self.node;
+        match self.call(|c, now| c.put(now, node, key, value))? {
+            Event::PutDone { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Takes (or renews) the lock on `key` for `holder` for `lease`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lock(
+        &mut self,
+        key: &[u8],
+        holder: NodeId,
+        lease: Duration,
+    ) -> Result<LockOutcome, DhtError> {
+        let node = self.node;
+        match self.call(|c, now| c.lock(now, node, key, holder, lease))? {
+            Event::Locked { until, .. } => Ok(LockOutcome::Locked {
+                until: self
+                    .driver
+                    .clock
+                    .to_std(until)
+                    .unwrap_or_else(StdInstant::now),
+            }),
+            Event::LockDenied {
+                holder, remaining, ..
+            } => Ok(LockOutcome::Denied { holder, remaining }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Releases `holder`'s lock on `key`.
+    ///
+    /// # Errors
+    /// [`DhtError::Request`] with [`ErrorCode::NotHolder`] if `holder` does not hold it, and as
+    /// [`get`](Self::get).
+    pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<(), DhtError> {
+        let node = self.node;
+        match self.call(|c, now| c.unlock(now, node, key, holder))? {
+            Event::Unlocked { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Submits a request on the core (give it [`node`](Self::node) as the node and `now` as the
+    /// time) and sends it at once; its outcome comes from [`poll_event`](Self::poll_event) after
+    /// [`process`](Self::process) steps.
+    ///
+    /// # Errors
+    /// [`DhtError::Proto`] if the core refuses it; [`DhtError::Io`] if the client is broken.
+    pub fn submit(
+        &mut self,
+        request: impl FnOnce(
+            &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
+            Instant,
+        ) -> sinew_proto::Result<RequestId>,
+    ) -> Result<RequestId, DhtError> {
+        let now = self.driver.clock.now();
+        let id = request(&mut self.driver.core, now).map_err(DhtError::Proto)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    fn call(
+        &mut self,
+        request: impl FnOnce(
+            &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
+            Instant,
+        ) -> sinew_proto::Result<RequestId>,
+    ) -> Result<Event<VALUE>, DhtError> {
+        let id = self.submit(request)?;
+        let mut outcome = None;
+        // The core fails the request after its attempts: the wait always ends.
+        self.driver
+            .run_until(&mut self.events, Duration::MAX, |_, events| {
+                if let Some(i) = events.iter().position(|e| event_id(e) == Some(id)) {
+                    outcome = events.remove(i);
+                    true
+                } else {
+                    false
+                }
+            })?;
+        match outcome {
+            Some(Event::Failed { error, .. }) => Err(DhtError::Request(error)),
+            Some(e) => Ok(e),
+            None => Err(DhtError::Request(RequestError::Timeout)),
+        }
+    }
+
+    /// One step: reads the answers that arrived, lets time pass (retries, timeouts), sends what
+    /// is due. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket fails.
+    pub fn process(&mut self) -> Result<()> {
+        self.driver.process(&mut self.events)
+    }
+
+    /// Waits (with a `Poll` of the client's own) until an answer arrives, the core's next
+    /// timeout comes or `timeout` passes, then [`process`](Self::process)es.
+    ///
+    /// # Errors
+    /// As [`process`](Self::process).
+    pub fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let now = StdInstant::now();
+        let wake = self
+            .driver
+            .poll_timeout()
+            .map_or(timeout, |t| t.saturating_duration_since(now).min(timeout));
+        self.driver.wait(Some(wake))?;
+        self.process()
+    }
+
+    /// Takes the next outcome, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        collect(
+            &mut *self.driver.core,
+            &mut self.events,
+            &mut self.driver.io,
+        );
+        self.events.pop_front()
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> &ClientStats {
+        self.driver.core.stats()
+    }
+
+    /// The socket's counters.
+    pub fn socket_stats(&self) -> &SocketStats {
+        &self.driver.io
+    }
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> fmt::Debug
+    for UdpDhtClient<PENDING, KEY, VALUE>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpDhtClient")
+            .field("node", &self.node)
+            .field("local", &self.local())
+            .field("outstanding", &self.driver.core.outstanding())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request an event answers, if it answers one.
+pub fn event_id<const VALUE: usize>(event: &Event<VALUE>) -> Option<RequestId> {
+    match *event {
+        Event::GetDone { id, .. }
+        | Event::PutDone { id }
+        | Event::Locked { id, .. }
+        | Event::LockDenied { id, .. }
+        | Event::Unlocked { id }
+        | Event::Failed { id, .. } => Some(id),
+        Event::Joined { .. } | Event::JoinFailed { .. } | Event::NeighbourDown { .. } => None,
+    }
+}
+
+fn unexpected<const VALUE: usize>(event: Event<VALUE>) -> DhtError {
+    DhtError::Io(io::Error::other(format!("unexpected outcome {event:?}")))
+}
