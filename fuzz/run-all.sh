@@ -29,7 +29,7 @@ fi
 targets=(
     parse_health roundtrip_health health_node
     parse_zk_request parse_zk_reply roundtrip_zk stream_zk zk_session
-    parse_dht roundtrip_dht
+    parse_dht roundtrip_dht dht_node
 )
 mkdir -p artifacts logs
 failed=()

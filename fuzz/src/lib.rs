@@ -3,6 +3,7 @@
 //!
 //! Every harness panics on a broken invariant, which libFuzzer reports as a crash.
 
+pub mod dht_node;
 pub mod health_node;
 pub mod parse_dht;
 pub mod parse_health;

@@ -47,3 +47,24 @@ fn health_node_corpus_reach() {
         println!("{name:>16}: reached by {total} inputs");
     }
 }
+
+/// `cargo test --release --test reach dht_node -- --ignored --nocapture` (reads
+/// `corpus/dht_node/`).
+#[test]
+#[ignore = "reads the local fuzz corpus"]
+fn dht_node_corpus_reach() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/dht_node");
+    let (mut inputs, mut messages, mut sent, mut outcomes, mut joined) = (0, 0, 0, 0, 0);
+    for file in fs::read_dir(dir).unwrap() {
+        let s = sinew_fuzz::dht_node::check(&fs::read(file.unwrap().path()).unwrap());
+        inputs += 1;
+        messages += s.messages;
+        sent += s.sent;
+        outcomes += s.outcomes;
+        joined += u64::from(s.had_neighbours);
+    }
+    println!(
+        "{inputs} inputs: {messages} messages in, {sent} out, {outcomes} outcomes, \
+         {joined} inputs with neighbours"
+    );
+}
