@@ -342,3 +342,52 @@ fn dht_demo_runs_every_phase_and_exits_zero() {
         "only the DHT demo: {out}"
     );
 }
+
+#[test]
+fn decode_dht_prints_every_field_and_refuses_a_truncated_message() {
+    use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId};
+    let message = Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_0708,
+            sender: NodeAddr {
+                id: NodeId::from_u128(0xabcd),
+                addr: "192.0.2.7:7100".parse().unwrap(),
+            },
+        },
+        body: Body::Lock {
+            key: b"door",
+            holder: NodeId::from_u128(0x42),
+            lease_ms: 1500,
+        },
+    };
+    let mut buf = [0u8; 128];
+    let len = message.encode(&mut buf).unwrap();
+    let hex: String = buf[..len].iter().map(|b| format!("{b:02x}")).collect();
+    let run = sinew(&["decode", "dht", &hex], SHORT);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for needle in [
+        &format!("DHT message, {len} bytes"),
+        "type        0x05 (version 0, Lock)",
+        "message id  0x0102030405060708",
+        "sender id   0000000000000000000000000000abcd",
+        "sender addr 192.0.2.7:7100",
+        "key         \"door\" (4 bytes)",
+        "holder      00000000000000000000000000000042",
+        "lease       1500 ms",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "{needle:?} in:\n{}",
+            run.stdout
+        );
+    }
+    let run = sinew(&["decode", "dht", &hex[..hex.len() - 2]], SHORT);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr
+            .contains(&format!("malformed DHT message ({} bytes): ", len - 1)),
+        "{}",
+        run.stderr
+    );
+}

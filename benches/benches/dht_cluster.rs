@@ -1,0 +1,235 @@
+//! Put and get operations per second of a 5-node DHT ring on loopback.
+//!
+//! Group `dht_cluster`: five [`UdpDhtNode`]s (2 replicas per key) on one thread and one
+//! `mio::Poll`, a [`UdpDhtClient`] on the bench thread keeping `DEPTH` requests in flight
+//! through one node, over 64 keys with 100-byte values. A put is acknowledged only once the
+//! owner and its two replicas hold it (so it costs a route and two replications); a get is
+//! routed to the owner and back. Beside them, `udp_echo`: the same client pattern against a
+//! blocking std socket that echoes each datagram, the kernel's cost of one hop there and back
+//! on this machine. Time per iteration is one operation, so the throughput is operations/s.
+
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mio::{Events, Poll, Token};
+use sinew_proto::dht::{Event, NodeId};
+use sinew_transport_std::dht::{UdpDhtClient, UdpDhtNode};
+
+const NODES: usize = 5;
+const DEPTH: usize = 16;
+const KEYS: usize = 64;
+const VALUE: [u8; 100] = [0x42; 100];
+
+/// The ring, running on its own thread until dropped.
+struct Cluster {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flag = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut poll = Poll::new().unwrap();
+            let mut events = Events::with_capacity(64);
+            let mut nodes: Vec<UdpDhtNode> = (0..NODES)
+                .map(|i| {
+                    let id = NodeId::from_name(format!("bench node {i}").as_bytes());
+                    let mut n = UdpDhtNode::bind_with("127.0.0.1:0".parse().unwrap(), id, |c| {
+                        c.stabilize_interval = Duration::from_millis(200);
+                    })
+                    .unwrap();
+                    n.register(poll.registry(), Token(i)).unwrap();
+                    n
+                })
+                .collect();
+            let seed = nodes[0].local().addr;
+            for n in &mut nodes[1..] {
+                n.join(seed).unwrap();
+            }
+            let mut announced = false;
+            let started = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                for n in &mut nodes {
+                    n.process().unwrap();
+                    while n.poll_event().is_some() {}
+                }
+                if !announced
+                    && (nodes
+                        .iter()
+                        .all(|n| n.leaf_set().nodes().count() == NODES - 1)
+                        || started.elapsed() > Duration::from_secs(10))
+                {
+                    announced = true;
+                    // Let stabilization settle the leaf sets once more.
+                    let _ = tx.send(nodes.iter().map(|n| n.local().addr).collect::<Vec<_>>());
+                }
+                let now = Instant::now();
+                let wake = nodes
+                    .iter()
+                    .filter_map(UdpDhtNode::poll_timeout)
+                    .fold(now + Duration::from_millis(10), Instant::min);
+                poll.poll(&mut events, Some(wake.saturating_duration_since(now)))
+                    .unwrap();
+            }
+        });
+        let addrs = rx.recv().expect("the ring forms");
+        thread::sleep(Duration::from_millis(500));
+        Cluster {
+            addrs,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `iters` operations with `DEPTH` in flight; every one must succeed.
+fn run_ops(client: &mut UdpDhtClient, iters: u64, put: bool) -> Duration {
+    let node = client.node();
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("key-{k:02}")).collect();
+    let start = Instant::now();
+    let (mut sent, mut done) = (0u64, 0u64);
+    while done < iters {
+        while sent < iters && sent - done < DEPTH as u64 {
+            let key = keys[(sent % KEYS as u64) as usize].as_bytes();
+            client
+                .submit(|c, now| {
+                    if put {
+                        c.put(now, node, key, &VALUE)
+                    } else {
+                        c.get(now, node, key)
+                    }
+                })
+                .unwrap();
+            sent += 1;
+        }
+        client.wait(Duration::from_millis(50)).unwrap();
+        while let Some(e) = client.poll_event() {
+            match e {
+                Event::PutDone { .. } => {}
+                Event::GetDone { value, .. } => {
+                    assert_eq!(value.as_deref(), Some(&VALUE[..]));
+                }
+                other => panic!("{other:?}"),
+            }
+            done += 1;
+        }
+    }
+    start.elapsed()
+}
+
+/// A blocking socket echoing every datagram, until dropped.
+struct Echo {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((len, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..len], from);
+                }
+            }
+        });
+        Echo {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `iters` datagrams of a put's size echoed, `DEPTH` in flight.
+fn run_echo(socket: &UdpSocket, iters: u64) -> Duration {
+    let message = [0x42u8; 162];
+    let mut buf = [0u8; 512];
+    let start = Instant::now();
+    let (mut sent, mut done) = (0u64, 0u64);
+    while done < iters {
+        while sent < iters && sent - done < DEPTH as u64 {
+            socket.send(&message).unwrap();
+            sent += 1;
+        }
+        match socket.recv(&mut buf) {
+            Ok(len) => {
+                black_box(len);
+                done += 1;
+            }
+            // A lost datagram: send another in its place.
+            Err(_) => sent -= 1,
+        }
+    }
+    start.elapsed()
+}
+
+fn dht_cluster(c: &mut Criterion) {
+    let cluster = Cluster::start();
+    let mut client: UdpDhtClient = UdpDhtClient::connect(cluster.addrs[1]).unwrap();
+    // Every key exists before the gets.
+    run_ops(&mut client, KEYS as u64, true);
+
+    let mut group = c.benchmark_group("dht_cluster");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("put/sinew_5_nodes", |b| {
+        b.iter_custom(|iters| run_ops(&mut client, iters, true))
+    });
+    group.bench_function("get/sinew_5_nodes", |b| {
+        b.iter_custom(|iters| run_ops(&mut client, iters, false))
+    });
+    let echo = Echo::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(echo.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    group.bench_function("udp_echo/std", |b| {
+        b.iter_custom(|iters| run_echo(&socket, iters))
+    });
+    group.finish();
+    let s = client.stats();
+    assert_eq!((s.timeouts, s.unmatched, s.malformed), (0, 0, 0), "{s:?}");
+    drop(echo);
+    drop(cluster);
+}
+
+criterion_group!(benches, dht_cluster);
+criterion_main!(benches);

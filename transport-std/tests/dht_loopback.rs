@@ -1,0 +1,229 @@
+//! `UdpDhtNode` and `UdpDhtClient` on real loopback sockets: a ring of three nodes on their own
+//! threads, a client's blocking calls, and what the client and a node refuse.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sinew_proto::dht::{Body, ErrorCode, Header, Message, NodeAddr, NodeId, RequestError, Stats};
+use sinew_transport_std::dht::{DhtError, LockOutcome, UdpDhtClient, UdpDhtNode};
+
+/// A node running on its own thread until `stop`; returns its counters when joined.
+fn spawn_node(
+    name: &str,
+    join: Option<SocketAddr>,
+    stop: &Arc<AtomicBool>,
+) -> (SocketAddr, thread::JoinHandle<Stats>) {
+    let mut node: UdpDhtNode = UdpDhtNode::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeId::from_name(name.as_bytes()),
+        |c| {
+            c.stabilize_interval = Duration::from_millis(100);
+            c.request_timeout = Duration::from_millis(200);
+            c.max_lease = Duration::from_millis(500);
+        },
+    )
+    .unwrap();
+    let addr = node.local().addr;
+    if let Some(entry) = join {
+        node.join(entry).unwrap();
+    }
+    let stop = Arc::clone(stop);
+    let handle = thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            node.run_for(Duration::from_millis(20)).unwrap();
+            while node.poll_event().is_some() {}
+        }
+        *node.stats()
+    });
+    (addr, handle)
+}
+
+fn client(node: SocketAddr) -> UdpDhtClient {
+    UdpDhtClient::connect_with(node, |c| {
+        c.request_timeout = Duration::from_millis(300);
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_client_puts_gets_and_locks_through_a_ring_of_three() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a, ha) = spawn_node("a", None, &stop);
+    let (b, hb) = spawn_node("b", Some(a), &stop);
+    let (c, hc) = spawn_node("c", Some(a), &stop);
+    // Stabilization spreads the leaf sets; then every lock grace period (500 ms) has passed.
+    thread::sleep(Duration::from_millis(800));
+
+    let mut via_b = client(b);
+    let mut via_c = client(c);
+    for k in 0..10 {
+        via_b
+            .put(format!("k{k}").as_bytes(), format!("v{k}").as_bytes())
+            .unwrap();
+    }
+    for k in 0..10 {
+        assert_eq!(
+            via_c.get(format!("k{k}").as_bytes()).unwrap(),
+            Some(format!("v{k}").into_bytes())
+        );
+    }
+    assert_eq!(via_c.get(b"absent").unwrap(), None);
+    // Too large for the client's sizes: refused before anything is sent.
+    assert!(matches!(
+        via_c.put(&[0; 65], b"v"),
+        Err(DhtError::Proto(sinew_proto::Error::TooLarge))
+    ));
+
+    let (alice, bob) = (NodeId::from_name(b"alice"), NodeId::from_name(b"bob"));
+    let lease = Duration::from_millis(400);
+    let sent = Instant::now();
+    match via_b.lock(b"door", alice, lease).unwrap() {
+        LockOutcome::Locked { until } => {
+            assert!(until <= sent + lease + Duration::from_millis(50));
+            assert!(until > Instant::now());
+        }
+        other => panic!("{other:?}"),
+    }
+    match via_c.lock(b"door", bob, lease).unwrap() {
+        LockOutcome::Denied { holder, remaining } => {
+            assert_eq!(holder, alice);
+            assert!(remaining <= lease);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        via_c.unlock(b"door", bob),
+        Err(DhtError::Request(RequestError::Refused(
+            ErrorCode::NotHolder
+        )))
+    ));
+    // Alice's lease runs out: bob gets it.
+    thread::sleep(lease + Duration::from_millis(50));
+    assert!(matches!(
+        via_c.lock(b"door", bob, lease).unwrap(),
+        LockOutcome::Locked { .. }
+    ));
+    via_c.unlock(b"door", bob).unwrap();
+    assert_eq!(via_b.stats().timeouts + via_c.stats().timeouts, 0);
+
+    stop.store(true, Ordering::Relaxed);
+    let served: u64 = [ha, hb, hc]
+        .into_iter()
+        .map(|h| h.join().unwrap().served)
+        .sum();
+    assert!(served >= 10 + 10 + 1 + 4, "served {served}");
+}
+
+#[test]
+fn a_client_ignores_answers_from_elsewhere_and_fails_after_its_attempts() {
+    // A "node" that answers every request with the right message id, but from another socket.
+    let node = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let node_addr = node.local_addr().unwrap();
+    node.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let forger = thread::spawn(move || {
+        let mut forged = 0;
+        let mut buf = [0u8; 512];
+        while !flag.load(Ordering::Relaxed) {
+            let Ok((len, from)) = node.recv_from(&mut buf) else {
+                continue;
+            };
+            let request = Message::parse(&buf[..len]).unwrap();
+            let Body::Get { key } = request.body else {
+                panic!("{:?}", request.body)
+            };
+            let answer = Message {
+                header: Header {
+                    message_id: request.header.message_id,
+                    sender: NodeAddr {
+                        id: NodeId::from_name(b"forger"),
+                        addr: node_addr,
+                    },
+                },
+                body: Body::Value {
+                    key,
+                    value: Some(b"forged"),
+                },
+            };
+            let mut out = [0u8; 512];
+            let n = answer.encode(&mut out).unwrap();
+            elsewhere.send_to(&out[..n], from).unwrap();
+            forged += 1;
+        }
+        forged
+    });
+    let mut c = client(node_addr);
+    let started = Instant::now();
+    let result = c.get(b"key");
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(DhtError::Request(RequestError::Timeout))),
+        "{result:?}"
+    );
+    // Three attempts of 300 ms.
+    assert!(took >= Duration::from_millis(850), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(
+        forger.join().unwrap(),
+        3,
+        "each attempt was answered, from elsewhere"
+    );
+    // The connected socket never even delivers the forgeries; nothing was taken.
+    assert_eq!(c.stats().timeouts, 3);
+    assert_eq!(c.stats().retries, 2);
+}
+
+#[test]
+fn a_node_counts_malformed_datagrams_and_never_answers_them() {
+    let mut node: UdpDhtNode =
+        UdpDhtNode::bind("127.0.0.1:0".parse().unwrap(), NodeId::from_name(b"n")).unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let to = node.local().addr;
+    // Garbage, a truncated header, a message of an unknown version.
+    let mut bad_version = [0u8; 44];
+    bad_version[0] = 0x21;
+    for bytes in [&b"hello"[..], &[0x01; 20][..], &bad_version[..]] {
+        peer.send_to(bytes, to).unwrap();
+    }
+    // And one good request, which is answered.
+    let get = Message {
+        header: Header {
+            message_id: 99,
+            sender: NodeAddr {
+                id: NodeId::from_name(b"peer"),
+                addr: peer.local_addr().unwrap(),
+            },
+        },
+        body: Body::Get { key: b"x" },
+    };
+    let mut buf = [0u8; 512];
+    let n = get.encode(&mut buf).unwrap();
+    peer.send_to(&buf[..n], to).unwrap();
+    node.run_until(Duration::from_secs(2), |n| n.stats().received == 4)
+        .unwrap();
+    let s = *node.stats();
+    assert_eq!((s.received, s.malformed), (4, 3));
+    let (len, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from, to);
+    let answer = Message::parse(&buf[..len]).unwrap();
+    assert_eq!(answer.header.message_id, 99);
+    assert_eq!(
+        answer.body,
+        Body::Value {
+            key: b"x",
+            value: None
+        }
+    );
+    // Nothing else came back.
+    assert!(peer.recv_from(&mut buf).is_err());
+    assert_eq!(node.socket_stats().datagrams_sent, 1);
+}
