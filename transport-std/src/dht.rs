@@ -11,11 +11,14 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant as StdInstant};
 
-use mio::net::UdpSocket;
+use std::io::{Read, Write};
+
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token};
 use sinew_proto::dht::{
-    ClientConfig, ClientStats, Config, DhtClient, DhtNode, Disposition, ErrorCode, Event, LeafSet,
-    MAX_DATAGRAM_LEN, NodeAddr, NodeId, RequestError, RequestId, Stats, Transmit,
+    Body, ClientConfig, ClientStats, Config, DhtClient, DhtNode, Disposition, ErrorCode, Event,
+    LeafSet, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, Message, NodeAddr, NodeId, RequestError, RequestId,
+    Stats, Transmit,
 };
 use sinew_proto::time::Instant;
 
@@ -38,8 +41,8 @@ trait Core<const VALUE: usize> {
 impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, const PENDING: usize>
     Core<VALUE> for DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>
 {
-    fn datagram(&mut self, now: Instant, _from: SocketAddr, bytes: &[u8]) -> Disposition {
-        self.handle_message(now, bytes)
+    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
+        self.handle_message_from(now, from, bytes)
     }
     fn timeout(&mut self, now: Instant) {
         self.handle_timeout(now);
@@ -89,6 +92,8 @@ struct Driver<C> {
     shared: bool,
     recv_buf: Box<[u8; MAX_DATAGRAM_LEN + 1]>,
     send_buf: Box<[u8; MAX_DATAGRAM_LEN]>,
+    /// The TCP side, if enabled ([`UdpDhtNode::listen_tcp`]).
+    tcp: Option<Tcp>,
 }
 
 impl<C> Driver<C> {
@@ -103,6 +108,7 @@ impl<C> Driver<C> {
             shared: false,
             recv_buf: Box::new([0; MAX_DATAGRAM_LEN + 1]),
             send_buf: Box::new([0; MAX_DATAGRAM_LEN]),
+            tcp: None,
         }
     }
 
@@ -114,6 +120,9 @@ impl<C> Driver<C> {
         }
         if let Some(socket) = self.socket.as_mut() {
             registry.register(socket, token, Interest::READABLE)?;
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.register(registry, Token(token.0 + 1))?;
         }
         self.shared = true;
         Ok(())
@@ -131,7 +140,10 @@ impl<C> Driver<C> {
                 poll.registry()
                     .register(socket, Token(0), Interest::READABLE)?;
             }
-            self.poll = Some((poll, Events::with_capacity(4)));
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.register(poll.registry(), Token(1))?;
+            }
+            self.poll = Some((poll, Events::with_capacity(16)));
         }
         Ok(())
     }
@@ -190,6 +202,7 @@ impl<C> Driver<C> {
                         now,
                         &mut self.send_buf,
                         &mut self.io,
+                        self.tcp.as_mut(),
                     );
                     collect(&mut *self.core, events, &mut self.io);
                 }
@@ -204,6 +217,28 @@ impl<C> Driver<C> {
                 },
             }
         }
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.accept()?;
+            for (peer, frame) in tcp.read_frames() {
+                let now = self.clock.now();
+                // TCP carries client requests; their answers go back on the connection.
+                let mut request = vec![0; frame.len()];
+                let Some(len) = as_client_request(&frame, peer, &mut request) else {
+                    tcp.stats.not_requests += 1;
+                    continue;
+                };
+                let _ = self.core.datagram(now, peer, &request[..len]);
+                flush(
+                    socket,
+                    &mut *self.core,
+                    now,
+                    &mut self.send_buf,
+                    &mut self.io,
+                    Some(&mut *tcp),
+                );
+                collect(&mut *self.core, events, &mut self.io);
+            }
+        }
         let now = self.clock.now();
         self.core.timeout(now);
         flush(
@@ -212,7 +247,11 @@ impl<C> Driver<C> {
             now,
             &mut self.send_buf,
             &mut self.io,
+            self.tcp.as_mut(),
         );
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.write_all();
+        }
         collect(&mut *self.core, events, &mut self.io);
         Ok(())
     }
@@ -232,7 +271,11 @@ impl<C> Driver<C> {
             now,
             &mut self.send_buf,
             &mut self.io,
+            self.tcp.as_mut(),
         );
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.write_all();
+        }
         Ok(())
     }
 
@@ -278,12 +321,19 @@ fn flush<const VALUE: usize, C: Core<VALUE> + ?Sized>(
     now: Instant,
     buf: &mut [u8; MAX_DATAGRAM_LEN],
     io: &mut SocketStats,
+    mut tcp: Option<&mut Tcp>,
 ) {
     while let Some(t) = core.transmit(now, buf) {
         let Some(datagram) = buf.get(..t.len) else {
             io.send_errors += 1;
             continue;
         };
+        // To a peer connected over TCP: a frame on its connection.
+        if let Some(tcp) = tcp.as_deref_mut()
+            && tcp.queue(t.destination, datagram)
+        {
+            continue;
+        }
         loop {
             match socket.send_to(datagram, t.destination) {
                 Ok(sent) => {
@@ -309,6 +359,227 @@ fn collect<const VALUE: usize, C: Core<VALUE> + ?Sized>(
             events.push_back(event);
         } else {
             io.events_dropped += 1;
+        }
+    }
+}
+
+/// Most TCP connections a [`UdpDhtNode`] keeps open; one more is closed as soon as accepted.
+pub const MAX_TCP_CONNECTIONS: usize = 64;
+/// A connection whose unsent frames exceed this many bytes is closed (a peer that does not
+/// read what it asked for).
+const TCP_WRITE_LIMIT: usize = 256 * 1024;
+
+/// What the TCP side of a [`UdpDhtNode`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed at once because [`MAX_TCP_CONNECTIONS`] were open.
+    pub refused: u64,
+    /// Connections closed: by the peer, on an error, for a bad frame or an overrun.
+    pub closed: u64,
+    /// Frames received and handed to the core.
+    pub frames_received: u64,
+    /// Frames queued for sending.
+    pub frames_sent: u64,
+    /// Connections closed for a frame length over [`MAX_MESSAGE_LEN`].
+    pub bad_frames: u64,
+    /// Connections closed because the peer did not read what it was sent.
+    pub overrun: u64,
+    /// Frames dropped because they were no get, put, lock or unlock request (or did not parse):
+    /// ring members talk UDP.
+    pub not_requests: u64,
+}
+
+/// A client request that came on a TCP connection from `peer`, rewritten with `peer` as its
+/// sender address (a TCP client need not know its own address: answers go back on the
+/// connection) into `out`; `None` for anything but a well-formed get, put, lock or unlock.
+fn as_client_request(frame: &[u8], peer: SocketAddr, out: &mut [u8]) -> Option<usize> {
+    let mut message = Message::parse(frame).ok()?;
+    if !matches!(
+        message.body,
+        Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. }
+    ) {
+        return None;
+    }
+    message.header.sender.addr = peer;
+    message.encode(out).ok()
+}
+
+/// One accepted connection: frames in (a 4-byte big-endian length, then one message), frames
+/// out.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    open: bool,
+}
+
+/// The TCP side of a node: a peer that sends its messages as frames on a connection gets
+/// every message for its address as a frame on that connection.
+struct Tcp {
+    listener: TcpListener,
+    conns: Vec<Option<Conn>>,
+    /// Where the listener is registered (accepted connections go there too), with its token;
+    /// connection `i` has the token after it plus `1 + i`.
+    registry: Option<(Registry, Token)>,
+    stats: TcpStats,
+}
+
+impl Tcp {
+    fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        if let Some((old, _)) = self.registry.take() {
+            old.deregister(&mut self.listener)?;
+            for conn in self.conns.iter_mut().flatten() {
+                old.deregister(&mut conn.stream)?;
+            }
+        }
+        registry.register(&mut self.listener, token, Interest::READABLE)?;
+        for (i, slot) in self.conns.iter_mut().enumerate() {
+            if let Some(conn) = slot {
+                registry.register(
+                    &mut conn.stream,
+                    Token(token.0 + 1 + i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+            }
+        }
+        self.registry = Some((registry.try_clone()?, token));
+        Ok(())
+    }
+
+    /// Queues `message` as a frame to `to` if a connection from `to` is open.
+    fn queue(&mut self, to: SocketAddr, message: &[u8]) -> bool {
+        let Some(conn) = self
+            .conns
+            .iter_mut()
+            .flatten()
+            .find(|c| c.open && c.peer == to)
+        else {
+            return false;
+        };
+        // A node's messages are far below u32::MAX bytes.
+        let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+        conn.outbuf.extend_from_slice(&len.to_be_bytes());
+        conn.outbuf.extend_from_slice(message);
+        self.stats.frames_sent += 1;
+        if conn.outbuf.len() > TCP_WRITE_LIMIT {
+            conn.open = false;
+            self.stats.overrun += 1;
+        }
+        true
+    }
+
+    fn accept(&mut self) -> Result<()> {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // The connection went away before it was accepted; the listener is fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.stats.accepted += 1;
+            let slot = match self.conns.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if self.conns.len() < MAX_TCP_CONNECTIONS => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+                None => {
+                    self.stats.refused += 1;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            if let Some((registry, token)) = &self.registry {
+                registry.register(
+                    &mut stream,
+                    Token(token.0 + 1 + slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+            }
+            self.conns[slot] = Some(Conn {
+                stream,
+                peer,
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                open: true,
+            });
+        }
+    }
+
+    /// Reads every open connection and takes out its whole frames, in order.
+    fn read_frames(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut frames = Vec::new();
+        let mut chunk = [0u8; 4096];
+        for conn in self.conns.iter_mut().flatten().filter(|c| c.open) {
+            loop {
+                match conn.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        conn.open = false;
+                        break;
+                    }
+                    Ok(n) => conn.inbuf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        conn.open = false;
+                        break;
+                    }
+                }
+            }
+            let mut at = 0;
+            while let Some(head) = conn.inbuf.get(at..at + 4) {
+                let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                if len > MAX_MESSAGE_LEN {
+                    self.stats.bad_frames += 1;
+                    conn.open = false;
+                    break;
+                }
+                let Some(frame) = conn.inbuf.get(at + 4..at + 4 + len) else {
+                    break;
+                };
+                frames.push((conn.peer, frame.to_vec()));
+                at += 4 + len;
+            }
+            conn.inbuf.drain(..at);
+        }
+        self.stats.frames_received += frames.len() as u64;
+        frames
+    }
+
+    /// Writes what is queued on every connection, and drops the closed ones.
+    fn write_all(&mut self) {
+        for slot in &mut self.conns {
+            let Some(conn) = slot else { continue };
+            while conn.open && !conn.outbuf.is_empty() {
+                match conn.stream.write(&conn.outbuf) {
+                    Ok(0) => conn.open = false,
+                    Ok(n) => {
+                        conn.outbuf.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => conn.open = false,
+                }
+            }
+            if !conn.open {
+                if let Some((registry, _)) = &self.registry {
+                    let _ = registry.deregister(&mut conn.stream);
+                }
+                self.stats.closed += 1;
+                *slot = None;
+            }
         }
     }
 }
@@ -428,6 +699,50 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
         })
     }
 
+    /// Also accepts clients on TCP at `addr` (the node's UDP address works: the port spaces
+    /// are separate); returns the address bound. A client sends get, put, lock and unlock
+    /// requests as frames — a 4-byte big-endian length, then the message — and gets each
+    /// answer as a frame on the same connection; its header's sender address is replaced by
+    /// the connection's, so it need not know its own. Anything else on TCP is dropped and
+    /// counted ([`TcpStats::not_requests`]): ring members talk UDP. At most
+    /// [`MAX_TCP_CONNECTIONS`] connections are kept.
+    ///
+    /// With a caller's `Poll`, call this before [`register`](Self::register): the node then
+    /// uses the tokens `token` (UDP), `token + 1` (the listener) and `token + 2 ..
+    /// token + 2 + MAX_TCP_CONNECTIONS` (connections).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the address cannot be bound, TCP is already on, or the node is already
+    /// registered with a caller's `Poll`.
+    pub fn listen_tcp(&mut self, addr: SocketAddr) -> Result<SocketAddr> {
+        if self.driver.tcp.is_some() || self.driver.shared {
+            return Err(Error::Io(io::Error::other(
+                "listen_tcp: TCP is already on, or the node is registered with a shared Poll",
+            )));
+        }
+        let mut tcp = Tcp {
+            listener: TcpListener::bind(addr)?,
+            conns: Vec::new(),
+            registry: None,
+            stats: TcpStats::default(),
+        };
+        let bound = tcp.listener.local_addr()?;
+        if let Some((poll, _)) = &self.driver.poll {
+            tcp.register(poll.registry(), Token(1))?;
+        }
+        self.driver.tcp = Some(tcp);
+        Ok(bound)
+    }
+
+    /// What the TCP side did (all zero without [`listen_tcp`](Self::listen_tcp)).
+    pub fn tcp_stats(&self) -> TcpStats {
+        self.driver
+            .tcp
+            .as_ref()
+            .map(|t| t.stats)
+            .unwrap_or_default()
+    }
+
     /// This node: its id and the address it is bound to.
     pub fn local(&self) -> NodeAddr {
         self.driver.core.local()
@@ -463,6 +778,20 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     pub fn leave(&mut self) -> Result<()> {
         let now = self.driver.clock.now();
         self.driver.core.leave(now);
+        self.driver.send_now()
+    }
+
+    /// Reports that the node at `addr` is down, as another failure detector (such as the
+    /// health protocol of a [`UdpHealthNode`](crate::UdpHealthNode) checking the same hosts)
+    /// found: it leaves the leaf set at once and is replaced from it (see
+    /// [`DhtNode::handle_peer_down`]). Without reports the node finds crashed neighbours by its
+    /// own stabilization probes.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if stopped.
+    pub fn peer_down(&mut self, addr: SocketAddr) -> Result<()> {
+        let now = self.driver.clock.now();
+        self.driver.core.handle_peer_down(now, addr);
         self.driver.send_now()
     }
 
@@ -578,6 +907,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// Stops the node as a crash would: closes its socket without a word to its neighbours.
     pub fn stop(&mut self) {
         self.driver.socket = None;
+        self.driver.tcp = None;
         self.driver.poll = None;
         self.driver.more_to_read = false;
     }

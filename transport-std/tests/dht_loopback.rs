@@ -227,3 +227,114 @@ fn a_node_counts_malformed_datagrams_and_never_answers_them() {
     assert!(peer.recv_from(&mut buf).is_err());
     assert_eq!(node.socket_stats().datagrams_sent, 1);
 }
+
+/// One frame: a 4-byte big-endian length, then the message.
+fn frame(message: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 4 + message.encoded_len()];
+    let n = message.encode(&mut buf[4..]).unwrap();
+    buf[..4].copy_from_slice(&(n as u32).to_be_bytes());
+    buf
+}
+
+fn read_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn a_node_answers_client_requests_on_their_tcp_connection() {
+    use std::io::{Read, Write};
+    let mut node: UdpDhtNode =
+        UdpDhtNode::bind("127.0.0.1:0".parse().unwrap(), NodeId::from_name(b"t")).unwrap();
+    let tcp = node.listen_tcp(node.local().addr).unwrap();
+    assert_eq!(tcp, node.local().addr, "same address, other protocol");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let runner = thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            node.run_for(Duration::from_millis(10)).unwrap();
+        }
+        (*node.stats(), node.tcp_stats())
+    });
+
+    let mut stream = std::net::TcpStream::connect(tcp).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // The client does not know its own address: it names a placeholder.
+    let me = NodeAddr {
+        id: NodeId::from_name(b"tcp client"),
+        addr: "192.0.2.1:9".parse().unwrap(),
+    };
+    let put = Message {
+        header: Header {
+            message_id: 1,
+            sender: me,
+        },
+        body: Body::Put {
+            key: b"k",
+            value: b"over tcp",
+        },
+    };
+    let get = Message {
+        header: Header {
+            message_id: 2,
+            sender: me,
+        },
+        body: Body::Get { key: b"k" },
+    };
+    // Two frames in one write, the second split across writes.
+    let mut bytes = frame(&put);
+    let second = frame(&get);
+    bytes.extend_from_slice(&second[..7]);
+    stream.write_all(&bytes).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    stream.write_all(&second[7..]).unwrap();
+    let ack = read_frame(&mut stream);
+    let ack = Message::parse(&ack).unwrap();
+    assert_eq!(ack.header.message_id, 1);
+    assert_eq!(ack.body, Body::PutAck { key: b"k" });
+    let value = read_frame(&mut stream);
+    let value = Message::parse(&value).unwrap();
+    assert_eq!(value.header.message_id, 2);
+    assert_eq!(
+        value.body,
+        Body::Value {
+            key: b"k",
+            value: Some(b"over tcp")
+        }
+    );
+    // A membership message on TCP is dropped, never answered; a length over the maximum
+    // closes the connection.
+    let join = Message {
+        header: Header {
+            message_id: 3,
+            sender: me,
+        },
+        body: Body::InitConnect,
+    };
+    stream.write_all(&frame(&join)).unwrap();
+    stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing answered: {rest:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    let (stats, tcp_stats) = runner.join().unwrap();
+    assert_eq!(stats.served, 2);
+    assert_eq!(
+        (
+            tcp_stats.accepted,
+            tcp_stats.frames_received,
+            tcp_stats.frames_sent,
+            tcp_stats.not_requests,
+            tcp_stats.bad_frames,
+            tcp_stats.closed
+        ),
+        (1, 3, 2, 1, 1, 1)
+    );
+}

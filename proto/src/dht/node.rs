@@ -240,6 +240,9 @@ pub struct Stats {
     pub encode_failed: u64,
     /// Events dropped because nobody polled them.
     pub events_dropped: u64,
+    /// Messages whose header named another sender address than the one they came from
+    /// (see [`DhtNode::handle_message_from`]).
+    pub source_mismatch: u64,
 }
 
 /// What [`DhtNode::handle_message`] did with a message.
@@ -267,6 +270,9 @@ pub enum DropReason {
     SelfTalk,
     /// This node has left the ring.
     Departed,
+    /// The header names another sender address than the one the message came from
+    /// ([`DhtNode::handle_message_from`]).
+    SourceMismatch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -592,6 +598,12 @@ struct Tombstone {
     /// cannot miss a write it would need as the next owner.
     probation_until: Instant,
     probation_over: bool,
+}
+
+/// Whether two socket addresses name the same endpoint (an IPv4 address and its IPv4-mapped
+/// IPv6 form are the same).
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
 pub(super) fn millis(d: Duration) -> u32 {
@@ -1512,6 +1524,25 @@ impl<
     /// Handles one received message (a UDP datagram, or a TCP frame without its length prefix).
     /// Answers go to the address in the message's header (its sender's listening address).
     pub fn handle_message(&mut self, now: Instant, bytes: &[u8]) -> Disposition {
+        self.handle(now, None, bytes)
+    }
+
+    /// Like [`handle_message`](Self::handle_message), for a message that came from `from` (a
+    /// datagram's source address, or the peer of the TCP connection it came on): a message
+    /// whose header names another sender address is dropped as
+    /// [`DropReason::SourceMismatch`] (and counted), so that nobody can make this node answer,
+    /// forward or send anything to an address that did not send the message. Adapters should
+    /// use this one.
+    pub fn handle_message_from(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Disposition {
+        self.handle(now, Some(from), bytes)
+    }
+
+    fn handle(&mut self, now: Instant, from: Option<SocketAddr>, bytes: &[u8]) -> Disposition {
         self.stats.received += 1;
         let message = match Message::parse(bytes) {
             Ok(m) => m,
@@ -1523,6 +1554,12 @@ impl<
         if self.state == State::Departed {
             self.stats.after_leave += 1;
             return Disposition::Dropped(DropReason::Departed);
+        }
+        if let Some(from) = from
+            && !same_endpoint(from, message.header.sender.addr)
+        {
+            self.stats.source_mismatch += 1;
+            return Disposition::Dropped(DropReason::SourceMismatch);
         }
         let Header { message_id, sender } = message.header;
         let me = self.config.local;

@@ -2235,3 +2235,38 @@ fn a_client_fails_requests_loudly_and_refuses_what_it_cannot_hold() {
         })
     );
 }
+
+#[test]
+fn a_message_naming_another_sender_address_than_its_source_is_dropped() {
+    let mut n = node_with(1 << 100, 1);
+    let sender = NodeAddr {
+        id: NodeId::from_u128(7),
+        addr: addr(2),
+    };
+    let get = msg(5, sender, Body::Get { key: b"k" });
+    let now = Instant::ZERO;
+    // From another address than the header names: nothing is answered or forwarded there.
+    assert_eq!(
+        n.handle_message_from(now, addr(3), &get),
+        Disposition::Dropped(DropReason::SourceMismatch)
+    );
+    assert!(drain(&mut n, now).is_empty());
+    assert_eq!(n.stats().source_mismatch, 1);
+    // The same endpoint as an IPv4-mapped IPv6 address is the same source.
+    let SocketAddr::V4(v4) = addr(2) else {
+        unreachable!()
+    };
+    let mapped = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
+    assert_eq!(n.handle_message_from(now, mapped, &get), Disposition::Handled);
+    let out = drain(&mut n, now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(2));
+    assert_eq!(
+        Message::parse(&out[0].1).unwrap().body,
+        Body::Value {
+            key: b"k",
+            value: None
+        }
+    );
+    assert_eq!((n.stats().received, n.stats().source_mismatch), (2, 1));
+}

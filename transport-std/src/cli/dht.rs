@@ -96,6 +96,10 @@ pub struct NodeArgs {
     /// How long one request attempt waits for its answer, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
+    /// Also accept clients on TCP at the bound address (requests as frames with a 4-byte
+    /// length; answers on the same connection), for clients such as embedded-nal TCP stacks.
+    #[arg(long)]
+    pub tcp: bool,
     /// Print the leaf set every this many seconds (0: never).
     #[arg(long, default_value_t = 5)]
     pub print_s: u64,
@@ -165,6 +169,16 @@ pub fn run(
                         left.as_millis()
                     )?;
                     Ok(0)
+                }
+                Ok(LockOutcome::Denied { holder, remaining }) if holder == NodeId::default() => {
+                    writeln!(
+                        out,
+                        "denied: the owner of {key:?} took it over recently and grants no lock \
+                         for up to {} ms more (a lock granted by its previous owner may still \
+                         run)",
+                        remaining.as_millis()
+                    )?;
+                    Ok(1)
                 }
                 Ok(LockOutcome::Denied { holder, remaining }) => {
                     writeln!(
@@ -236,6 +250,10 @@ fn run_node(args: &NodeArgs, out: &mut dyn Write, stop: &AtomicBool) -> Result<u
         c.request_timeout = timeout;
     })?;
     writeln!(out, "sinew dht node {} on {}", id, node.local().addr)?;
+    if args.tcp {
+        let tcp = node.listen_tcp(bound)?;
+        writeln!(out, "clients also on TCP {tcp}")?;
+    }
     if let Some(entry) = args.join {
         writeln!(out, "joining through {entry}")?;
         node.join(entry)?;
