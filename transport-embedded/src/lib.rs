@@ -5,6 +5,8 @@
 //!
 //! * [`HealthEndpoint`] — a [`HealthNode`](sinew_proto::health::HealthNode) (health checks, the
 //!   network table, peer-table discovery) on one socket of a [`UdpFullStack`](embedded_nal::UdpFullStack);
+//! * [`DhtTcpClient`] — a DHT client (get, put, lock, unlock through any ring member) on one
+//!   socket of a [`TcpClientStack`](embedded_nal::TcpClientStack);
 //! * [`Error`] — `Proto(sinew_proto::Error)` or `Network(E)` for the stack's error `E`;
 //! * `AsyncHealthEndpoint` (feature `async`) — the same over an embedded-nal-async
 //!   `UnconnectedUdp` socket, waiting with an embedded-hal-async `DelayNs`;
@@ -47,12 +49,14 @@
 extern crate std;
 
 mod clock;
+pub mod dht;
 mod error;
 pub mod health;
 #[cfg(feature = "async")]
 pub mod health_async;
 
 pub use clock::Clock;
+pub use dht::{DhtBuffers, DhtTcpClient};
 pub use error::{Error, Result};
 pub use health::{HealthBuffers, HealthEndpoint};
 #[cfg(feature = "async")]
