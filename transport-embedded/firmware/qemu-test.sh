@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# End-to-end test of the example firmware against the host tools, over UDP through QEMU.
+# End-to-end test of the example firmware against the host tools, over UDP and TCP through QEMU.
 #
 # Boots the firmware on QEMU's mps2-an386 (LAN9118 on user-mode networking, a host UDP port
-# forwarded to it), runs a host node (`sinew node`) that the firmware checks, and `sinew ping`
-# against the firmware. Passes only when both directions were seen:
+# forwarded to it), runs a host node (`sinew node`) that the firmware checks, `sinew ping`
+# against the firmware, and watches a real ZooKeeper server for the firmware's ephemeral node.
+# Passes only when all of these were seen:
 #   * firmware -> host: the firmware's checks were answered by the host node (the firmware
-#     exits QEMU with status 0 only then, and only if it answered requests itself);
-#   * host -> firmware: `sinew ping` got answers from the firmware.
+#     exits QEMU with status 0 only then, only if it answered requests itself, and only if it
+#     registered in ZooKeeper and closed its session);
+#   * host -> firmware: `sinew ping` got answers from the firmware;
+#   * ZooKeeper: the node /sinew/firmware-<MAC> appeared while the firmware ran, holding its
+#     address and owned by the firmware's session, and disappeared once it stopped.
 # Fails within a deadline otherwise. Installs what it needs when missing (qemu-system-arm,
 # the thumbv7em-none-eabihf target, defmt-print).
+#
+# ZooKeeper: SINEW_ZK_SERVER=127.0.0.1:PORT names the server (QEMU's gateway 10.0.2.2 is the
+# host's loopback, so it must listen there; the port is baked into the firmware). Unset, the
+# script starts its own server with scripts/zookeeper.sh and stops it afterwards — unless
+# SINEW_REQUIRE_ZK_SERVER=1 (scripts/test.sh sets it), when a missing server is a failure.
 #
 # Environment: SINEW_HOST_PORT, SINEW_HOSTFWD_PORT (host UDP ports; random free ones by
 # default), SINEW_RUN_SECS (how long the firmware runs, default 10), CARGO_TARGET_DIR.
@@ -22,14 +31,54 @@ ping_count=5
 ping_needed=3
 logs="$(mktemp -d "${TMPDIR:-/tmp}/sinew-qemu-test.XXXXXX")"
 pids=()
+zk_dir=""
 
 say() { printf 'qemu-test: %s\n' "$*" >&2; }
 cleanup() {
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
+    if [ -n "$zk_dir" ]; then
+        bash "$root/scripts/zookeeper.sh" stop "$zk_dir" >/dev/null 2>&1 || true
+        rm -rf "$zk_dir"
+    fi
 }
 trap cleanup EXIT
+
+# --- ZooKeeper --------------------------------------------------------------------------------
+if [ -z "${SINEW_ZK_SERVER:-}" ]; then
+    if [ "${SINEW_REQUIRE_ZK_SERVER:-0}" = 1 ]; then
+        say "FAIL: SINEW_ZK_SERVER is not set (scripts/test.sh starts a server and exports it)"
+        exit 1
+    fi
+    zk_dir="$(mktemp -d "${TMPDIR:-/tmp}/sinew-qemu-zk.XXXXXX")"
+    say "SINEW_ZK_SERVER is not set: starting a ZooKeeper server in $zk_dir"
+    SINEW_ZK_SERVER="127.0.0.1:$(bash "$root/scripts/zookeeper.sh" start "$zk_dir")"
+fi
+zk_host="${SINEW_ZK_SERVER%:*}"
+zk_port="${SINEW_ZK_SERVER##*:}"
+case "$zk_host" in
+    127.0.0.1 | localhost) ;;
+    *)
+        say "FAIL: SINEW_ZK_SERVER=$SINEW_ZK_SERVER: the firmware reaches only the host's loopback (127.0.0.1)"
+        exit 1
+        ;;
+esac
+case "$zk_port" in
+    '' | *[!0-9]*)
+        say "FAIL: SINEW_ZK_SERVER=$SINEW_ZK_SERVER is not 127.0.0.1:PORT"
+        exit 1
+        ;;
+esac
+if ! timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port && printf srvr >&3 && cat <&3" 2>/dev/null |
+    grep -q 'Zookeeper version'; then
+    say "FAIL: no ZooKeeper server answers at $SINEW_ZK_SERVER"
+    exit 1
+fi
+# A MAC address of its own for each run, and so a node name of its own.
+fw_mac="52:54:00:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
+zk_node="/sinew/firmware-${fw_mac//:/}"
+fw_addr="10.0.2.15:$fw_port"
 
 # --- tools ------------------------------------------------------------------------------------
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
@@ -72,19 +121,41 @@ case "$host_target" in /*) ;; *) host_target="$root/$host_target" ;; esac
 sinew="$host_target/release/sinew"
 [ -x "$sinew" ] || { say "FAIL: no sinew binary at $sinew"; exit 1; }
 
-say "building the firmware (host node 10.0.2.2:$host_port, runs ${run_secs}s)"
+say "building the firmware (host node 10.0.2.2:$host_port, ZooKeeper 10.0.2.2:$zk_port, runs ${run_secs}s)"
 (cd "$here" && SINEW_FW_PORT="$fw_port" SINEW_HOST_PORT="$host_port" SINEW_RUN_SECS="$run_secs" \
-    cargo build --release --quiet)
+    SINEW_ZK_PORT="$zk_port" cargo build --release --quiet)
 fw_target="${CARGO_TARGET_DIR:-$here/target}"
 case "$fw_target" in /*) ;; *) fw_target="$here/$fw_target" ;; esac
 elf="$fw_target/thumbv7em-none-eabihf/release/sinew-firmware"
 
+zk_cli() { timeout 20 "$sinew" zk --server "$SINEW_ZK_SERVER" --timeout 4000 "$@"; }
+if zk_cli stat "$zk_node" >/dev/null 2>&1; then
+    say "FAIL: $zk_node exists before the firmware runs"
+    exit 1
+fi
+
 # --- run --------------------------------------------------------------------------------------
-say "booting the firmware in QEMU (127.0.0.1:$hostfwd_port -> 10.0.2.15:$fw_port)"
-SINEW_HOSTFWD_PORT="$hostfwd_port" SINEW_FW_PORT="$fw_port" \
+say "booting the firmware in QEMU (127.0.0.1:$hostfwd_port -> 10.0.2.15:$fw_port, MAC $fw_mac)"
+SINEW_HOSTFWD_PORT="$hostfwd_port" SINEW_FW_PORT="$fw_port" SINEW_FW_MAC="$fw_mac" \
     timeout $((run_secs + 30)) sh "$here/qemu-run.sh" "$elf" >"$logs/firmware.log" 2>&1 &
 qemu_pid=$!
 pids+=("$qemu_pid")
+
+# Watches for the firmware's node while it runs: its stat and data, the first time it is there.
+(
+    end=$((SECONDS + run_secs + 10))
+    while [ "$SECONDS" -lt "$end" ]; do
+        if zk_cli stat "$zk_node" >"$logs/zk-stat.txt" 2>/dev/null; then
+            zk_cli get "$zk_node" >"$logs/zk-data.txt" 2>/dev/null || true
+            echo "$EPOCHREALTIME" >"$logs/zk-appeared"
+            exit 0
+        fi
+        sleep 0.2
+    done
+    exit 1
+) &
+watch_pid=$!
+pids+=("$watch_pid")
 
 "$sinew" node --bind "127.0.0.1:$host_port" --check-ms 500 --print-table-s 0 \
     --exit-after $((run_secs + 1)) >"$logs/host-node.log" 2>&1 &
@@ -99,10 +170,33 @@ timeout 30 "$sinew" ping "127.0.0.1:$hostfwd_port" --count "$ping_count" --inter
 ping_received="$(sed -n 's/.* \([0-9][0-9]*\) received.*/\1/p' "$logs/ping.log" | tail -n 1)"
 ping_received="${ping_received:-0}"
 
+appear_status=0
+wait "$watch_pid" || appear_status=$?
 fw_status=0
 wait "$qemu_pid" || fw_status=$?
+fw_stopped="$EPOCHREALTIME"
 # The host node stops a second after the firmware's deadline, printing its counters.
 wait "$node_pid" || true
+
+# The node must go: at once when the firmware closed its session, within the session timeout
+# (4 s, plus the server's tick) when it only expired.
+gone=0
+gone_after=""
+end=$((SECONDS + 15))
+while [ "$SECONDS" -lt "$end" ]; do
+    if out="$(zk_cli stat "$zk_node" 2>&1)"; then
+        sleep 0.2
+        continue
+    fi
+    case "$out" in
+        *"does not exist"*)
+            gone=1
+            gone_after="$(awk -v a="$fw_stopped" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+            break
+            ;;
+    esac
+    sleep 0.2
+done
 
 # --- verdict ----------------------------------------------------------------------------------
 echo "--- firmware (defmt, decoded) ---"
@@ -112,6 +206,9 @@ echo "--- sinew ping ---"
 cat "$logs/ping.log"
 echo "--- sinew node (host) ---"
 cat "$logs/host-node.log"
+echo "--- ZooKeeper $SINEW_ZK_SERVER: $zk_node while the firmware ran ---"
+cat "$logs/zk-stat.txt" 2>/dev/null || true
+echo "data: $(cat "$logs/zk-data.txt" 2>/dev/null || true)"
 echo "---"
 
 pass=1
@@ -128,6 +225,32 @@ if [ "$ping_received" -ge "$ping_needed" ]; then
     say "host -> firmware: sinew ping got $ping_received/$ping_count answers"
 else
     say "FAIL: sinew ping got $ping_received/$ping_count answers (exit $ping_status), needs $ping_needed"
+    pass=0
+fi
+fw_session="$(sed -n 's/.*zk: session \(0x[0-9a-f]*\) established.*/\1/p' "$logs/firmware.log" | head -n 1)"
+owner="$(sed -n 's/^ephemeralOwner = \(0x[0-9a-f]*\)$/\1/p' "$logs/zk-stat.txt" 2>/dev/null || true)"
+data="$(cat "$logs/zk-data.txt" 2>/dev/null || true)"
+if [ "$appear_status" -ne 0 ] || [ ! -f "$logs/zk-appeared" ]; then
+    say "FAIL: $zk_node never appeared in ZooKeeper while the firmware ran"
+    pass=0
+elif [ "$data" != "$fw_addr" ]; then
+    say "FAIL: $zk_node holds '$data', expected '$fw_addr'"
+    pass=0
+elif [ -z "$owner" ] || [ "$owner" = 0x0 ] || [ "$owner" != "$fw_session" ]; then
+    say "FAIL: $zk_node is owned by session '${owner:-?}', the firmware's is '${fw_session:-?}' (not ephemeral?)"
+    pass=0
+else
+    say "ZooKeeper: $zk_node appeared while the firmware ran: data $data, ephemeral owner $owner (the firmware's session)"
+fi
+if [ "$gone" -eq 1 ]; then
+    if grep -q 'zk: session closed' "$logs/firmware.log"; then
+        how="the firmware closed its session"
+    else
+        how="its session expired"
+    fi
+    say "ZooKeeper: $zk_node disappeared ${gone_after}s after the firmware stopped ($how)"
+else
+    say "FAIL: $zk_node was still there (or ZooKeeper did not answer) 15 s after the firmware stopped"
     pass=0
 fi
 if [ "$pass" -eq 1 ]; then

@@ -5,6 +5,8 @@
 //!
 //! * [`HealthEndpoint`] — a [`HealthNode`](sinew_proto::health::HealthNode) (health checks, the
 //!   network table, peer-table discovery) on one socket of a [`UdpFullStack`](embedded_nal::UdpFullStack);
+//! * [`ZkClient`] — a ZooKeeper client (session, pipelined requests, watches, reconnect) on one
+//!   socket of a [`TcpClientStack`](embedded_nal::TcpClientStack);
 //! * [`DhtTcpClient`] — a DHT client (get, put, lock, unlock through any ring member) on one
 //!   socket of a [`TcpClientStack`](embedded_nal::TcpClientStack);
 //! * [`Error`] — `Proto(sinew_proto::Error)` or `Network(E)` for the stack's error `E`;
@@ -35,10 +37,11 @@
 //! ```
 //!
 //! ## Layout
-//! One module per protocol family and kind of socket: [`health`] runs on `UdpFullStack`. Clients
-//! on TCP (the ZooKeeper client, the DHT) will each get a module of their own, generic over
-//! `embedded_nal::TcpClientStack` in the same way (stack passed to every call, caller's buffers,
-//! [`Error`] with the stack's error), driving their sans-IO cores from `sinew_proto`.
+//! One module per protocol family and kind of socket: [`health`] runs on `UdpFullStack`;
+//! [`zk`] is a ZooKeeper client ([`ZkClient`], driving `sinew_proto`'s `ZkSession`) on one socket
+//! of an `embedded_nal::TcpClientStack`, in the same way: stack passed to every call, caller's
+//! buffers ([`ZkBuffers`]), [`Error`] with the stack's error. [`dht`] is the DHT client
+//! ([`DhtTcpClient`], driving `sinew_proto`'s `DhtClient`) on a `TcpClientStack`, alike.
 //!
 //! [embedded-nal]: embedded_nal
 #![no_std]
@@ -54,6 +57,7 @@ mod error;
 pub mod health;
 #[cfg(feature = "async")]
 pub mod health_async;
+pub mod zk;
 
 pub use clock::Clock;
 pub use dht::{DhtBuffers, DhtTcpClient};
@@ -61,6 +65,7 @@ pub use error::{Error, Result};
 pub use health::{HealthBuffers, HealthEndpoint};
 #[cfg(feature = "async")]
 pub use health_async::AsyncHealthEndpoint;
+pub use zk::{ZkBuffers, ZkClient};
 
 /// The `nb` crate of embedded-nal, for matching on `WouldBlock` without a dependency of your own.
 pub use embedded_nal::nb;

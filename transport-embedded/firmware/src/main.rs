@@ -1,32 +1,41 @@
 //! # sinew-firmware
 //!
-//! sinew's UDP health checks on a Cortex-M4F: QEMU's `mps2-an386` board, its LAN9118 Ethernet
-//! controller (polled, [`board`]), smoltcp behind embedded-nal ([`nal`]), and a
-//! [`HealthNode`] driven by `sinew-transport-embedded`'s [`HealthEndpoint`].
+//! sinew's UDP health checks and a ZooKeeper session on a Cortex-M4F: QEMU's `mps2-an386` board,
+//! its LAN9118 Ethernet controller (polled, [`board`]), smoltcp behind embedded-nal ([`nal`]), a
+//! [`HealthNode`] driven by `sinew-transport-embedded`'s [`HealthEndpoint`], and its
+//! [`ZkClient`] keeping an ephemeral node ([`registration`]).
 //!
 //! The node answers health checks and peer-table requests on UDP port `SINEW_FW_PORT` (47700),
 //! checks the host node at 10.0.2.2:`SINEW_HOST_PORT` (47701, the host's 127.0.0.1 through QEMU's
-//! user network), learns whoever checks it, and logs over defmt (semihosting). After
-//! `SINEW_RUN_SECS` (15) seconds it exits QEMU with status 0 if it saw both directions — the host
-//! answered its checks and it answered the host's — and 1 otherwise. The three settings are read
-//! from the environment at build time.
+//! user network), learns whoever checks it, and logs over defmt (semihosting). It also opens a
+//! ZooKeeper session to 10.0.2.2:`SINEW_ZK_PORT` (2181) and registers itself as the ephemeral
+//! node `/sinew/firmware-<MAC>` holding its health address. After `SINEW_RUN_SECS` (15) seconds
+//! it closes the session (the server removes the node) and exits QEMU with status 0 if it saw
+//! both health directions — the host answered its checks and it answered the host's — and had
+//! registered and closed its session; 1 otherwise. The settings are read from the environment at
+//! build time.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 mod board;
 mod nal;
+mod registration;
 
 use core::net::{SocketAddr, SocketAddrV4};
 use core::time::Duration;
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
+use rand_core::Rng;
 use sinew_proto::health::{Config, HealthNode, Status};
 use sinew_proto::time::Instant;
-use sinew_transport_embedded::{Clock, Error, HealthBuffers, HealthEndpoint};
+use sinew_proto::zk::session::Config as ZkConfig;
+use sinew_transport_embedded::{Clock, Error, HealthBuffers, HealthEndpoint, ZkBuffers, ZkClient};
 use smoltcp::iface::SocketStorage;
 use static_cell::StaticCell;
+
+use registration::Registration;
 
 /// The firmware's UDP port.
 const FW_PORT: u16 = env_u16(option_env!("SINEW_FW_PORT"), 47700);
@@ -34,14 +43,28 @@ const FW_PORT: u16 = env_u16(option_env!("SINEW_FW_PORT"), 47700);
 const HOST_PORT: u16 = env_u16(option_env!("SINEW_HOST_PORT"), 47701);
 /// How long the firmware runs before it exits with its verdict.
 const RUN_SECS: u16 = env_u16(option_env!("SINEW_RUN_SECS"), 15);
+/// The ZooKeeper server's port on the host's loopback (10.0.2.2 from inside QEMU).
+const ZK_PORT: u16 = env_u16(option_env!("SINEW_ZK_PORT"), 2181);
+/// The session timeout asked for: short, so that a firmware that dies without closing its
+/// session loses its node soon (the server grants at least two ticks, 4 s by default).
+const ZK_SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long the firmware waits for the server to confirm the close before it exits anyway
+/// (the session then expires on the server).
+const ZK_CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// Requests in flight, watches, bytes of watched paths.
+const ZK_PENDING: usize = 8;
+const ZK_WATCHES: usize = 2;
+const ZK_WATCH_BYTES: usize = 64;
 /// Exchanges each way that count as "seen".
 const MIN_EXCHANGES: u64 = 3;
 /// Hosts in the network table, outstanding requests, queued responses.
 const HOSTS: usize = 8;
 const PENDING: usize = 8;
 const QUEUE: usize = 8;
-/// UDP sockets of the stack.
-const SOCKETS: usize = 1;
+/// UDP and TCP sockets of the stack.
+const UDP_SOCKETS: usize = 1;
+const TCP_SOCKETS: usize = 1;
+const SOCKETS: usize = UDP_SOCKETS + TCP_SOCKETS;
 
 /// A board's source of nonces.
 ///
@@ -87,23 +110,32 @@ const fn env_u16(value: Option<&str>, default: u16) -> u16 {
 
 defmt::timestamp!("{=u64:ms}", board::millis());
 
-type Stack = nal::SmolStack<'static, board::Lan9118, SOCKETS>;
+type Stack = nal::SmolStack<'static, board::Lan9118, UDP_SOCKETS, TCP_SOCKETS>;
 type Endpoint = HealthEndpoint<'static, Stack, board::QemuRng, HOSTS, PENDING, QUEUE>;
+/// 1 KiB of queued requests, replies up to 2 KiB, the smallest write buffer.
+type ZkMemory = ZkBuffers<1024, 2048, 2048>;
+type Zk = ZkClient<'static, Stack, ZK_PENDING, ZK_WATCHES, ZK_WATCH_BYTES>;
+
+/// The ZooKeeper servers, tried in turn.
+static ZK_SERVERS: [SocketAddr; 1] = [SocketAddr::V4(SocketAddrV4::new(board::ZK_HOST, ZK_PORT))];
 
 // Everything large lives in statics, so that `.bss` shows what the firmware needs and the stack
 // stays small (its high-water mark is logged at exit).
 static SOCKET_STORAGE: StaticCell<[SocketStorage<'static>; SOCKETS]> = StaticCell::new();
-static UDP_BUFFERS: StaticCell<[nal::UdpBuffers; SOCKETS]> = StaticCell::new();
+static UDP_BUFFERS: StaticCell<[nal::UdpBuffers; UDP_SOCKETS]> = StaticCell::new();
+static TCP_BUFFERS: StaticCell<[nal::TcpBuffers; TCP_SOCKETS]> = StaticCell::new();
 static HEALTH_BUFFERS: StaticCell<HealthBuffers> = StaticCell::new();
 static STACK: StaticCell<Stack> = StaticCell::new();
 static ENDPOINT: StaticCell<Endpoint> = StaticCell::new();
+static ZK_MEMORY: StaticCell<ZkMemory> = StaticCell::new();
+static ZK: StaticCell<Zk> = StaticCell::new();
 
 #[entry]
 fn main() -> ! {
     let board::Board {
         eth,
         mut clock,
-        rng,
+        mut rng,
     } = match board::Board::init() {
         Ok(board) => board,
         Err(error) => {
@@ -137,9 +169,12 @@ fn main() -> ! {
             gateway: board::GATEWAY,
         },
         SOCKET_STORAGE.init([SocketStorage::EMPTY; SOCKETS]),
-        UDP_BUFFERS.init_with(|| [const { nal::UdpBuffers::new() }; SOCKETS]),
+        UDP_BUFFERS.init_with(|| [const { nal::UdpBuffers::new() }; UDP_SOCKETS]),
+        TCP_BUFFERS.init_with(|| [const { nal::TcpBuffers::new() }; TCP_SOCKETS]),
         clock.now(),
-    );
+    )
+    // The low bits of a random word: where this boot's local ports start.
+    .with_port_seed(rng.next_u32() as u16);
     if let Some(alias) = board::LOOPBACK_ALIAS {
         stack = stack.with_loopback_alias(alias);
     }
@@ -173,8 +208,30 @@ fn main() -> ! {
         RUN_SECS
     );
 
+    let zk_config = ZkConfig {
+        session_timeout: ZK_SESSION_TIMEOUT,
+        connect_timeout: Duration::from_secs(2),
+        ..ZkConfig::default()
+    };
+    let zk: &mut Zk =
+        match ZkClient::new(zk_config, &ZK_SERVERS, ZK_MEMORY.init_with(ZkBuffers::new)) {
+            Ok(zk) => ZK.init(zk),
+            Err(error) => {
+                defmt::error!("zk: {}", error);
+                board::exit(2)
+            }
+        };
+    let mut registration = Registration::new(mac, me);
+    defmt::info!(
+        "zk: registering {=str} at {}",
+        registration.path(),
+        defmt::Display2Format(&ZK_SERVERS[0])
+    );
+
     let deadline = clock.now() + Duration::from_secs(u64::from(RUN_SECS));
     let mut next_report = Instant::ZERO;
+    // The health verdict, taken at the deadline, while the session is being closed.
+    let mut health_passed: Option<bool> = None;
     loop {
         let now = clock.now();
         stack.poll(now);
@@ -186,6 +243,13 @@ fn main() -> ! {
             }
             Err(error) => defmt::warn!("poll: {}", error),
         }
+        if let Err(error) = zk.process(stack, now, |event| registration.on_event(now, &event)) {
+            defmt::warn!("zk: {}", error);
+        }
+        if let Some(error) = zk.take_network_error() {
+            defmt::debug!("zk: network: {}", error);
+        }
+        registration.poll(now, zk);
         stack.poll(now);
         while let Some(event) = endpoint.poll_event() {
             defmt::info!("{}", event);
@@ -197,41 +261,89 @@ fn main() -> ! {
                 endpoint.node().stats(),
                 stack.device().stats()
             );
-        }
-        if now >= deadline {
-            let stats = *endpoint.node().stats();
-            let host_healthy = endpoint
-                .node()
-                .host(host)
-                .is_some_and(|h| h.health.status() == Status::Healthy);
-            for info in endpoint.node().hosts() {
-                defmt::info!("table: {}", info);
-            }
             defmt::info!(
-                "stack high-water {=usize} of {=usize} bytes",
-                board::stack_high_water(),
-                board::stack_size()
+                "zk: {}, registered {=bool}",
+                zk.state(),
+                registration.is_registered()
             );
-            let checked = host_healthy && stats.responses_accepted >= MIN_EXCHANGES;
-            let answered = stats.requests_answered >= MIN_EXCHANGES;
-            if checked && answered {
-                defmt::info!(
-                    "PASS: the host answered {=u64} checks, the firmware answered {=u64} requests",
-                    stats.responses_accepted,
-                    stats.requests_answered
-                );
-                board::exit(0)
+        }
+        if now >= deadline && health_passed.is_none() {
+            health_passed = Some(health_verdict(endpoint, host));
+            if !zk.state().is_terminal() {
+                defmt::info!("zk: closing the session");
+                if let Err(error) = zk.close(now) {
+                    defmt::error!("zk: close: {}", error);
+                }
             }
-            defmt::error!(
-                "FAIL: host healthy {=bool}, responses accepted {=u64}, requests answered {=u64}",
-                host_healthy,
-                stats.responses_accepted,
-                stats.requests_answered
-            );
-            board::exit(1)
+        }
+        if let Some(health) = health_passed {
+            let zk_done = zk.state().is_terminal();
+            if zk_done || now >= deadline + ZK_CLOSE_GRACE {
+                finish(health, &registration, zk);
+            }
         }
         board::idle();
     }
+}
+
+/// Logs the health checks' outcome: whether the host answered the firmware's checks and the
+/// firmware answered the host's.
+fn health_verdict(endpoint: &Endpoint, host: SocketAddr) -> bool {
+    let stats = *endpoint.node().stats();
+    let host_healthy = endpoint
+        .node()
+        .host(host)
+        .is_some_and(|h| h.health.status() == Status::Healthy);
+    for info in endpoint.node().hosts() {
+        defmt::info!("table: {}", info);
+    }
+    let checked = host_healthy && stats.responses_accepted >= MIN_EXCHANGES;
+    let answered = stats.requests_answered >= MIN_EXCHANGES;
+    if checked && answered {
+        defmt::info!(
+            "health: the host answered {=u64} checks, the firmware answered {=u64} requests",
+            stats.responses_accepted,
+            stats.requests_answered
+        );
+    } else {
+        defmt::error!(
+            "health: host healthy {=bool}, responses accepted {=u64}, requests answered {=u64}",
+            host_healthy,
+            stats.responses_accepted,
+            stats.requests_answered
+        );
+    }
+    checked && answered
+}
+
+/// Exits with the verdict: 0 when the health checks passed both ways and the node was
+/// registered and its session closed.
+fn finish(health: bool, registration: &Registration, zk: &Zk) -> ! {
+    defmt::info!("zk: {}, {}", zk.session().stats(), zk.io_stats());
+    defmt::info!(
+        "stack high-water {=usize} of {=usize} bytes",
+        board::stack_high_water(),
+        board::stack_size()
+    );
+    let registered = registration.was_registered();
+    let closed = registration.is_closed();
+    if !closed {
+        defmt::warn!(
+            "zk: the close was not confirmed (state {}); the session will expire",
+            zk.state()
+        );
+    }
+    if health && registered && closed {
+        defmt::info!("PASS: health checks both ways, registered and closed the ZooKeeper session");
+        board::exit(0)
+    }
+    defmt::error!(
+        "FAIL: health {=bool}, zk registered {=bool}, zk closed {=bool}",
+        health,
+        registered,
+        closed
+    );
+    board::exit(1)
 }
 
 #[panic_handler]

@@ -35,6 +35,10 @@ pub const PREFIX_LEN: u8 = 24;
 /// QEMU's user-network gateway; datagrams to it reach the host's loopback.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 
+/// Where the ZooKeeper server is: the host, whose loopback QEMU's user network reaches through
+/// its gateway. On a real network: the server's address.
+pub const ZK_HOST: Ipv4Addr = GATEWAY;
+
 /// What a loopback source address stands for on this network: QEMU's user network forwards the
 /// host's 127.0.0.1 and does not always rewrite it (see `SmolStack::with_loopback_alias`).
 pub const LOOPBACK_ALIAS: Option<Ipv4Addr> = Some(GATEWAY);
