@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 
 use arbitrary::{Result, Unstructured};
 use sinew_proto::dht::{
-    Body, Config, DhtNode, Disposition, DropReason, ErrorCode, Event, Header, Message, NodeAddr,
-    NodeId, NodeSet, RequestId, Side,
+    Body, Config, DhtNode, Disposition, DropReason, ErrorCode, Header, Message, NodeAddr, NodeId,
+    NodeSet, RequestId, Side,
 };
 use sinew_proto::time::Instant;
 
@@ -161,16 +161,8 @@ impl Harness {
 
     fn events(&mut self) {
         while let Some(e) = self.node.poll_event() {
-            let id = match e {
-                Event::GetDone { id, .. }
-                | Event::PutDone { id }
-                | Event::Locked { id, .. }
-                | Event::LockDenied { id, .. }
-                | Event::Unlocked { id }
-                | Event::Failed { id, .. } => id,
-                Event::Joined { .. } | Event::JoinFailed { .. } | Event::NeighbourDown { .. } => {
-                    continue;
-                }
+            let Some(id) = e.request_id() else {
+                continue;
             };
             assert!(self.issued.contains(&id), "an outcome of no request: {e:?}");
             assert!(self.answered.insert(id), "two outcomes for {id:?}");

@@ -102,7 +102,7 @@ fn outcome(
 ) -> Event<128> {
     let end = StdInstant::now() + Duration::from_secs(5);
     loop {
-        if let Some(i) = seen.iter().position(|e| event_id(e) == Some(id)) {
+        if let Some(i) = seen.iter().position(|e| e.request_id() == Some(id)) {
             return seen.remove(i);
         }
         assert!(
@@ -116,18 +116,6 @@ fn outcome(
             seen.push(e);
         }
         thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn event_id(e: &Event<128>) -> Option<RequestId> {
-    match *e {
-        Event::GetDone { id, .. }
-        | Event::PutDone { id }
-        | Event::Locked { id, .. }
-        | Event::LockDenied { id, .. }
-        | Event::Unlocked { id }
-        | Event::Failed { id, .. } => Some(id),
-        _ => None,
     }
 }
 

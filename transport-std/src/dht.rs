@@ -1225,7 +1225,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         // The core fails the request after its attempts: the wait always ends.
         self.driver
             .run_until(&mut self.events, Duration::MAX, |_, events| {
-                if let Some(i) = events.iter().position(|e| event_id(e) == Some(id)) {
+                if let Some(i) = events.iter().position(|e| e.request_id() == Some(id)) {
                     outcome = events.remove(i);
                     true
                 } else {
@@ -1293,19 +1293,6 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> fmt::Debug
             .field("local", &self.local())
             .field("outstanding", &self.driver.core.outstanding())
             .finish_non_exhaustive()
-    }
-}
-
-/// The request an event answers, if it answers one.
-pub fn event_id<const VALUE: usize>(event: &Event<VALUE>) -> Option<RequestId> {
-    match *event {
-        Event::GetDone { id, .. }
-        | Event::PutDone { id }
-        | Event::Locked { id, .. }
-        | Event::LockDenied { id, .. }
-        | Event::Unlocked { id }
-        | Event::Failed { id, .. } => Some(id),
-        Event::Joined { .. } | Event::JoinFailed { .. } | Event::NeighbourDown { .. } => None,
     }
 }
 

@@ -197,6 +197,22 @@ pub enum Event<const VALUE: usize> {
     },
 }
 
+impl<const VALUE: usize> Event<VALUE> {
+    /// The request this event is the outcome of; `None` for a membership event (`Joined`,
+    /// `JoinFailed`, `NeighbourDown`).
+    pub fn request_id(&self) -> Option<RequestId> {
+        match *self {
+            Event::GetDone { id, .. }
+            | Event::PutDone { id }
+            | Event::Locked { id, .. }
+            | Event::LockDenied { id, .. }
+            | Event::Unlocked { id }
+            | Event::Failed { id, .. } => Some(id),
+            Event::Joined { .. } | Event::JoinFailed { .. } | Event::NeighbourDown { .. } => None,
+        }
+    }
+}
+
 /// Counters of what a node did and, above all, what it refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -534,15 +534,7 @@ fn seeds(default: u64) -> u64 {
 }
 
 fn event_id(e: &Ev) -> Option<RequestId> {
-    match *e {
-        Event::GetDone { id, .. }
-        | Event::PutDone { id }
-        | Event::Locked { id, .. }
-        | Event::LockDenied { id, .. }
-        | Event::Unlocked { id }
-        | Event::Failed { id, .. } => Some(id),
-        _ => None,
-    }
+    e.request_id()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2257,7 +2249,10 @@ fn a_message_naming_another_sender_address_than_its_source_is_dropped() {
         unreachable!()
     };
     let mapped = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
-    assert_eq!(n.handle_message_from(now, mapped, &get), Disposition::Handled);
+    assert_eq!(
+        n.handle_message_from(now, mapped, &get),
+        Disposition::Handled
+    );
     let out = drain(&mut n, now);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, addr(2));

@@ -19,7 +19,7 @@ use sinew_proto::dht::{Event, NodeId, RequestId};
 
 use super::dht::describe;
 use crate::Result;
-use crate::dht::{UdpDhtClient, UdpDhtNode, event_id};
+use crate::dht::{UdpDhtClient, UdpDhtNode};
 
 const KEYS: usize = 20;
 const CLIENT: Token = Token(usize::MAX);
@@ -114,14 +114,17 @@ impl Cluster<'_> {
     fn outcomes_of(&mut self, ids: &[RequestId], deadline: Duration) -> Result<Option<Vec<Ev>>> {
         let all = self.run_until(deadline, |c| {
             ids.iter()
-                .all(|id| c.outcomes.iter().any(|e| event_id(e) == Some(*id)))
+                .all(|id| c.outcomes.iter().any(|e| e.request_id() == Some(*id)))
         })?;
         if !all {
             return Ok(None);
         }
         let mut found = Vec::new();
         for id in ids {
-            if let Some(i) = self.outcomes.iter().position(|e| event_id(e) == Some(*id))
+            if let Some(i) = self
+                .outcomes
+                .iter()
+                .position(|e| e.request_id() == Some(*id))
                 && let Some(e) = self.outcomes.remove(i)
             {
                 found.push(e);
