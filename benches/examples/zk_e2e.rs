@@ -1,11 +1,19 @@
-//! End-to-end ZooKeeper throughput: pipelined getData of a 100-byte node, in ops/s, for
+//! End-to-end ZooKeeper throughput: pipelined getData of a 100-byte node, in ops/s and client
+//! CPU time per op, for
 //!
-//! * `raw`: pre-encoded getData frames written to a plain blocking socket, replies only counted
-//!   (not parsed): the server's ceiling on this machine;
-//! * `sinew`: [`ZkClient`] submitting and processing replies zero-copy (`submit` + `process`);
+//! * `raw`: pre-encoded getData frames on a plain blocking socket, replies only framed (not
+//!   parsed), every reply's replacement written at once and all of a read's replacements in one
+//!   `write`: the server's ceiling on this machine;
+//! * `sinew`: [`ZkClient`] submitting and processing replies zero-copy (`submit` + `process`),
+//!   every reply parsed;
+//! * `rust`: the `zookeeper-client` crate (async, on a current-thread tokio runtime): a
+//!   `get_data` future per request, `DEPTH` of them in a `FuturesUnordered`;
 //! * `kazoo`: Python's kazoo with its async API (`scripts/zk_e2e_kazoo.py`), if importable.
 //!
-//! Each keeps DEPTH requests in flight for SECONDS, at every depth given:
+//! Every client keeps DEPTH requests for the same node in flight for SECONDS (a reply's
+//! replacement is sent when it arrives), at every depth given, after a warm-up of the server's
+//! JIT. Client CPU is user + system time of the client's process (`/proc/self/stat`, every
+//! thread; kazoo's own `time.process_time()`) over the timed phase, divided by the ops done.
 //!
 //! ```sh
 //! scripts/zookeeper.sh start /tmp/zk
@@ -13,23 +21,47 @@
 //!   cargo run --release -p sinew-benches --example zk_e2e -- [SECONDS [DEPTH...]]
 //! ```
 //!
-//! Without `SINEW_ZK_SERVER` it says so and does nothing (a bench is not a test).
+//! `ZK_E2E_CLIENTS=raw,sinew` (say) runs only those rows. Without `SINEW_ZK_SERVER` it says
+//! so and does nothing (a bench is not a test).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use sinew_proto::zk::session::Event;
 use sinew_proto::zk::{
-    Acl, ConnectRequest, ConnectResponse, CreateMode, FrameStatus, PathWatchRequest, Request,
-    RequestBody, ZkFrameDecoder, ZkStr,
+    Acl, ConnectRequest, ConnectResponse, CreateMode, FrameStatus, OpCode, PathWatchRequest, Reply,
+    ReplyBody, Request, RequestBody, ZkFrameDecoder, ZkStr,
 };
 use sinew_transport_std::zk::{ClientConfig, ZkClient, ZkError};
 
 const PATH: &str = "/sinew-e2e-bench";
+const DATA_LEN: usize = 100;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type BoxError = Box<dyn std::error::Error>;
+
+/// What one client did in its timed phase.
+struct Run {
+    ops: u64,
+    elapsed: Duration,
+    /// Client CPU time (user + system), `None` if it could not be read.
+    cpu: Option<Duration>,
+}
+
+impl Run {
+    fn ops_per_s(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_us_per_op(&self) -> Option<f64> {
+        Some(self.cpu?.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
+    }
+}
+
+fn main() -> Result<(), BoxError> {
     let Ok(server) = std::env::var("SINEW_ZK_SERVER") else {
         eprintln!(
             "zk_e2e: SINEW_ZK_SERVER is not set; skipping. Start a server with \
@@ -45,49 +77,89 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         depths
     };
+    let clients = std::env::var("ZK_E2E_CLIENTS").unwrap_or_else(|_| "raw,sinew,rust,kazoo".into());
+    let wanted = |name: &str| clients.split(',').any(|c| c.trim() == name);
     let duration = Duration::from_secs_f64(seconds);
 
     // The node: 100 bytes.
     let mut zk = ZkClient::connect(&server, ClientConfig::default())?;
     match zk.create(
         PATH,
-        &[0x42; 100],
+        &[0x42; DATA_LEN],
         Acl::OPEN_ACL_UNSAFE,
         CreateMode::Persistent,
     ) {
         Ok(_) | Err(ZkError::Zk(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    zk.set_data(PATH, &[0x42; 100], -1)?;
+    zk.set_data(PATH, &[0x42; DATA_LEN], -1)?;
     drop(zk);
 
+    // Let the server's JIT compile its request path before anything is timed.
+    raw(
+        &server,
+        depths.iter().copied().max().unwrap_or(1),
+        Duration::from_secs(1),
+    )?;
+
     println!(
-        "{:>6} {:>6} {:>12} {:>8}",
-        "client", "depth", "ops/s", "of raw"
+        "{:>6} {:>6} {:>10} {:>7} {:>11}",
+        "client", "depth", "ops/s", "of raw", "cpu µs/op"
     );
     for &depth in &depths {
-        let raw = raw(&server, depth, duration)?;
-        println!("{:>6} {depth:>6} {raw:>12.0} {:>7.0}%", "raw", 100.0);
-        let sinew = sinew(&server, depth, duration)?;
-        println!(
-            "{:>6} {depth:>6} {sinew:>12.0} {:>7.0}%",
-            "sinew",
-            100.0 * sinew / raw
-        );
-        match kazoo(&server, depth, seconds) {
-            Some(kazoo) => println!(
-                "{:>6} {depth:>6} {kazoo:>12.0} {:>7.0}%",
-                "kazoo",
-                100.0 * kazoo / raw
-            ),
-            None => println!("{:>6} {depth:>6} {:>12}", "kazoo", "skipped"),
+        let mut ceiling = None;
+        let mut row = |name: &str, run: Option<Run>| {
+            let Some(run) = run else {
+                println!("{name:>6} {depth:>6} {:>10}", "skipped");
+                return;
+            };
+            let rate = run.ops_per_s();
+            if name == "raw" {
+                ceiling = Some(rate);
+            }
+            let of_raw = ceiling.map_or(String::from("-"), |c: f64| {
+                format!("{:.0}%", 100.0 * rate / c)
+            });
+            let cpu = run
+                .cpu_us_per_op()
+                .map_or(String::from("-"), |c| format!("{c:.2}"));
+            println!("{name:>6} {depth:>6} {rate:>10.0} {of_raw:>7} {cpu:>11}");
+        };
+        if wanted("raw") {
+            row("raw", Some(raw(&server, depth, duration)?));
+        }
+        if wanted("sinew") {
+            row("sinew", Some(sinew(&server, depth, duration)?));
+        }
+        if wanted("rust") {
+            row("rust", Some(rust_peer(&server, depth, duration)?));
+        }
+        if wanted("kazoo") {
+            row("kazoo", kazoo(&server, depth, seconds));
         }
     }
     Ok(())
 }
 
-/// sinew's client: keep `depth` getData in flight, count the replies.
-fn sinew(server: &str, depth: usize, duration: Duration) -> Result<f64, ZkError> {
+/// User + system CPU time of this process so far (every thread), from `/proc/self/stat`.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it do not. utime and stime are the
+    // 14th and 15th fields, 12th and 13th after the name, in clock ticks (USER_HZ, 100).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time spent since `start`.
+fn cpu_since(start: Option<Duration>) -> Option<Duration> {
+    cpu_time()?.checked_sub(start?)
+}
+
+/// sinew's client: keep `depth` getData in flight, parse every reply.
+fn sinew(server: &str, depth: usize, duration: Duration) -> Result<Run, ZkError> {
     let mut zk = ZkClient::connect(server, ClientConfig::default())?;
     let body = RequestBody::GetData(PathWatchRequest {
         path: ZkStr::new(PATH),
@@ -96,12 +168,13 @@ fn sinew(server: &str, depth: usize, duration: Duration) -> Result<f64, ZkError>
     let mut in_flight = 0;
     let mut done = 0u64;
     let mut failed = 0u64;
+    let cpu = cpu_time();
     let start = Instant::now();
     let mut end = None;
     loop {
         let elapsed = start.elapsed();
         if end.is_none() && elapsed >= duration {
-            end = Some((done, elapsed));
+            end = Some((done, elapsed, cpu_since(cpu)));
         }
         if end.is_some() && in_flight == 0 {
             break;
@@ -114,20 +187,22 @@ fn sinew(server: &str, depth: usize, duration: Duration) -> Result<f64, ZkError>
             if let Event::Reply(reply) = event {
                 in_flight -= 1;
                 match reply.result {
-                    Ok(_) => done += 1,
-                    Err(_) => failed += 1,
+                    Ok(ReplyBody::Data(data)) if data.data.map(<[u8]>::len) == Some(DATA_LEN) => {
+                        done += 1
+                    }
+                    _ => failed += 1,
                 }
             }
         })?;
     }
     assert_eq!(failed, 0, "getData failed");
-    let (done, elapsed) = end.unwrap();
+    let (ops, elapsed, cpu) = end.unwrap_or_default();
     zk.close()?;
-    Ok(done as f64 / elapsed.as_secs_f64())
+    Ok(Run { ops, elapsed, cpu })
 }
 
-/// The ceiling: pre-encoded frames on a blocking socket, replies counted by their lengths.
-fn raw(server: &str, depth: usize, duration: Duration) -> std::io::Result<f64> {
+/// The ceiling: pre-encoded frames on a blocking socket, replies framed but not parsed.
+fn raw(server: &str, depth: usize, duration: Duration) -> std::io::Result<Run> {
     let mut socket = TcpStream::connect(server)?;
     socket.set_nodelay(true)?;
     let hello = ConnectRequest::new_session(30_000);
@@ -164,16 +239,26 @@ fn raw(server: &str, depth: usize, duration: Duration) -> std::io::Result<f64> {
         .encode_framed(out)
         .unwrap();
     }
+    // The check that a reply is a getData reply, read once: every reply is the same.
+    let mut checked = false;
+    let cpu = cpu_time();
+    let start = Instant::now();
     socket.write_all(&frames)?;
     let mut in_flight = depth;
     let mut done = 0u64;
-    let start = Instant::now();
     let mut end = None;
     while in_flight > 0 {
         have += socket.read(&mut buf[have..])?;
         let mut at = 0;
         let mut replies = 0;
-        while let FrameStatus::Complete { consumed, .. } = decoder.decode(&buf[at..have]).unwrap() {
+        while let FrameStatus::Complete { consumed, frame } =
+            decoder.decode(&buf[at..have]).unwrap()
+        {
+            if !checked {
+                let reply = Reply::parse(OpCode::GetData, frame).unwrap();
+                assert!(matches!(reply.body, ReplyBody::Data(_)));
+                checked = true;
+            }
             at += consumed;
             replies += 1;
         }
@@ -181,22 +266,55 @@ fn raw(server: &str, depth: usize, duration: Duration) -> std::io::Result<f64> {
         have -= at;
         done += replies as u64;
         in_flight -= replies;
-        let elapsed = start.elapsed();
-        if end.is_none() && elapsed >= duration {
-            end = Some((done, elapsed));
-        }
         if end.is_none() {
-            // The same xids again: the server answers in order and does not check them.
-            socket.write_all(&frames[..replies * frame_len])?;
-            in_flight += replies;
+            let elapsed = start.elapsed();
+            if elapsed >= duration {
+                end = Some((done, elapsed, cpu_since(cpu)));
+            } else {
+                // The same xids again: the server answers in order and does not check them.
+                socket.write_all(&frames[..replies * frame_len])?;
+                in_flight += replies;
+            }
         }
     }
-    let (done, elapsed) = end.unwrap();
-    Ok(done as f64 / elapsed.as_secs_f64())
+    let (ops, elapsed, cpu) = end.unwrap_or_default();
+    Ok(Run { ops, elapsed, cpu })
+}
+
+/// The `zookeeper-client` crate: `depth` `get_data` futures in flight on a current-thread
+/// tokio runtime.
+fn rust_peer(server: &str, depth: usize, duration: Duration) -> Result<Run, BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(async {
+        let client = zookeeper_client::Client::connect(server).await?;
+        let mut in_flight = FuturesUnordered::new();
+        let cpu = cpu_time();
+        let start = Instant::now();
+        for _ in 0..depth {
+            in_flight.push(client.get_data(PATH));
+        }
+        let mut done = 0u64;
+        let mut end = None;
+        while let Some(reply) = in_flight.next().await {
+            let (data, _stat) = reply?;
+            assert_eq!(data.len(), DATA_LEN);
+            done += 1;
+            if end.is_none() {
+                let elapsed = start.elapsed();
+                if elapsed >= duration {
+                    end = Some((done, elapsed, cpu_since(cpu)));
+                } else {
+                    in_flight.push(client.get_data(PATH));
+                }
+            }
+        }
+        let (ops, elapsed, cpu) = end.unwrap_or_default();
+        Ok(Run { ops, elapsed, cpu })
+    })
 }
 
 /// kazoo's async API, through `scripts/zk_e2e_kazoo.py`; `None` if it cannot run.
-fn kazoo(server: &str, depth: usize, seconds: f64) -> Option<f64> {
+fn kazoo(server: &str, depth: usize, seconds: f64) -> Option<Run> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/zk_e2e_kazoo.py");
     let out = Command::new("python3")
         .args([
@@ -212,5 +330,18 @@ fn kazoo(server: &str, depth: usize, seconds: f64) -> Option<f64> {
         eprintln!("kazoo: {}", String::from_utf8_lossy(&out.stderr).trim());
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    // "OPS SECONDS CPU_SECONDS"
+    let out = String::from_utf8_lossy(&out.stdout);
+    let mut fields = out.split_whitespace().map(str::parse::<f64>);
+    let (Some(Ok(ops)), Some(Ok(elapsed)), Some(Ok(cpu))) =
+        (fields.next(), fields.next(), fields.next())
+    else {
+        eprintln!("kazoo: unexpected output {out:?}");
+        return None;
+    };
+    Some(Run {
+        ops: ops as u64,
+        elapsed: Duration::from_secs_f64(elapsed),
+        cpu: Some(Duration::from_secs_f64(cpu)),
+    })
 }

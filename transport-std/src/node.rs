@@ -87,6 +87,8 @@ enum Registration {
 /// receives every waiting datagram (until `WouldBlock`) and hands each to
 /// [`HealthNode::handle_datagram`] — sending whatever that queues at once — then calls
 /// [`HealthNode::handle_timeout`] and sends everything [`HealthNode::poll_transmit`] yields.
+/// On Linux datagrams are received with `recvmmsg` and sent with `sendmmsg`, up to 32 per
+/// system call, so "at once" means at the end of the batch they arrived in.
 /// Between steps the thread sleeps in [`mio::Poll::poll`] until a datagram arrives or
 /// [`poll_timeout`](Self::poll_timeout) comes.
 ///
@@ -121,8 +123,12 @@ pub struct UdpHealthNode<
     /// The last step stopped reading at its budget, with datagrams possibly left.
     more_to_read: bool,
     /// One byte more than any valid datagram, so that an oversized one is seen as oversized.
+    #[cfg(not(target_os = "linux"))]
     recv_buf: [u8; MAX_DATAGRAM_LEN + 1],
     send_buf: [u8; MAX_DATAGRAM_LEN],
+    /// Buffers of `recvmmsg` / `sendmmsg` batches.
+    #[cfg(target_os = "linux")]
+    batch: Box<mmsg::Batch>,
 }
 
 impl UdpHealthNode {
@@ -175,8 +181,11 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
             io: SocketStats::default(),
             retired: Stats::default(),
             more_to_read: false,
+            #[cfg(not(target_os = "linux"))]
             recv_buf: [0; MAX_DATAGRAM_LEN + 1],
             send_buf: [0; MAX_DATAGRAM_LEN],
+            #[cfg(target_os = "linux")]
+            batch: mmsg::Batch::new(),
         })
     }
 
@@ -271,54 +280,74 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
             return Ok(());
         };
         self.more_to_read = false;
-        let mut budget = RECV_BUDGET;
-        loop {
-            if budget == 0 {
-                self.more_to_read = true;
-                break;
-            }
-            match socket.recv_from(&mut self.recv_buf) {
-                Ok((len, from)) => {
-                    budget -= 1;
-                    self.io.datagrams_received += 1;
-                    self.io.bytes_received += len as u64;
-                    if len > MAX_DATAGRAM_LEN {
-                        self.io.oversized += 1;
-                    }
-                    let now = self.clock.now();
-                    // What the core did is counted in its Stats; nothing here depends on it.
-                    let _ = self.core.handle_datagram(now, from, &self.recv_buf[..len]);
-                    transmit(
-                        socket,
-                        &mut self.core,
-                        now,
-                        &mut self.send_buf,
-                        &mut self.io,
-                    );
-                    collect_events(&mut self.core, &mut self.events, &mut self.io, now);
-                }
-                Err(e) => match e.kind() {
-                    ErrorKind::WouldBlock => break,
-                    ErrorKind::Interrupted => {}
-                    // An ICMP report about an earlier send; the socket itself is fine.
-                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => {
-                        budget -= 1;
-                        self.io.recv_errors += 1;
-                    }
-                    _ => return Err(e.into()),
-                },
-            }
+        #[cfg(target_os = "linux")]
+        {
+            let batch = &mut *self.batch;
+            self.more_to_read = receive_batches(
+                socket,
+                self.local_addr.is_ipv6(),
+                &mut self.core,
+                self.clock,
+                batch,
+                &mut self.events,
+                &mut self.io,
+            )?;
+            let now = self.clock.now();
+            self.core.handle_timeout(now);
+            transmit_batched(socket, &mut self.core, now, batch, &mut self.io);
+            collect_events(&mut self.core, &mut self.events, &mut self.io, now);
         }
-        let now = self.clock.now();
-        self.core.handle_timeout(now);
-        transmit(
-            socket,
-            &mut self.core,
-            now,
-            &mut self.send_buf,
-            &mut self.io,
-        );
-        collect_events(&mut self.core, &mut self.events, &mut self.io, now);
+        #[cfg(not(target_os = "linux"))]
+        {
+            let mut budget = RECV_BUDGET;
+            loop {
+                if budget == 0 {
+                    self.more_to_read = true;
+                    break;
+                }
+                match socket.recv_from(&mut self.recv_buf) {
+                    Ok((len, from)) => {
+                        budget -= 1;
+                        self.io.datagrams_received += 1;
+                        self.io.bytes_received += len as u64;
+                        if len > MAX_DATAGRAM_LEN {
+                            self.io.oversized += 1;
+                        }
+                        let now = self.clock.now();
+                        // What the core did is counted in its Stats; nothing here depends on it.
+                        let _ = self.core.handle_datagram(now, from, &self.recv_buf[..len]);
+                        transmit(
+                            socket,
+                            &mut self.core,
+                            now,
+                            &mut self.send_buf,
+                            &mut self.io,
+                        );
+                        collect_events(&mut self.core, &mut self.events, &mut self.io, now);
+                    }
+                    Err(e) => match e.kind() {
+                        ErrorKind::WouldBlock => break,
+                        ErrorKind::Interrupted => {}
+                        // An ICMP report about an earlier send; the socket itself is fine.
+                        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => {
+                            budget -= 1;
+                            self.io.recv_errors += 1;
+                        }
+                        _ => return Err(e.into()),
+                    },
+                }
+            }
+            let now = self.clock.now();
+            self.core.handle_timeout(now);
+            transmit(
+                socket,
+                &mut self.core,
+                now,
+                &mut self.send_buf,
+                &mut self.io,
+            );
+            collect_events(&mut self.core, &mut self.events, &mut self.io, now);
+        }
         Ok(())
     }
 
@@ -588,6 +617,344 @@ fn transmit<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>(
                 Err(_) => io.send_errors += 1,
             }
             break;
+        }
+    }
+}
+
+/// Receives every waiting datagram (until `WouldBlock`, or [`RECV_BUDGET`]) in `recvmmsg`
+/// batches and hands each to the core, sending what it answers in `sendmmsg` batches; returns
+/// whether the budget ran out with datagrams possibly left.
+///
+/// `recvmmsg` always tries for one datagram more than it returns, so when datagrams come one by
+/// one (a ping-pong peer, answered before its next request arrives) it costs about a `recvfrom`
+/// and a failing `recvfrom`. A batch that brings a single datagram therefore switches to plain
+/// `recvfrom` for the next [`SINGLE_READS`] reads, after which a batch is tried again.
+#[cfg(target_os = "linux")]
+fn receive_batches<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>(
+    socket: &UdpSocket,
+    ipv6: bool,
+    core: &mut HealthNode<NonceRng, HOSTS, PENDING, QUEUE>,
+    clock: Clock,
+    batch: &mut mmsg::Batch,
+    events: &mut VecDeque<TimedEvent>,
+    io: &mut SocketStats,
+) -> Result<bool> {
+    let mut budget = RECV_BUDGET;
+    let mut singles: usize = 0;
+    loop {
+        if budget == 0 {
+            return Ok(true);
+        }
+        let want = if singles > 0 {
+            1
+        } else {
+            budget.min(mmsg::BATCH)
+        };
+        match batch.receive(socket, ipv6, want) {
+            Ok(received) => {
+                singles = match (want, received) {
+                    (1, _) => singles.saturating_sub(1),
+                    (_, 1) => SINGLE_READS,
+                    _ => 0,
+                };
+                budget = budget.saturating_sub(received.max(1));
+                let now = clock.now();
+                for i in 0..received {
+                    let (len, from) = batch.received(i);
+                    io.datagrams_received += 1;
+                    io.bytes_received += len as u64;
+                    if len > MAX_DATAGRAM_LEN {
+                        io.oversized += 1;
+                    }
+                    let Some(from) = from else {
+                        // No source address (not seen on UDP): nothing to answer.
+                        io.recv_errors += 1;
+                        continue;
+                    };
+                    // What the core did is counted in its Stats; nothing here depends on it.
+                    let _ = core.handle_datagram(now, from, batch.datagram(i, len));
+                    queue_transmits(socket, core, now, batch, io);
+                    collect_events(core, events, io, now);
+                }
+                batch.flush(socket, io);
+            }
+            Err(e) => match e.kind() {
+                ErrorKind::WouldBlock => return Ok(false),
+                ErrorKind::Interrupted => {}
+                // An ICMP report about an earlier send; the socket itself is fine.
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => {
+                    budget -= 1;
+                    io.recv_errors += 1;
+                }
+                _ => return Err(e.into()),
+            },
+        }
+    }
+}
+
+/// How many plain `recvfrom` reads follow a batch that brought a single datagram (see
+/// [`receive_batches`]).
+#[cfg(target_os = "linux")]
+const SINGLE_READS: usize = 8;
+
+/// Sends everything the core has to send, in `sendmmsg` batches.
+#[cfg(target_os = "linux")]
+fn transmit_batched<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>(
+    socket: &UdpSocket,
+    core: &mut HealthNode<NonceRng, HOSTS, PENDING, QUEUE>,
+    now: Instant,
+    batch: &mut mmsg::Batch,
+    io: &mut SocketStats,
+) {
+    queue_transmits(socket, core, now, batch, io);
+    batch.flush(socket, io);
+}
+
+/// Moves what the core has to send into the batch's send slots, sending a full batch at once.
+#[cfg(target_os = "linux")]
+fn queue_transmits<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>(
+    socket: &UdpSocket,
+    core: &mut HealthNode<NonceRng, HOSTS, PENDING, QUEUE>,
+    now: Instant,
+    batch: &mut mmsg::Batch,
+    io: &mut SocketStats,
+) {
+    loop {
+        if batch.is_full() {
+            batch.flush(socket, io);
+        }
+        let Some(transmit) = core.poll_transmit(now, batch.next_slot()) else {
+            return;
+        };
+        if !batch.push(transmit.len, transmit.destination) {
+            io.send_errors += 1;
+        }
+    }
+}
+
+/// Batched datagram I/O on Linux: `recvmmsg` through nix's safe wrapper and `sendmmsg` through
+/// rustix's, so that a wake-up carrying many datagrams costs two system calls, not two per
+/// datagram.
+#[cfg(target_os = "linux")]
+mod mmsg {
+    use std::cell::RefCell;
+    use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+
+    use mio::net::UdpSocket;
+    use nix::sys::socket::{
+        MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, recvmmsg,
+    };
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    use sinew_proto::health::MAX_DATAGRAM_LEN;
+
+    use super::SocketStats;
+
+    /// Datagrams moved per system call at most.
+    pub(super) const BATCH: usize = 32;
+
+    // nix's message headers hold raw pointers, so they are neither `Send` nor `Sync` (and a
+    // node must stay `Send`): each thread keeps its own, allocated once. Receive headers are
+    // kept per address family because the kernel takes each header's address length, left
+    // from the last call, as the room for the next source address; every source of a socket is
+    // of its own family. Sends go through rustix, with headers built at every call.
+    thread_local! {
+        static RECV_V4: RefCell<Option<MultiHeaders<SockaddrIn>>> = const { RefCell::new(None) };
+        static RECV_V6: RefCell<Option<MultiHeaders<SockaddrIn6>>> = const { RefCell::new(None) };
+    }
+
+    /// A node's batch buffers.
+    pub(super) struct Batch {
+        /// One byte more than any valid datagram, so that an oversized one is seen as oversized.
+        recv: [[u8; MAX_DATAGRAM_LEN + 1]; BATCH],
+        /// Length and source of each datagram of the last receive.
+        received: [(usize, Option<SocketAddr>); BATCH],
+        send: [[u8; MAX_DATAGRAM_LEN]; BATCH],
+        send_len: [usize; BATCH],
+        send_to: [SocketAddr; BATCH],
+        /// Datagrams waiting in `send` (the first `queued` slots).
+        queued: usize,
+    }
+
+    impl Batch {
+        /// Empty buffers, on the heap (they take 40 KiB).
+        pub(super) fn new() -> Box<Batch> {
+            Box::new(Batch {
+                recv: [[0; MAX_DATAGRAM_LEN + 1]; BATCH],
+                received: [(0, None); BATCH],
+                send: [[0; MAX_DATAGRAM_LEN]; BATCH],
+                send_len: [0; BATCH],
+                send_to: [SocketAddr::from(([0, 0, 0, 0], 0)); BATCH],
+                queued: 0,
+            })
+        }
+
+        /// Receives up to `want` waiting datagrams on a socket bound to an IPv6 (`ipv6`) or an
+        /// IPv4 address, with one `recvfrom` when `want` is 1 and one `recvmmsg` otherwise: at
+        /// least one, or an error (`WouldBlock` when none is waiting).
+        pub(super) fn receive(
+            &mut self,
+            socket: &UdpSocket,
+            ipv6: bool,
+            want: usize,
+        ) -> io::Result<usize> {
+            if want <= 1 {
+                let (len, from) = socket.recv_from(&mut self.recv[0])?;
+                self.received[0] = (len, Some(from));
+                return Ok(1);
+            }
+            if ipv6 {
+                RECV_V6.with_borrow_mut(|headers| self.receive_with(socket, want, headers))
+            } else {
+                RECV_V4.with_borrow_mut(|headers| self.receive_with(socket, want, headers))
+            }
+        }
+
+        fn receive_with<S>(
+            &mut self,
+            socket: &UdpSocket,
+            want: usize,
+            headers: &mut Option<MultiHeaders<S>>,
+        ) -> io::Result<usize>
+        where
+            S: SockaddrLike + Copy + Into<SocketAddr>,
+        {
+            let headers = headers.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
+            let mut slices = self.recv.each_mut().map(|buf| [IoSliceMut::new(buf)]);
+            let results = recvmmsg(
+                socket.as_raw_fd(),
+                headers,
+                slices.iter_mut().take(want),
+                MsgFlags::empty(),
+                None,
+            )?;
+            let mut n = 0;
+            for (slot, message) in self.received.iter_mut().zip(results) {
+                *slot = (message.bytes, message.address.map(Into::into));
+                n += 1;
+            }
+            Ok(n)
+        }
+
+        /// Length and source of datagram `i` of the last receive.
+        pub(super) fn received(&self, i: usize) -> (usize, Option<SocketAddr>) {
+            self.received.get(i).copied().unwrap_or((0, None))
+        }
+
+        /// The first `len` bytes of datagram `i` of the last receive.
+        pub(super) fn datagram(&self, i: usize, len: usize) -> &[u8] {
+            self.recv
+                .get(i)
+                .and_then(|buf| buf.get(..len))
+                .unwrap_or_default()
+        }
+
+        /// Whether every send slot is taken.
+        pub(super) fn is_full(&self) -> bool {
+            self.queued >= BATCH
+        }
+
+        /// The next free send slot, to encode a datagram into (then [`push`](Self::push) it);
+        /// empty when the batch is full.
+        pub(super) fn next_slot(&mut self) -> &mut [u8] {
+            match self.send.get_mut(self.queued) {
+                Some(slot) => slot,
+                None => &mut [],
+            }
+        }
+
+        /// Queues the `len` bytes encoded in the next slot for `to`; `false` (nothing queued)
+        /// if they do not fit it.
+        pub(super) fn push(&mut self, len: usize, to: SocketAddr) -> bool {
+            if self.queued >= BATCH || len > MAX_DATAGRAM_LEN {
+                return false;
+            }
+            self.send_len[self.queued] = len;
+            self.send_to[self.queued] = to;
+            self.queued += 1;
+            true
+        }
+
+        /// Sends every queued datagram, a lone one with `sendto`, more in as few `sendmmsg`
+        /// calls as the socket allows; a datagram the socket refuses is dropped and counted, as
+        /// one `sendto` would be.
+        pub(super) fn flush(&mut self, socket: &UdpSocket, io: &mut SocketStats) {
+            let queued = std::mem::take(&mut self.queued);
+            match queued {
+                0 => {}
+                1 => loop {
+                    let datagram = self.send[0].get(..self.send_len[0]).unwrap_or_default();
+                    match socket.send_to(datagram, self.send_to[0]) {
+                        Ok(sent) => {
+                            io.datagrams_sent += 1;
+                            io.bytes_sent += sent as u64;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => count_refused(&e, io),
+                    }
+                    break;
+                },
+                _ => self.send_batch(socket, queued, io),
+            }
+        }
+
+        fn send_batch(&mut self, socket: &UdpSocket, queued: usize, io: &mut SocketStats) {
+            // rustix's `sendmmsg` reports how many datagrams went out as a plain count (nix's
+            // results iterator would read its unwritten receive-address slots to say so).
+            let lens = &self.send_len;
+            let slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| {
+                [IoSlice::new(
+                    self.send[i].get(..lens[i]).unwrap_or_default(),
+                )]
+            });
+            let addrs: [SocketAddrAny; BATCH] =
+                std::array::from_fn(|i| SocketAddrAny::from(self.send_to[i]));
+            let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+                std::array::from_fn(|_| SendAncillaryBuffer::default());
+            let mut i = 0;
+            let mut messages = controls.each_mut().map(|control| {
+                let message = MMsgHdr::new_with_addr(&addrs[i], &slices[i], control);
+                i += 1;
+                message
+            });
+            let mut start = 0;
+            while start < queued {
+                // sendmmsg stops at the first datagram the socket refuses and reports it only
+                // if it is the first: try again from there to learn why.
+                match rustix::net::sendmmsg(
+                    socket,
+                    &mut messages[start..queued],
+                    SendFlags::empty(),
+                )
+                .map_err(io::Error::from)
+                {
+                    Ok(0) => {
+                        io.send_errors += 1;
+                        start += 1;
+                    }
+                    Ok(sent) => {
+                        let sent = sent.min(queued - start);
+                        io.datagrams_sent += sent as u64;
+                        io.bytes_sent += lens[start..start + sent].iter().sum::<usize>() as u64;
+                        start += sent;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        count_refused(&e, io);
+                        start += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a datagram the socket refused to send.
+    fn count_refused(e: &io::Error, io: &mut SocketStats) {
+        if e.kind() == ErrorKind::WouldBlock {
+            io.send_would_block += 1;
+        } else {
+            io.send_errors += 1;
         }
     }
 }

@@ -413,3 +413,63 @@ fn ping_reports_round_trips_and_timeouts() {
     group.nodes_mut()[pinger].stop().unwrap();
     assert!(group.nodes_mut()[pinger].ping(target_addr).is_err());
 }
+
+/// A burst of requests from several senders, IPv4 and IPv6, arrives between two steps: one step
+/// answers every one (in batches where the platform has them), each to its sender with its
+/// nonce, and the counters add up.
+#[test]
+fn a_burst_of_requests_is_answered_in_full_to_each_sender() {
+    for any in [
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+    ] {
+        // Not learning from requests: the node answers and sends nothing else.
+        let quiet = Config {
+            learn_from_requests: false,
+            ..config(60_000, 1_000)
+        };
+        let Ok(mut node) = UdpHealthNode::bind(any, quiet) else {
+            // No IPv6 loopback on this host.
+            continue;
+        };
+        let to = node.local_addr();
+        let senders: Vec<UdpSocket> = (0..4)
+            .map(|_| {
+                let s = UdpSocket::bind(SocketAddr::new(any.ip(), 0)).unwrap();
+                s.set_read_timeout(Some(DEADLINE)).unwrap();
+                s
+            })
+            .collect();
+        let mut sent = 0u64;
+        for round in 0..25u8 {
+            for (k, s) in senders.iter().enumerate() {
+                let mut request = [0u8; HEALTH_LEN];
+                request[0] = 0x01;
+                request[1] = round;
+                request[2] = k as u8;
+                request[16] = 0xee;
+                s.send_to(&request, to).unwrap();
+                sent += 1;
+            }
+        }
+        // Let every datagram land, then one step.
+        std::thread::sleep(Duration::from_millis(50));
+        node.process().unwrap();
+        assert_eq!(node.socket_stats().datagrams_received, sent);
+        assert_eq!(node.socket_stats().datagrams_sent, sent, "{any}");
+        for (k, s) in senders.iter().enumerate() {
+            let mut buf = [0u8; MAX_DATAGRAM_LEN + 1];
+            for round in 0..25u8 {
+                let (len, from) = s.recv_from(&mut buf).unwrap();
+                assert_eq!(from, to);
+                assert_eq!(len, HEALTH_LEN);
+                assert_eq!(
+                    (buf[0], buf[1], buf[2], buf[16]),
+                    (0x02, round, k as u8, 0xee),
+                    "{any}: answers in order, each to its sender"
+                );
+            }
+        }
+        assert_eq!(node.socket_stats().bytes_sent, sent * HEALTH_LEN as u64);
+    }
+}

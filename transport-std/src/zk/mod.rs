@@ -38,6 +38,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use sinew_proto::time::Instant;
 use sinew_proto::zk::session::{Config, Event, SessionState, WatcherId, Xid, ZkSession};
 use sinew_proto::zk::{
     Acl, AddWatchMode, AddWatchRequest, CreateMode, CreateRequest, DEFAULT_MAX_FRAME_LEN,
@@ -144,12 +145,13 @@ impl Core {
     /// One round: time, connection management and writes; a sleep of at most `wait` in
     /// `Poll`; then reads, time and writes again. Every event goes to `sink`.
     fn step(&mut self, wait: Option<Duration>, sink: Sink<'_>) -> io::Result<()> {
+        // One clock read per phase: before the sleep, and after it (the reads take their own).
+        let now = self.clock.now();
         let mut delivered = 0usize;
-        self.advance(&mut |event| {
+        self.advance(now, &mut |event| {
             delivered += 1;
             sink(event);
         })?;
-        let now = self.clock.now();
         let until_timer = self.session.poll_timeout().map(|t| t - now);
         let timeout = match (wait, until_timer) {
             // Something happened already: let the caller look at it before sleeping.
@@ -168,14 +170,16 @@ impl Core {
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        self.read(sink);
-        self.advance(sink)
+        let now = match self.read(sink) {
+            Some(now) => now,
+            None => self.clock.now(),
+        };
+        self.advance(now, sink)
     }
 
-    /// Lets time pass in the session, opens or closes the socket as the session wants, and
-    /// writes what it has to send.
-    fn advance(&mut self, sink: Sink<'_>) -> io::Result<()> {
-        let now = self.clock.now();
+    /// Lets time pass in the session (it is `now`), opens or closes the socket as the session
+    /// wants, and writes what it has to send.
+    fn advance(&mut self, now: Instant, sink: Sink<'_>) -> io::Result<()> {
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
         }
@@ -183,24 +187,25 @@ impl Core {
         if self.tcp_connecting {
             self.finish_connect();
         }
-        self.sync_socket()?;
+        self.sync_socket(now)?;
         if self.tcp_connecting {
             self.finish_connect();
         }
-        self.flush();
+        self.flush(now);
         drain(&mut self.session, sink);
         // A failure while writing closes the socket; open the next one at once.
-        self.sync_socket()?;
-        self.flush();
+        if self.stream.is_none() || !self.session.state().has_connection() {
+            self.sync_socket(now)?;
+            self.flush(now);
+        }
         Ok(())
     }
 
     /// Closes a socket the session no longer wants; opens one when the session wants it.
-    fn sync_socket(&mut self) -> io::Result<()> {
+    fn sync_socket(&mut self, now: Instant) -> io::Result<()> {
         if !self.session.state().has_connection() && self.stream.is_some() {
             self.close_socket();
         }
-        let now = self.clock.now();
         if self.stream.is_none() && self.session.wants_connect(now) && !self.servers.is_empty() {
             let addr = self.servers[self.next_server % self.servers.len()];
             self.next_server = (self.next_server + 1) % self.servers.len();
@@ -264,17 +269,19 @@ impl Core {
     }
 
     /// Reads everything the socket has, straight into the session's receive buffer, and
-    /// hands each event to `sink` as soon as its frame is complete.
-    fn read(&mut self, sink: Sink<'_>) {
+    /// hands each event to `sink` as soon as its frame is complete. Returns the time of the
+    /// last read that brought bytes, if one did.
+    fn read(&mut self, sink: Sink<'_>) -> Option<Instant> {
+        let mut last = None;
         if self.tcp_connecting {
             self.finish_connect();
         }
         loop {
             if self.tcp_connecting {
-                return;
+                return last;
             }
             let Some(stream) = self.stream.as_mut() else {
-                return;
+                return last;
             };
             let buf = self.session.receive_buffer();
             if buf.is_empty() {
@@ -284,7 +291,7 @@ impl Core {
                 if self.session.receive_buffer().is_empty()
                     || !self.session.state().has_connection()
                 {
-                    return;
+                    return last;
                 }
                 continue;
             }
@@ -295,41 +302,42 @@ impl Core {
                     self.session.handle_disconnected(now);
                     self.close_socket();
                     drain(&mut self.session, sink);
-                    return;
+                    return last;
                 }
                 Ok(n) => {
                     self.io.reads += 1;
                     self.io.bytes_read += n as u64;
                     let now = self.clock.now();
+                    last = Some(now);
                     self.session.handle_received(now, n);
                     drain(&mut self.session, sink);
                     if !self.session.state().has_connection() {
                         self.close_socket();
-                        return;
+                        return last;
                     }
                     if n < room {
                         // A short read emptied the socket's buffer; data arriving later
                         // wakes the poll again, so the read that would say WouldBlock is
                         // saved.
-                        return;
+                        return last;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return last,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     let now = self.clock.now();
                     self.session.handle_disconnected(now);
                     self.close_socket();
                     drain(&mut self.session, sink);
-                    return;
+                    return last;
                 }
             }
         }
     }
 
-    /// Writes what the session has to send: as many frames as fit the write buffer per
-    /// `write`, until the socket would block.
-    fn flush(&mut self) {
+    /// Writes what the session has to send (it is `now`): as many frames as fit the write
+    /// buffer per `write`, until the socket would block.
+    fn flush(&mut self, now: Instant) {
         loop {
             if self.tcp_connecting {
                 return;
@@ -340,7 +348,6 @@ impl Core {
             if self.out_start == self.out_end {
                 self.out_start = 0;
                 self.out_end = 0;
-                let now = self.clock.now();
                 while self.out_end < self.out.len() {
                     let n = self
                         .session
@@ -642,7 +649,8 @@ impl ZkClient {
     /// [`ZkError::Io`] if the poll registry fails.
     pub fn flush(&mut self) -> Result<(), ZkError> {
         let collected = &mut self.collected;
-        self.core.advance(&mut |e| collected.take(e))?;
+        let now = self.core.clock.now();
+        self.core.advance(now, &mut |e| collected.take(e))?;
         Ok(())
     }
 
