@@ -12,10 +12,54 @@
 //! (functions of the same name); and the ZooKeeper getData reply: `zk_data_encode`,
 //! `zk_data_decode` (sinew) and `{bincode,postcard}_zk_data_{encode,decode}`. Calls made inside
 //! the function, such as a `Vec` decode's allocation, are counted.
+//!
+//! The ZooKeeper create request and the DHT put are counted through functions of this example
+//! (`instructions::<op>`): `zk_create_encode`, `bincode_zk_create_encode`, `dht_put_encode`,
+//! `dht_put_decode`, `bincode_dht_put_encode`, `bincode_dht_put_decode`.
 
 use std::hint::black_box;
 
 use sinew_benches::*;
+use sinew_proto::dht::Message;
+use sinew_proto::zk::Request;
+
+/// Encodes the create request with sinew.
+#[inline(never)]
+fn zk_create_encode(request: &Request<'_>, buf: &mut [u8]) -> usize {
+    request.encode(buf).unwrap_or(0)
+}
+
+/// Encodes the create request with bincode 2.
+#[inline(never)]
+fn bincode_zk_create_encode(wire: &CreateRequestWire<'_>, buf: &mut [u8]) -> usize {
+    bincode::encode_into_slice(wire, buf, BINCODE).unwrap_or(0)
+}
+
+/// Encodes the DHT put with sinew.
+#[inline(never)]
+fn dht_put_encode(message: &Message<'_>, buf: &mut [u8]) -> usize {
+    message.encode(buf).unwrap_or(0)
+}
+
+/// Parses the DHT put with sinew, borrowing key and value.
+#[inline(never)]
+fn dht_put_decode(bytes: &[u8]) -> Option<Message<'_>> {
+    Message::parse(bytes).ok()
+}
+
+/// Encodes the DHT put with bincode 2.
+#[inline(never)]
+fn bincode_dht_put_encode(wire: &PutWire<'_>, buf: &mut [u8]) -> usize {
+    bincode::encode_into_slice(wire, buf, BINCODE).unwrap_or(0)
+}
+
+/// Decodes the DHT put with bincode 2, borrowing key and value.
+#[inline(never)]
+fn bincode_dht_put_decode(bytes: &[u8]) -> Option<PutWire<'_>> {
+    bincode::borrow_decode_from_slice(bytes, BINCODE)
+        .ok()
+        .map(|(w, _)| w)
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -48,6 +92,15 @@ fn main() {
     let zk_b_len = bincode_zk_data_encode(&reply_wire, &mut zk_b);
     let mut zk_p = [0u8; 512];
     let zk_p_len = postcard_zk_data_encode(&reply_wire, &mut zk_p);
+
+    let create = zk_create_request();
+    let create_wire = zk_create_wire();
+    let put = dht_put();
+    let put_wire = dht_put_wire();
+    let mut dht = [0u8; 512];
+    let dht_len = dht_put_encode(&put, &mut dht);
+    let mut dht_b = [0u8; 512];
+    let dht_b_len = bincode_dht_put_encode(&put_wire, &mut dht_b);
 
     let mut sink = 0usize;
     for _ in 0..n {
@@ -99,6 +152,19 @@ fn main() {
             }
             "postcard_zk_data_decode" => {
                 postcard_zk_data_decode(black_box(&zk_p[..zk_p_len])).map_or(0, |w| w.data.len())
+            }
+            "zk_create_encode" => zk_create_encode(black_box(&create), black_box(&mut buf)),
+            "bincode_zk_create_encode" => {
+                bincode_zk_create_encode(black_box(&create_wire), black_box(&mut buf))
+            }
+            "dht_put_encode" => dht_put_encode(black_box(&put), black_box(&mut buf)),
+            "dht_put_decode" => dht_put_decode(black_box(&dht[..dht_len]))
+                .map_or(0, |m| m.header.message_id as usize),
+            "bincode_dht_put_encode" => {
+                bincode_dht_put_encode(black_box(&put_wire), black_box(&mut buf))
+            }
+            "bincode_dht_put_decode" => {
+                bincode_dht_put_decode(black_box(&dht_b[..dht_b_len])).map_or(0, |w| w.value.len())
             }
             other => panic!("unknown operation {other}"),
         };

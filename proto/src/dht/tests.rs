@@ -330,3 +330,32 @@ fn mapped_unspecified_node_is_refused_both_ways() {
     b[25..41].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]);
     assert_eq!(Message::parse(&b), Err(Error::BadAddress));
 }
+
+proptest! {
+    /// The fast path for puts and replicas reads exactly what the general path reads, and
+    /// leaves everything else (damaged, truncated, padded or other messages) to it.
+    #[test]
+    fn fast_path_agrees_with_the_general_one(
+        mutations in proptest::collection::vec((0usize..60, any::<u8>()), 0..3),
+        cut in prop_oneof![Just(0usize), 0usize..60],
+        extra in prop_oneof![Just(0usize), 0usize..3],
+        replicate: bool,
+    ) {
+        let mut bytes = PUT.to_vec();
+        if replicate {
+            bytes[0] = 0x0e;
+        }
+        for (at, byte) in mutations {
+            if let Some(b) = bytes.get_mut(at) {
+                *b = byte;
+            }
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut % 8));
+        bytes.extend(core::iter::repeat_n(0, extra));
+        let general = Message::parse_any(&bytes);
+        if let Some(fast) = Message::parse_data(&bytes) {
+            prop_assert_eq!(Ok(fast), general);
+        }
+        prop_assert_eq!(Message::parse(&bytes), general);
+    }
+}

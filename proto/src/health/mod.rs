@@ -71,6 +71,8 @@ mod entry {
     pub const PORT: Range<usize> = 16..18;
     /// Lives, 0..=3: 0 unhealthy, 1 and 2 at risk, 3 healthy.
     pub const HEALTH: usize = 18;
+    // Address and port are the shared wire form of a socket address.
+    const _: () = assert!(ADDR.start == 0 && PORT.end == crate::addr::WIRE_LEN);
 }
 
 /// The kind of a message (the low five bits of its type byte).
@@ -483,7 +485,7 @@ impl PeerEntry {
     /// `::`, `0.0.0.0` nor `::ffff:0.0.0.0`, and a non-zero port.
     #[inline]
     pub fn is_valid(&self) -> bool {
-        addr::is_valid(addr::to_bits(&self.addr), self.addr.port())
+        addr::is_valid_addr(&self.addr)
     }
 }
 
@@ -517,7 +519,7 @@ impl<'a> PeerEntryView<'a> {
     /// The address, with IPv4-mapped addresses as IPv4.
     #[inline]
     pub fn addr(&self) -> SocketAddr {
-        addr::from_bits(u128::from_be_bytes(*self.octets()), self.port())
+        SocketAddr::new(addr::ip_of(self.octets()), self.port())
     }
 
     /// Checks the entry: [`Error::BadStatus`] for lives above [`MAX_LIVES`],
@@ -528,7 +530,7 @@ impl<'a> PeerEntryView<'a> {
         if lives > MAX_LIVES {
             return Err(Error::BadStatus(lives));
         }
-        if !addr::is_valid(u128::from_be_bytes(*self.octets()), self.port()) {
+        if self.port() == 0 || !addr::is_host(self.octets()) {
             return Err(Error::BadAddress);
         }
         Ok(())
@@ -723,10 +725,14 @@ pub const fn peer_table_len(count: usize) -> usize {
 /// ```
 #[derive(Debug)]
 pub struct PeerTableWriter<'b> {
-    buf: &'b mut [u8],
-    start: u16,
-    total: u16,
+    /// The header; its count is written by [`finish`](Self::finish).
+    header: &'b mut [u8; PEER_TABLE_HEADER_LEN],
+    /// Room for the entries still to come: as many as fit in the buffer, and no more than the
+    /// table has left after `start`, so that one length check refuses a push past either.
+    free: &'b mut [u8],
+    /// Entries written.
     count: u8,
+    /// Entries that fit in the buffer.
     capacity: u8,
 }
 
@@ -741,24 +747,25 @@ impl<'b> PeerTableWriter<'b> {
     /// [`Error::BadLength`] if `start > total`.
     #[inline]
     pub fn new(buf: &'b mut [u8], nonce: Nonce, start: u16, total: u16) -> Result<Self> {
-        if start > total {
+        let Some(left) = total.checked_sub(start) else {
             return Err(Error::BadLength);
-        }
+        };
         let usable = buf.len().min(MAX_DATAGRAM_LEN);
         let buf = buf.get_mut(..usable).ok_or(Error::BufferTooSmall)?;
-        if buf.len() < PEER_TABLE_HEADER_LEN {
+        let Some((header, rest)) = buf.split_first_chunk_mut::<PEER_TABLE_HEADER_LEN>() else {
             return Err(Error::BufferTooSmall);
-        }
-        nonce::emit_header(buf, MessageKind::PeerTableResponse as u8, &nonce)?;
-        buf[table::START].copy_from_slice(&start.to_be_bytes());
-        buf[table::TOTAL].copy_from_slice(&total.to_be_bytes());
-        buf[table::COUNT] = 0;
+        };
+        nonce::emit_header(header, MessageKind::PeerTableResponse as u8, &nonce)?;
+        header[table::START].copy_from_slice(&start.to_be_bytes());
+        header[table::TOTAL].copy_from_slice(&total.to_be_bytes());
+        header[table::COUNT] = 0;
         // At most MAX_ENTRIES_PER_PAGE (26 > 25), so it fits a u8.
-        let capacity = ((buf.len() - PEER_TABLE_HEADER_LEN) / ENTRY_LEN) as u8;
+        let capacity = (rest.len() / ENTRY_LEN) as u8;
+        let room = usize::from(capacity).min(usize::from(left)) * ENTRY_LEN;
+        let free = rest.get_mut(..room).unwrap_or_default();
         Ok(PeerTableWriter {
-            buf,
-            start,
-            total,
+            header,
+            free,
             count: 0,
             capacity,
         })
@@ -769,32 +776,34 @@ impl<'b> PeerTableWriter<'b> {
     /// # Errors
     /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadLength`] when the page would
     /// go past the table's `total`, [`Error::BadAddress`] for an entry with an unspecified
-    /// address or port 0 (which the receiver would refuse).
+    /// address or port 0 (which the receiver would refuse). Nothing is written on an error.
     #[inline]
     pub fn push(&mut self, entry: &PeerEntry) -> Result<()> {
-        if self.count >= self.capacity {
-            return Err(Error::BufferTooSmall);
-        }
-        if u32::from(self.start) + u32::from(self.count) >= u32::from(self.total) {
-            return Err(Error::BadLength);
-        }
-        let (bits, port) = (addr::to_bits(&entry.addr), entry.addr.port());
-        if !addr::is_valid(bits, port) {
-            return Err(Error::BadAddress);
-        }
-        let at = peer_table_len(usize::from(self.count));
-        let Some(out) = self
-            .buf
-            .get_mut(at..)
-            .and_then(|s| s.first_chunk_mut::<ENTRY_LEN>())
-        else {
+        let Some(out) = self.free.first_chunk_mut::<ENTRY_LEN>() else {
+            return Err(self.full_error());
+        };
+        let Some(wire) = out.first_chunk_mut::<{ addr::WIRE_LEN }>() else {
             return Err(Error::BufferTooSmall);
         };
-        out[entry::ADDR].copy_from_slice(&bits.to_be_bytes());
-        out[entry::PORT].copy_from_slice(&port.to_be_bytes());
+        if !addr::write(&entry.addr, wire) {
+            return Err(Error::BadAddress);
+        }
         out[entry::HEALTH] = entry.health.lives();
+        self.free = core::mem::take(&mut self.free)
+            .get_mut(ENTRY_LEN..)
+            .unwrap_or_default();
         self.count += 1;
         Ok(())
+    }
+
+    /// Why no entry fits any more: the buffer, or the table's `total`.
+    #[cold]
+    fn full_error(&self) -> Error {
+        if self.is_full() {
+            Error::BufferTooSmall
+        } else {
+            Error::BadLength
+        }
     }
 
     /// Whether no more entries fit.
@@ -816,7 +825,7 @@ impl<'b> PeerTableWriter<'b> {
     /// Completes the page and returns its length in bytes.
     #[inline]
     pub fn finish(self) -> usize {
-        self.buf[table::COUNT] = self.count;
+        self.header[table::COUNT] = self.count;
         peer_table_len(usize::from(self.count))
     }
 }

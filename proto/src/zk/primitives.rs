@@ -238,6 +238,20 @@ impl<'b> Writer<'b> {
         self.buffer(string.to_wire())
     }
 
+    /// [`buffer`](Self::buffer) of a buffer whose length is known to fit jute's `int` (the
+    /// caller checked that the whole record's does): no range check.
+    #[inline]
+    pub(crate) fn fitting_buffer(&mut self, buffer: Option<&[u8]>) -> Result<()> {
+        match buffer {
+            None => self.int(-1),
+            Some(bytes) => {
+                debug_assert!(i32::try_from(bytes.len()).is_ok());
+                self.int(bytes.len() as i32)?;
+                self.bytes(bytes)
+            }
+        }
+    }
+
     /// Bytes not written yet.
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
@@ -682,6 +696,7 @@ impl<'a, T: ListItem<'a>> Record<'a> for List<'a, T> {
         }
     }
 
+    #[inline]
     fn wire_len(&self) -> usize {
         let frame = if T::MULTI { super::MULTI_HEADER_LEN } else { 4 };
         let items = match self.repr {
@@ -694,6 +709,7 @@ impl<'a, T: ListItem<'a>> Record<'a> for List<'a, T> {
         frame.saturating_add(items)
     }
 
+    #[inline]
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
         if !T::MULTI {
             match self.repr {

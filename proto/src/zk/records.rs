@@ -227,6 +227,21 @@ fixed_record! {
     }
 }
 
+impl ReplyHeader {
+    /// The header, if its `err` is 0 and its xid is not negative (not one of the special
+    /// xids): the common reply, read without looking its error code up.
+    #[inline]
+    pub(crate) fn from_bytes_ok(bytes: &[u8; REPLY_HEADER_LEN]) -> Option<ReplyHeader> {
+        let xid = i32::from_be_bytes(read_at(bytes, 0));
+        let err = i32::from_be_bytes(read_at(bytes, 12));
+        (err == 0 && xid >= 0).then(|| ReplyHeader {
+            xid,
+            zxid: i64::from_be_bytes(read_at(bytes, 4)),
+            err: ErrorCode::Ok,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // MultiHeader
 // ---------------------------------------------------------------------------------------------
@@ -354,10 +369,12 @@ impl<'a> Record<'a> for Id<'a> {
             .parse(input)
     }
 
+    #[inline]
     fn wire_len(&self) -> usize {
         self.scheme.encoded_len() + self.id.encoded_len()
     }
 
+    #[inline]
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
         w.ustring(self.scheme)?;
         w.ustring(self.id)
@@ -408,10 +425,12 @@ impl<'a> Record<'a> for Acl<'a> {
             .parse(input)
     }
 
+    #[inline]
     fn wire_len(&self) -> usize {
         4 + self.id.wire_len()
     }
 
+    #[inline]
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
         w.int(self.perms.0)?;
         self.id.write(w)

@@ -420,8 +420,8 @@ fn read_body(op: OpCode, input: &[u8]) -> Result<(&[u8], ReplyBody<'_>)> {
     }
     Ok(match op {
         OpCode::GetData | OpCode::Reconfig => {
-            // The hottest reply: the Stat must end the frame, which is checked before it is
-            // read so that it is read straight into place.
+            // The Stat must end the frame, which is checked before it is read so that it is
+            // read straight into place (a well-formed reply took `Reply::parse_data` instead).
             let (data, stat) = split_buffer(input)?;
             let stat: &[u8; STAT_LEN] = match stat.try_into() {
                 Ok(stat) => stat,
@@ -501,6 +501,44 @@ impl<'a> Reply<'a> {
     /// multi returns. An unknown op code is not an error: it gives [`ReplyBody::Other`].
     #[inline]
     pub fn parse(op: OpCode, payload: &'a [u8]) -> Result<Reply<'a>> {
+        if matches!(op, OpCode::GetData | OpCode::Reconfig) {
+            if let Some(reply) = Reply::parse_data(payload) {
+                return Ok(reply);
+            }
+        }
+        Reply::parse_any(op, payload)
+    }
+
+    /// The hottest reply, a successful getData, when it is well formed: the fixed parts (header
+    /// and data length, then the `Stat` that must end the frame right after the data) are
+    /// located by one length comparison and read at fixed offsets. `None` for anything else
+    /// (an error, a special xid, null data, a bad length, a short or long frame), which
+    /// [`parse_any`](Self::parse_any) then reads, telling the errors apart.
+    #[inline]
+    fn parse_data(payload: &'a [u8]) -> Option<Reply<'a>> {
+        const HEAD: usize = REPLY_HEADER_LEN + 4;
+        let (head, rest) = payload.split_first_chunk::<HEAD>()?;
+        let (header, len) = head.split_first_chunk::<REPLY_HEADER_LEN>()?;
+        let header = ReplyHeader::from_bytes_ok(header)?;
+        // A negative length is above MAX_LEN as unsigned; MAX_LEN + STAT_LEN cannot overflow.
+        let len = i32::from_be_bytes(len.first_chunk::<4>().copied()?) as u32 as usize;
+        if len > super::MAX_LEN || rest.len() != len + STAT_LEN {
+            return None;
+        }
+        let (data, stat) = rest.split_at_checked(len)?;
+        let stat = Stat::from_bytes(stat.first_chunk::<STAT_LEN>()?);
+        Some(Reply {
+            header,
+            body: ReplyBody::Data(GetDataResponse {
+                data: Some(data),
+                stat,
+            }),
+        })
+    }
+
+    /// [`parse`](Self::parse) of every reply.
+    #[inline]
+    fn parse_any(op: OpCode, payload: &'a [u8]) -> Result<Reply<'a>> {
         let Some((header, body)) = payload.split_first_chunk::<REPLY_HEADER_LEN>() else {
             return Err(Error::Truncated);
         };
@@ -542,9 +580,15 @@ impl<'a> Reply<'a> {
     /// [`Error::TooLarge`] if a string, buffer or vector is longer than jute can say.
     #[inline]
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
-        if let ReplyBody::Data(response) = &self.body {
-            return self.encode_data(response, buf);
+        match &self.body {
+            ReplyBody::Data(response) => self.encode_data(response, buf),
+            _ => self.encode_any(buf),
         }
+    }
+
+    /// [`encode`](Self::encode) of every reply; out of line, so that the getData reply's
+    /// fast path stays small enough to be inlined.
+    fn encode_any(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.encoded_len();
         let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
         let mut w = Writer::new(out);
@@ -607,5 +651,49 @@ impl<'a> arbitrary::Arbitrary<'a> for Reply<'a> {
             }
         }
         Ok(Reply { header, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        /// The getData fast path reads exactly what the general path reads, and leaves
+        /// everything else (errors, special xids, null or bad lengths, short or long frames)
+        /// to it.
+        #[test]
+        fn get_data_fast_path_agrees_with_the_general_one(
+            xid in prop_oneof![Just(-8i32), Just(-2), Just(-1), Just(0), any::<i32>()],
+            zxid: i64,
+            err in prop_oneof![Just(0i32), Just(-101), any::<i32>()],
+            len in prop_oneof![Just(-1i32), Just(-2), 0i32..8, Just(i32::MAX)],
+            data_delta in prop_oneof![Just(0usize), 0usize..3],
+            stat_len in prop_oneof![Just(STAT_LEN), 60usize..76],
+            byte: u8,
+            reconfig: bool,
+        ) {
+            // Mostly as much data as the length says (when it says something small).
+            let data = std::vec![byte; usize::try_from(len).unwrap_or(0).min(8) + data_delta];
+            let stat = std::vec![byte.wrapping_add(1); stat_len];
+            let mut payload = Vec::new();
+            payload.extend_from_slice(&xid.to_be_bytes());
+            payload.extend_from_slice(&zxid.to_be_bytes());
+            payload.extend_from_slice(&err.to_be_bytes());
+            payload.extend_from_slice(&len.to_be_bytes());
+            payload.extend_from_slice(&data);
+            payload.extend_from_slice(&stat);
+            let op = if reconfig { OpCode::Reconfig } else { OpCode::GetData };
+            for end in [payload.len(), 20, 19, 16, 0] {
+                let bytes = &payload[..end.min(payload.len())];
+                let general = Reply::parse_any(op, bytes);
+                if let Some(fast) = Reply::parse_data(bytes) {
+                    prop_assert_eq!(Ok(fast), general);
+                }
+                prop_assert_eq!(Reply::parse(op, bytes), general);
+            }
+        }
     }
 }
