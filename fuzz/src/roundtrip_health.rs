@@ -8,9 +8,9 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
 use sinew_proto::health::{
-    HEALTH_LEN, Health, HealthCheck, MAX_DATAGRAM_LEN, MAX_ENTRIES_PER_PAGE, MAX_LIVES, Message,
-    PEER_TABLE_HEADER_LEN, PeerEntry, PeerTableRequest, PeerTableResponse, PeerTableWriter, Status,
-    peer_table_len,
+    EncodedEntry, HEALTH_LEN, Health, HealthCheck, MAX_DATAGRAM_LEN, MAX_ENTRIES_PER_PAGE,
+    MAX_LIVES, Message, PEER_TABLE_HEADER_LEN, PeerEntry, PeerTableRequest, PeerTableResponse,
+    PeerTableWriter, Status, peer_table_len,
 };
 use sinew_proto::nonce::Nonce;
 
@@ -223,6 +223,38 @@ fn table_page(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
     let len = writer.finish();
     assert_eq!(len, peer_table_len(pushed));
     assert_untouched(&storage[len..cut], "PeerTableWriter");
+
+    // The same page from entries laid out beforehand is the same bytes, whether they are pushed
+    // one by one or all at once.
+    let encoded: Vec<EncodedEntry> = entries
+        .iter()
+        .map(|entry| EncodedEntry::new(entry).expect("a valid entry is laid out"))
+        .collect();
+    assert!(
+        encoded
+            .iter()
+            .map(EncodedEntry::entry)
+            .eq(entries.iter().copied())
+    );
+    for all_at_once in [false, true] {
+        let mut again = [FILL; BUF_LEN];
+        let mut writer = PeerTableWriter::new(&mut again[..cut], nonce, start, total)
+            .expect("the same arguments were accepted");
+        let written = if all_at_once {
+            writer.extend_encoded(&encoded)
+        } else {
+            encoded
+                .iter()
+                .take_while(|entry| writer.push_encoded(entry).is_ok())
+                .count()
+        };
+        assert_eq!(
+            written, pushed,
+            "encoded entries written (all at once: {all_at_once})"
+        );
+        assert_eq!(writer.finish(), len);
+        assert_eq!(again, storage, "encoded entries wrote other bytes");
+    }
 
     let datagram = &storage[..len];
     match PeerTableResponse::parse(datagram) {

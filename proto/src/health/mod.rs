@@ -489,6 +489,113 @@ impl PeerEntry {
     }
 }
 
+/// A peer-table entry kept in its 19-byte wire form, checked once when made.
+///
+/// [`PeerTableWriter::push`] checks and lays out a [`PeerEntry`] on every page it writes; a table
+/// that is served often can hold its entries as `EncodedEntry` instead, which
+/// [`PeerTableWriter::push_encoded`] copies as they are. The health byte can be changed in place
+/// with [`set_health`](Self::set_health).
+///
+/// ```
+/// use sinew_proto::health::{EncodedEntry, Health, PeerEntry, PeerTableWriter, peer_table_len};
+/// use sinew_proto::nonce::Nonce;
+///
+/// let entry = PeerEntry { addr: "192.0.2.7:4000".parse().unwrap(), health: Health::HEALTHY };
+/// let mut encoded = EncodedEntry::new(&entry)?;
+/// encoded.set_health(Health::UNHEALTHY);
+/// assert_eq!(encoded.entry().health, Health::UNHEALTHY);
+///
+/// let mut buf = [0u8; 508];
+/// let mut page = PeerTableWriter::new(&mut buf, Nonce::from_bytes([7; 16]), 0, 1)?;
+/// page.push_encoded(&encoded)?;
+/// assert_eq!(page.finish(), peer_table_len(1));
+/// # Ok::<(), sinew_proto::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EncodedEntry {
+    raw: [u8; ENTRY_LEN],
+}
+
+impl EncodedEntry {
+    /// Lays out an entry.
+    ///
+    /// # Errors
+    /// [`Error::BadAddress`] for an unspecified address or port 0, which no receiver accepts.
+    #[inline]
+    pub fn new(entry: &PeerEntry) -> Result<EncodedEntry> {
+        let mut raw = [0; ENTRY_LEN];
+        let Some(wire) = raw.first_chunk_mut::<{ addr::WIRE_LEN }>() else {
+            return Err(Error::BufferTooSmall);
+        };
+        if !addr::write(&entry.addr, wire) {
+            return Err(Error::BadAddress);
+        }
+        raw[entry::HEALTH] = entry.health.lives();
+        Ok(EncodedEntry { raw })
+    }
+
+    /// The 19 bytes as they travel.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8; ENTRY_LEN] {
+        &self.raw
+    }
+
+    /// A view of the bytes, as a received page gives.
+    #[inline]
+    pub fn view(&self) -> PeerEntryView<'_> {
+        PeerEntryView { raw: &self.raw }
+    }
+
+    /// The entry, decoded (always valid: it was checked when made).
+    #[inline]
+    pub fn entry(&self) -> PeerEntry {
+        PeerEntry {
+            addr: self.view().addr(),
+            health: self.health(),
+        }
+    }
+
+    /// The health carried.
+    #[inline]
+    pub fn health(&self) -> Health {
+        Health {
+            lives: self.raw[entry::HEALTH],
+        }
+    }
+
+    /// Changes the health carried, leaving the address as it is.
+    #[inline]
+    pub fn set_health(&mut self, health: Health) {
+        self.raw[entry::HEALTH] = health.lives();
+    }
+}
+
+impl TryFrom<&PeerEntry> for EncodedEntry {
+    type Error = Error;
+
+    #[inline]
+    fn try_from(entry: &PeerEntry) -> Result<EncodedEntry> {
+        EncodedEntry::new(entry)
+    }
+}
+
+impl From<EncodedEntry> for PeerEntry {
+    #[inline]
+    fn from(encoded: EncodedEntry) -> PeerEntry {
+        encoded.entry()
+    }
+}
+
+impl fmt::Debug for EncodedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entry = self.entry();
+        f.debug_struct("EncodedEntry")
+            .field("addr", &entry.addr)
+            .field("health", &entry.health)
+            .finish()
+    }
+}
+
 /// A zero-copy view of one 19-byte peer-table entry, as walked by [`PeerTableResponse::views`].
 ///
 /// Reading its fields costs a load each; [`to_entry`](Self::to_entry) validates and decodes it.
@@ -794,6 +901,61 @@ impl<'b> PeerTableWriter<'b> {
             .unwrap_or_default();
         self.count += 1;
         Ok(())
+    }
+
+    /// Appends an entry laid out beforehand: a copy of its 19 bytes, with no check to make.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] when the page is full, [`Error::BadLength`] when the page would
+    /// go past the table's `total`. Nothing is written on an error.
+    #[inline]
+    pub fn push_encoded(&mut self, entry: &EncodedEntry) -> Result<()> {
+        let Some((out, rest)) =
+            core::mem::take(&mut self.free).split_first_chunk_mut::<ENTRY_LEN>()
+        else {
+            return Err(self.full_error());
+        };
+        *out = entry.raw;
+        self.free = rest;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Appends as many of `entries` as the page has room for (within the buffer and the table's
+    /// `total`) and returns how many: the rest go on the next page, from `start + written`.
+    ///
+    /// ```
+    /// use sinew_proto::health::{EncodedEntry, Health, PeerEntry, PeerTableWriter};
+    /// use sinew_proto::nonce::Nonce;
+    ///
+    /// let table: Vec<EncodedEntry> = (1..=40u16)
+    ///     .map(|port| PeerEntry { addr: ([10, 0, 0, 1], port).into(), health: Health::HEALTHY })
+    ///     .map(|entry| EncodedEntry::new(&entry).unwrap())
+    ///     .collect();
+    /// let (mut start, mut pages) = (0, 0);
+    /// while start < table.len() {
+    ///     let mut buf = [0u8; 508];
+    ///     let mut page = PeerTableWriter::new(&mut buf, Nonce::from_bytes([1; 16]), start as u16, 40)?;
+    ///     start += page.extend_encoded(&table[start..]);
+    ///     pages += 1;
+    /// }
+    /// assert_eq!(pages, 2); // 25 entries fit a page
+    /// # Ok::<(), sinew_proto::Error>(())
+    /// ```
+    #[inline]
+    pub fn extend_encoded(&mut self, entries: &[EncodedEntry]) -> usize {
+        let free = core::mem::take(&mut self.free);
+        let n = entries.len().min(free.len() / ENTRY_LEN);
+        let Some((out, rest)) = free.split_at_mut_checked(n * ENTRY_LEN) else {
+            return 0;
+        };
+        for (out, entry) in out.chunks_exact_mut(ENTRY_LEN).zip(entries) {
+            out.copy_from_slice(&entry.raw);
+        }
+        self.free = rest;
+        // n ≤ the room, which is at most MAX_ENTRIES_PER_PAGE entries.
+        self.count = self.count.saturating_add(n as u8);
+        n
     }
 
     /// Why no entry fits any more: the buffer, or the table's `total`.

@@ -278,6 +278,120 @@ fn test_table_writer_capacity() {
 }
 
 #[test]
+fn test_encoded_entry_bytes_and_checks() {
+    // The two entries of TABLE_RESPONSE, laid out beforehand, are its bytes 22..60.
+    let v4 = EncodedEntry::new(&PeerEntry {
+        addr: "127.0.0.1:8080".parse().unwrap(),
+        health: Health::HEALTHY,
+    })
+    .unwrap();
+    let mut v6 = EncodedEntry::try_from(&PeerEntry {
+        addr: "[2001:db8::1]:53".parse().unwrap(),
+        health: Health::HEALTHY,
+    })
+    .unwrap();
+    assert_eq!(v4.as_bytes()[..], TABLE_RESPONSE[22..41]);
+    assert_ne!(v6.as_bytes()[..], TABLE_RESPONSE[41..60]); // lives 3, not 1
+    v6.set_health(Health::from_lives(1).unwrap());
+    assert_eq!(v6.as_bytes()[..], TABLE_RESPONSE[41..60]);
+    assert_eq!(v6.health().lives(), 1);
+    assert_eq!(v6.view().port(), 53);
+    // Decoding gives back what went in, IPv4 as IPv4.
+    let back = PeerEntry::from(v4);
+    assert_eq!(back.addr, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(back.health, Health::HEALTHY);
+    assert_eq!(v4.view().to_entry(), Ok(back));
+    // What no receiver accepts cannot be made.
+    for bad in [
+        "10.0.0.1:0",
+        "0.0.0.0:1",
+        "[::]:1",
+        "[::ffff:0.0.0.0]:1",
+        "[2001:db8::1]:0",
+    ] {
+        let entry = PeerEntry {
+            addr: bad.parse().unwrap(),
+            health: Health::HEALTHY,
+        };
+        assert_eq!(EncodedEntry::new(&entry), Err(Error::BadAddress), "{bad}");
+    }
+}
+
+#[test]
+fn test_table_writer_encoded_entries() {
+    let entries = [
+        EncodedEntry::new(&PeerEntry {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            health: Health::HEALTHY,
+        })
+        .unwrap(),
+        EncodedEntry::new(&PeerEntry {
+            addr: "[2001:db8::1]:53".parse().unwrap(),
+            health: Health::from_lives(1).unwrap(),
+        })
+        .unwrap(),
+    ];
+    // push_encoded and extend_encoded both write TABLE_RESPONSE byte for byte.
+    let nonce = nonce_of(&TABLE_RESPONSE);
+    let mut buf = [0xaa; 100];
+    let mut writer = PeerTableWriter::new(&mut buf, nonce, 3, 5).unwrap();
+    writer.push_encoded(&entries[0]).unwrap();
+    writer.push_encoded(&entries[1]).unwrap();
+    assert_eq!(writer.finish(), 60);
+    assert_eq!(buf[..60], TABLE_RESPONSE);
+    let mut buf = [0xaa; 100];
+    let mut writer = PeerTableWriter::new(&mut buf, nonce, 3, 5).unwrap();
+    assert_eq!(writer.extend_encoded(&entries), 2);
+    assert_eq!(writer.finish(), 60);
+    assert_eq!(buf[..60], TABLE_RESPONSE);
+    // The table's total bounds both: entry 4 is the last of 5.
+    let mut buf = [0xaa; 100];
+    let mut writer = PeerTableWriter::new(&mut buf, nonce, 4, 5).unwrap();
+    assert_eq!(writer.extend_encoded(&entries), 1);
+    assert_eq!(writer.push_encoded(&entries[1]), Err(Error::BadLength));
+    assert_eq!(writer.extend_encoded(&entries), 0);
+    assert_eq!(writer.finish(), 41);
+    assert_eq!(buf[41], 0xaa, "nothing written past the page");
+    // And so does the buffer.
+    let mut buf = [0xaa; 22 + 19 + 18];
+    let mut writer = PeerTableWriter::new(&mut buf, nonce, 0, 9).unwrap();
+    assert_eq!(writer.extend_encoded(&entries), 1);
+    assert_eq!(writer.push_encoded(&entries[1]), Err(Error::BufferTooSmall));
+    assert_eq!(writer.finish(), 41);
+    assert!(buf[41..].iter().all(|&b| b == 0xaa));
+}
+
+#[test]
+fn test_extend_encoded_pages_a_large_table() {
+    // 60 hosts: 25 + 25 + 10 over three full-size pages, each parsing back to its slice.
+    let table: Vec<EncodedEntry> = (1..=60u16)
+        .map(|port| PeerEntry {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port),
+            health: Health::from_lives((port % 4) as u8).unwrap(),
+        })
+        .map(|entry| EncodedEntry::new(&entry).unwrap())
+        .collect();
+    let mut start = 0;
+    let mut sizes = Vec::new();
+    while start < table.len() {
+        let mut buf = [0u8; 1024];
+        let mut writer =
+            PeerTableWriter::new(&mut buf, Nonce::default(), start as u16, 60).unwrap();
+        let n = writer.extend_encoded(&table[start..]);
+        let len = writer.finish();
+        assert!(len <= MAX_DATAGRAM_LEN);
+        let page = PeerTableResponse::parse(&buf[..len]).unwrap();
+        assert_eq!(usize::from(page.start()), start);
+        let got: Vec<PeerEntry> = page.entries().map(Result::unwrap).collect();
+        let want: Vec<PeerEntry> = table[start..start + n].iter().map(|e| e.entry()).collect();
+        assert_eq!(got, want);
+        sizes.push(n);
+        start += n;
+    }
+    assert_eq!(sizes, [25, 25, 10]);
+}
+
+#[test]
 fn test_table_response_every_prefix_truncated() {
     for len in 0..TABLE_RESPONSE.len() {
         assert_eq!(
