@@ -10,10 +10,11 @@ target="${CARGO_TARGET_DIR:-target}"
 cargo build --quiet --release -p sinew-benches --example instructions
 bin="$target/release/examples/instructions"
 out="$(mktemp -d)"
-for op in health_encode health_decode_view health_decode table_encode table_parse table_walk table_decode \
+for op in health_encode health_decode_view health_decode table_encode table_encode_encoded table_parse table_walk table_decode \
     bincode_health_encode bincode_health_decode postcard_health_encode postcard_health_decode \
     bincode_table_encode bincode_table_decode postcard_table_encode postcard_table_decode \
     zk_data_encode zk_data_decode bincode_zk_data_encode bincode_zk_data_decode \
+    bincode_standard_zk_data_encode bincode_standard_zk_data_decode \
     postcard_zk_data_encode postcard_zk_data_decode; do
     case "$op" in
         bincode_* | postcard_*) fn="sinew_benches::$op" ;;

@@ -19,21 +19,27 @@ fn put(c: &mut Criterion) {
 
     let mut buf = [0u8; 512];
     group.bench_function("put_encode/sinew", |b| {
-        b.iter(|| black_box(black_box(&message).encode(black_box(&mut buf[..]))))
+        b.iter(|| {
+            black_box(
+                black_box(&message)
+                    .encode(black_box(&mut buf[..]))
+                    .unwrap_or(0),
+            )
+        })
     });
     group.bench_function("put_encode/bincode2", |b| {
         b.iter(|| {
-            black_box(bincode::encode_into_slice(
-                black_box(&wire),
-                black_box(&mut buf[..]),
-                BINCODE,
-            ))
+            black_box(
+                bincode::encode_into_slice(black_box(&wire), black_box(&mut buf[..]), BINCODE)
+                    .unwrap_or(0),
+            )
         })
     });
     group.bench_function("put_encode/postcard", |b| {
         b.iter(|| {
             black_box(
-                postcard::to_slice(black_box(&wire), black_box(&mut buf[..])).map(|s| s.len()),
+                postcard::to_slice(black_box(&wire), black_box(&mut buf[..]))
+                    .map_or(0, |s| s.len()),
             )
         })
     });

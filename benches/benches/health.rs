@@ -13,8 +13,8 @@ use sinew_benches::{
     BINCODE, HealthWire, PeerTableWire, health_check, health_wire, peer_entries, peer_table_wire,
 };
 use sinew_proto::health::{
-    HEALTH_LEN, HealthCheck, HealthPacket, MAX_DATAGRAM_LEN, PeerTableResponse, PeerTableWriter,
-    peer_table_len,
+    EncodedEntry, HEALTH_LEN, HealthCheck, HealthPacket, MAX_DATAGRAM_LEN, PeerTableResponse,
+    PeerTableWriter, peer_table_len,
 };
 use sinew_proto::nonce::Nonce;
 
@@ -26,21 +26,27 @@ fn health(c: &mut Criterion) {
     let wire = health_wire();
     let mut buf = [0u8; 64];
     group.bench_function("encode/sinew", |b| {
-        b.iter(|| black_box(black_box(&check).encode(black_box(&mut buf[..]))))
+        b.iter(|| {
+            black_box(
+                black_box(&check)
+                    .encode(black_box(&mut buf[..]))
+                    .unwrap_or(0),
+            )
+        })
     });
     group.bench_function("encode/bincode2", |b| {
         b.iter(|| {
-            black_box(bincode::encode_into_slice(
-                black_box(&wire),
-                black_box(&mut buf[..]),
-                BINCODE,
-            ))
+            black_box(
+                bincode::encode_into_slice(black_box(&wire), black_box(&mut buf[..]), BINCODE)
+                    .unwrap_or(0),
+            )
         })
     });
     group.bench_function("encode/postcard", |b| {
         b.iter(|| {
             black_box(
-                postcard::to_slice(black_box(&wire), black_box(&mut buf[..])).map(|s| s.len()),
+                postcard::to_slice(black_box(&wire), black_box(&mut buf[..]))
+                    .map_or(0, |s| s.len()),
             )
         })
     });
@@ -50,22 +56,26 @@ fn health(c: &mut Criterion) {
     group.bench_function("decode_view/sinew", |b| {
         b.iter(|| {
             let packet = HealthPacket::new_checked(black_box(&bytes[..]));
-            black_box(packet.map(|p| black_box(p.nonce_bytes()).as_ptr()))
+            black_box(packet.map_or(std::ptr::null(), |p| p.nonce_bytes().as_ptr()))
         })
     });
     group.bench_function("decode/sinew", |b| {
-        b.iter(|| black_box(HealthCheck::parse(black_box(&bytes[..]))))
+        b.iter(|| {
+            let check = HealthCheck::parse(black_box(&bytes[..]));
+            black_box(&check);
+        })
     });
     group.bench_function("decode/bincode2", |b| {
         b.iter(|| {
-            black_box(bincode::decode_from_slice::<HealthWire, _>(
-                black_box(&bytes[..]),
-                BINCODE,
-            ))
+            let wire = bincode::decode_from_slice::<HealthWire, _>(black_box(&bytes[..]), BINCODE);
+            black_box(&wire);
         })
     });
     group.bench_function("decode/postcard", |b| {
-        b.iter(|| black_box(postcard::from_bytes::<HealthWire>(black_box(&bytes[..]))))
+        b.iter(|| {
+            let wire = postcard::from_bytes::<HealthWire>(black_box(&bytes[..]));
+            black_box(&wire);
+        })
     });
     group.finish();
 }
@@ -83,7 +93,7 @@ fn peer_table(c: &mut Criterion) {
             let buf = black_box(&mut buf[..MAX_DATAGRAM_LEN]);
             let entries = black_box(&entries[..]);
             let mut writer =
-                PeerTableWriter::new(buf, Nonce::from_bytes(black_box(table.nonce)), 0, 20)
+                PeerTableWriter::new(buf, Nonce::from_bytes(*black_box(&table.nonce)), 0, 20)
                     .unwrap();
             for entry in entries {
                 writer.push(entry).unwrap();
@@ -91,19 +101,34 @@ fn peer_table(c: &mut Criterion) {
             black_box(writer.finish())
         })
     });
+    let encoded: Vec<EncodedEntry> = entries
+        .iter()
+        .map(|e| EncodedEntry::new(e).unwrap())
+        .collect();
+    group.bench_function("encode/sinew_encoded", |b| {
+        b.iter(|| {
+            let buf = black_box(&mut buf[..MAX_DATAGRAM_LEN]);
+            let entries = black_box(&encoded[..]);
+            let mut writer =
+                PeerTableWriter::new(buf, Nonce::from_bytes(*black_box(&table.nonce)), 0, 20)
+                    .unwrap();
+            assert_eq!(writer.extend_encoded(entries), 20);
+            black_box(writer.finish())
+        })
+    });
     group.bench_function("encode/bincode2", |b| {
         b.iter(|| {
-            black_box(bincode::encode_into_slice(
-                black_box(&table),
-                black_box(&mut buf[..]),
-                BINCODE,
-            ))
+            black_box(
+                bincode::encode_into_slice(black_box(&table), black_box(&mut buf[..]), BINCODE)
+                    .unwrap_or(0),
+            )
         })
     });
     group.bench_function("encode/postcard", |b| {
         b.iter(|| {
             black_box(
-                postcard::to_slice(black_box(&table), black_box(&mut buf[..])).map(|s| s.len()),
+                postcard::to_slice(black_box(&table), black_box(&mut buf[..]))
+                    .map_or(0, |s| s.len()),
             )
         })
     });

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Instructions per operation = the `Collected` total / N. Operations: `health_encode`,
-//! `health_decode_view`, `health_decode`, `table_encode`, `table_parse`, `table_walk`, `table_decode` (sinew,
+//! `health_decode_view`, `health_decode`, `table_encode`, `table_encode_encoded`, `table_parse`, `table_walk`, `table_decode` (sinew,
 //! functions `sinew_benches::sinew_<op>`), and `{bincode,postcard}_{health,table}_{encode,decode}`
 //! (functions of the same name); and the ZooKeeper getData reply: `zk_data_encode`,
 //! `zk_data_decode` (sinew) and `{bincode,postcard}_zk_data_{encode,decode}`. Calls made inside
@@ -72,6 +72,10 @@ fn main() {
     let health_len = sinew_health_encode(&check, &mut health);
     let mut table = [0u8; 508];
     let table_len = sinew_table_encode(&entries, &mut table);
+    let encoded: Vec<_> = entries
+        .iter()
+        .map(|e| sinew_proto::health::EncodedEntry::new(e).expect("valid entry"))
+        .collect();
     let mut buf = [0u8; 1024];
     let wire = health_wire();
     let table_wire = peer_table_wire();
@@ -90,6 +94,8 @@ fn main() {
     let zk_len = sinew_zk_data_encode(&reply, &mut zk);
     let mut zk_b = [0u8; 512];
     let zk_b_len = bincode_zk_data_encode(&reply_wire, &mut zk_b);
+    let mut zk_s = [0u8; 512];
+    let zk_s_len = bincode_standard_zk_data_encode(&reply_wire, &mut zk_s);
     let mut zk_p = [0u8; 512];
     let zk_p_len = postcard_zk_data_encode(&reply_wire, &mut zk_p);
 
@@ -112,6 +118,9 @@ fn main() {
             "health_decode" => sinew_health_decode(black_box(&health[..health_len]))
                 .map_or(0, |c| usize::from(c.nonce.as_bytes()[15])),
             "table_encode" => sinew_table_encode(black_box(&entries), black_box(&mut buf)),
+            "table_encode_encoded" => {
+                sinew_table_encode_encoded(black_box(&encoded), black_box(&mut buf))
+            }
             "table_parse" => {
                 usize::from(sinew_table_parse(black_box(&table[..table_len])).unwrap_or(0))
             }
@@ -146,6 +155,13 @@ fn main() {
             }
             "bincode_zk_data_decode" => {
                 bincode_zk_data_decode(black_box(&zk_b[..zk_b_len])).map_or(0, |w| w.data.len())
+            }
+            "bincode_standard_zk_data_encode" => {
+                bincode_standard_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))
+            }
+            "bincode_standard_zk_data_decode" => {
+                bincode_standard_zk_data_decode(black_box(&zk_s[..zk_s_len]))
+                    .map_or(0, |w| w.data.len())
             }
             "postcard_zk_data_encode" => {
                 postcard_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))

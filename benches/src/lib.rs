@@ -9,7 +9,8 @@ use bincode::{BorrowDecode, Decode, Encode};
 use serde::{Deserialize, Serialize};
 use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId};
 use sinew_proto::health::{
-    Health, HealthCheck, HealthKind, HealthPacket, PeerEntry, PeerTableResponse, PeerTableWriter,
+    EncodedEntry, Health, HealthCheck, HealthKind, HealthPacket, PeerEntry, PeerTableResponse,
+    PeerTableWriter,
 };
 use sinew_proto::nonce::Nonce;
 use sinew_proto::zk::{
@@ -31,6 +32,11 @@ pub const BINCODE: bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Fixint,
 > = bincode::config::standard().with_fixed_int_encoding();
+
+/// bincode 2's default configuration (`config::standard()`: variable-length integers), which is
+/// what a user gets without choosing; shown beside [`BINCODE`] where messages carry wide integers
+/// (the ZooKeeper getData reply's `Stat`).
+pub const BINCODE_STANDARD: bincode::config::Configuration = bincode::config::standard();
 
 /// A health packet as a plain struct: type byte and nonce (17 bytes with every codec).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
@@ -151,6 +157,20 @@ pub fn sinew_table_encode(entries: &[PeerEntry], buf: &mut [u8]) -> usize {
         if writer.push(entry).is_err() {
             return 0;
         }
+    }
+    writer.finish()
+}
+
+/// Encodes a peer-table page with sinew from entries laid out beforehand ([`EncodedEntry`]).
+#[inline(never)]
+pub fn sinew_table_encode_encoded(entries: &[EncodedEntry], buf: &mut [u8]) -> usize {
+    let Ok(mut writer) =
+        PeerTableWriter::new(buf, Nonce::from_bytes(NONCE), 0, entries.len() as u16)
+    else {
+        return 0;
+    };
+    if writer.extend_encoded(entries) != entries.len() {
+        return 0;
     }
     writer.finish()
 }
@@ -484,6 +504,20 @@ pub fn bincode_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> us
 #[inline(never)]
 pub fn bincode_zk_data_decode(bytes: &[u8]) -> Option<GetDataReplyWire<'_>> {
     bincode::borrow_decode_from_slice(bytes, BINCODE)
+        .ok()
+        .map(|(w, _)| w)
+}
+
+/// Encodes the getData reply with bincode 2's default configuration (variable-length integers).
+#[inline(never)]
+pub fn bincode_standard_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> usize {
+    bincode::encode_into_slice(wire, buf, BINCODE_STANDARD).unwrap_or(0)
+}
+
+/// Decodes the getData reply with bincode 2's default configuration, borrowing the data.
+#[inline(never)]
+pub fn bincode_standard_zk_data_decode(bytes: &[u8]) -> Option<GetDataReplyWire<'_>> {
+    bincode::borrow_decode_from_slice(bytes, BINCODE_STANDARD)
         .ok()
         .map(|(w, _)| w)
 }
