@@ -26,7 +26,7 @@ use sinew_proto::zk::{
     RequestBody, SetDataRequest, WatcherType, WatchesRequest, ZkStr,
 };
 use sinew_transport_std::zk::{
-    ClientConfig, OpResult, OwnedReply, WatchNotification, ZkClient, ZkError, ZkEvent,
+    Batching, ClientConfig, OpResult, OwnedReply, WatchNotification, ZkClient, ZkError, ZkEvent,
 };
 
 const OPEN: &[Acl<'static>] = Acl::OPEN_ACL_UNSAFE;
@@ -820,6 +820,66 @@ fn pipelined_requests_zero_copy() {
     // 500 requests of ~45 bytes: a handful of writes, not 500.
     assert!(writes <= 10, "{writes} writes for 500 pipelined requests");
     zk.delete(&node, -1).unwrap();
+    zk.close().unwrap();
+}
+
+#[test]
+#[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
+fn batching_gathers_replies_and_leaves_lone_calls_alone() {
+    let config = ClientConfig {
+        batching: Some(Batching::PIPELINED),
+        ..ClientConfig::default()
+    };
+    let mut zk = connect_with(&server(), config);
+    let node = root("batch");
+    zk.create(&node, &[7; 100], OPEN, CreateMode::Persistent)
+        .unwrap();
+    // Lone blocking calls never wait.
+    for _ in 0..20 {
+        assert_eq!(zk.get_data(&node, None).unwrap().0, [7; 100]);
+    }
+    assert_eq!(zk.io_stats().batch_waits, 0);
+
+    // 64 in flight for 5000 requests: every reply, in order, many per read.
+    let (total, depth) = (5000, 64);
+    let before = *zk.io_stats();
+    let mut submitted = std::collections::VecDeque::new();
+    let mut done = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done < total {
+        assert!(Instant::now() < deadline, "{done} of {total} replies");
+        while submitted.len() < depth && done + submitted.len() < total {
+            let xid = zk
+                .submit(RequestBody::GetData(PathWatchRequest {
+                    path: ZkStr::new(&node),
+                    watch: false,
+                }))
+                .unwrap();
+            submitted.push_back(xid);
+        }
+        zk.process(Some(Duration::from_millis(100)), &mut |event| {
+            if let Event::Reply(r) = event {
+                assert_eq!(Some(r.xid), submitted.pop_front(), "replies in order");
+                match r.result {
+                    Ok(ReplyBody::Data(d)) => assert_eq!(d.data, Some(&[7u8; 100][..])),
+                    other => panic!("{other:?}"),
+                }
+                done += 1;
+            }
+        })
+        .unwrap();
+    }
+    let io = *zk.io_stats();
+    let (reads, waits) = (io.reads - before.reads, io.batch_waits);
+    println!("{total} replies in {reads} reads, {waits} batching waits");
+    assert!(waits > 0, "no step waited");
+    assert!(
+        reads * 4 <= total as u64,
+        "{reads} reads for {total} replies: fewer than 4 replies per read"
+    );
+    // Back to one request at a time: no more waits.
+    zk.delete(&node, -1).unwrap();
+    assert_eq!(zk.io_stats().batch_waits, waits);
     zk.close().unwrap();
 }
 
