@@ -6,6 +6,8 @@
 //!   `write`: the server's ceiling on this machine;
 //! * `sinew`: [`ZkClient`] submitting and processing replies zero-copy (`submit` + `process`),
 //!   every reply parsed;
+//! * `sinew-batch`: the same with [`Batching::PIPELINED`] (a step with 16 or more requests in
+//!   flight sleeps 1 ms before reading, so that one wake-up takes in many replies);
 //! * `rust`: the `zookeeper-client` crate (async, on a current-thread tokio runtime): a
 //!   `get_data` future per request, `DEPTH` of them in a `FuturesUnordered`;
 //! * `kazoo`: Python's kazoo with its async API (`scripts/zk_e2e_kazoo.py`), if importable.
@@ -21,8 +23,9 @@
 //!   cargo run --release -p sinew-benches --example zk_e2e -- [SECONDS [DEPTH...]]
 //! ```
 //!
-//! `ZK_E2E_CLIENTS=raw,sinew` (say) runs only those rows. Without `SINEW_ZK_SERVER` it says
-//! so and does nothing (a bench is not a test).
+//! `ZK_E2E_CLIENTS=raw,sinew` (say) runs only those rows; `ZK_E2E_ROUNDS=N` runs everything N
+//! times, each row's "of raw" against the raw run just before it, and ends with the medians.
+//! Without `SINEW_ZK_SERVER` it says so and does nothing (a bench is not a test).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -36,7 +39,7 @@ use sinew_proto::zk::{
     Acl, ConnectRequest, ConnectResponse, CreateMode, FrameStatus, OpCode, PathWatchRequest, Reply,
     ReplyBody, Request, RequestBody, ZkFrameDecoder, ZkStr,
 };
-use sinew_transport_std::zk::{ClientConfig, ZkClient, ZkError};
+use sinew_transport_std::zk::{Batching, ClientConfig, ZkClient, ZkError};
 
 const PATH: &str = "/sinew-e2e-bench";
 const DATA_LEN: usize = 100;
@@ -61,6 +64,9 @@ impl Run {
     }
 }
 
+/// One round of a row: ops/s, its share of that round's raw rate, CPU µs per op.
+type Sample = (f64, Option<f64>, Option<f64>);
+
 fn main() -> Result<(), BoxError> {
     let Ok(server) = std::env::var("SINEW_ZK_SERVER") else {
         eprintln!(
@@ -77,7 +83,8 @@ fn main() -> Result<(), BoxError> {
     } else {
         depths
     };
-    let clients = std::env::var("ZK_E2E_CLIENTS").unwrap_or_else(|_| "raw,sinew,rust,kazoo".into());
+    let clients = std::env::var("ZK_E2E_CLIENTS")
+        .unwrap_or_else(|_| "raw,sinew,sinew-batch,rust,kazoo".into());
     let wanted = |name: &str| clients.split(',').any(|c| c.trim() == name);
     let duration = Duration::from_secs_f64(seconds);
 
@@ -103,39 +110,75 @@ fn main() -> Result<(), BoxError> {
     )?;
 
     println!(
-        "{:>6} {:>6} {:>10} {:>7} {:>11}",
+        "{:>11} {:>6} {:>10} {:>7} {:>11}",
         "client", "depth", "ops/s", "of raw", "cpu µs/op"
     );
-    for &depth in &depths {
-        let mut ceiling = None;
-        let mut row = |name: &str, run: Option<Run>| {
-            let Some(run) = run else {
-                println!("{name:>6} {depth:>6} {:>10}", "skipped");
-                return;
+    let rounds: usize = std::env::var("ZK_E2E_ROUNDS").map_or(Ok(1), |r| r.parse())?;
+    // (client, depth) → per-round samples.
+    let mut results: Vec<(String, usize, Vec<Sample>)> = Vec::new();
+    for _ in 0..rounds {
+        for &depth in &depths {
+            let mut ceiling = None;
+            let mut row = |name: &str, run: Option<Run>| {
+                let Some(run) = run else {
+                    println!("{name:>11} {depth:>6} {:>10}", "skipped");
+                    return;
+                };
+                let rate = run.ops_per_s();
+                if name == "raw" {
+                    ceiling = Some(rate);
+                }
+                let of_raw = ceiling.map(|c: f64| rate / c);
+                let cpu = run.cpu_us_per_op();
+                println!(
+                    "{name:>11} {depth:>6} {rate:>10.0} {:>7} {:>11}",
+                    of_raw.map_or(String::from("-"), |r| format!("{:.0}%", 100.0 * r)),
+                    cpu.map_or(String::from("-"), |c| format!("{c:.2}")),
+                );
+                match results
+                    .iter_mut()
+                    .find(|(n, d, _)| n == name && *d == depth)
+                {
+                    Some((_, _, runs)) => runs.push((rate, of_raw, cpu)),
+                    None => results.push((name.into(), depth, vec![(rate, of_raw, cpu)])),
+                }
             };
-            let rate = run.ops_per_s();
-            if name == "raw" {
-                ceiling = Some(rate);
+            if wanted("raw") {
+                row("raw", Some(raw(&server, depth, duration)?));
             }
-            let of_raw = ceiling.map_or(String::from("-"), |c: f64| {
-                format!("{:.0}%", 100.0 * rate / c)
-            });
-            let cpu = run
-                .cpu_us_per_op()
-                .map_or(String::from("-"), |c| format!("{c:.2}"));
-            println!("{name:>6} {depth:>6} {rate:>10.0} {of_raw:>7} {cpu:>11}");
-        };
-        if wanted("raw") {
-            row("raw", Some(raw(&server, depth, duration)?));
+            if wanted("sinew") {
+                row("sinew", Some(sinew(&server, depth, duration, None)?));
+            }
+            if wanted("sinew-batch") {
+                let batching = Some(Batching::PIPELINED);
+                row(
+                    "sinew-batch",
+                    Some(sinew(&server, depth, duration, batching)?),
+                );
+            }
+            if wanted("rust") {
+                row("rust", Some(rust_peer(&server, depth, duration)?));
+            }
+            if wanted("kazoo") {
+                row("kazoo", kazoo(&server, depth, seconds));
+            }
         }
-        if wanted("sinew") {
-            row("sinew", Some(sinew(&server, depth, duration)?));
-        }
-        if wanted("rust") {
-            row("rust", Some(rust_peer(&server, depth, duration)?));
-        }
-        if wanted("kazoo") {
-            row("kazoo", kazoo(&server, depth, seconds));
+    }
+    if rounds > 1 {
+        println!("\nmedians of {rounds} rounds (\"of raw\": the median of each round's ratio)");
+        for (name, depth, runs) in &results {
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied()
+            };
+            let rate = median(runs.iter().map(|r| r.0).collect()).unwrap_or(0.0);
+            let of_raw = median(runs.iter().filter_map(|r| r.1).collect());
+            let cpu = median(runs.iter().filter_map(|r| r.2).collect());
+            println!(
+                "{name:>11} {depth:>6} {rate:>10.0} {:>7} {:>11}",
+                of_raw.map_or(String::from("-"), |r| format!("{:.0}%", 100.0 * r)),
+                cpu.map_or(String::from("-"), |c| format!("{c:.2}")),
+            );
         }
     }
     Ok(())
@@ -158,9 +201,19 @@ fn cpu_since(start: Option<Duration>) -> Option<Duration> {
     cpu_time()?.checked_sub(start?)
 }
 
-/// sinew's client: keep `depth` getData in flight, parse every reply.
-fn sinew(server: &str, depth: usize, duration: Duration) -> Result<Run, ZkError> {
-    let mut zk = ZkClient::connect(server, ClientConfig::default())?;
+/// sinew's client: keep `depth` getData in flight, parse every reply; with `batching`, the
+/// client's reply batching on.
+fn sinew(
+    server: &str,
+    depth: usize,
+    duration: Duration,
+    batching: Option<Batching>,
+) -> Result<Run, ZkError> {
+    let config = ClientConfig {
+        batching,
+        ..ClientConfig::default()
+    };
+    let mut zk = ZkClient::connect(server, config)?;
     let body = RequestBody::GetData(PathWatchRequest {
         path: ZkStr::new(PATH),
         watch: false,
