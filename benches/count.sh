@@ -14,10 +14,10 @@ for op in health_encode health_decode_view health_decode table_encode table_enco
     bincode_health_encode bincode_health_decode postcard_health_encode postcard_health_decode \
     bincode_table_encode bincode_table_decode postcard_table_encode postcard_table_decode \
     zk_data_encode zk_data_decode bincode_zk_data_encode bincode_zk_data_decode \
-    bincode_standard_zk_data_encode bincode_standard_zk_data_decode \
+    limit_zk_data_encode bincode_standard_zk_data_encode bincode_standard_zk_data_decode \
     postcard_zk_data_encode postcard_zk_data_decode; do
     case "$op" in
-        bincode_* | postcard_*) fn="sinew_benches::$op" ;;
+        bincode_* | postcard_* | limit_*) fn="sinew_benches::$op" ;;
         *) fn="sinew_benches::sinew_$op" ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$out/$op" --toggle-collect="$fn" \

@@ -13,8 +13,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sinew_benches::{
     BINCODE, BINCODE_STANDARD, Children2Wire, CreateRequestWire, GetDataReplyWire,
-    zk_children2_bytes, zk_children2_wire, zk_create_request, zk_create_wire, zk_get_data_reply,
-    zk_get_data_wire,
+    limit_zk_data_encode, zk_children2_bytes, zk_children2_wire, zk_create_request, zk_create_wire,
+    zk_get_data_reply, zk_get_data_wire,
 };
 use sinew_proto::zk::{OpCode, Reply, ReplyBody, Request};
 
@@ -32,6 +32,14 @@ fn get_data(c: &mut Criterion) {
                     .encode(black_box(&mut buf[..]))
                     .unwrap_or(0),
             )
+        })
+    });
+    group.bench_function("get_data_reply_encode/limit", |b| {
+        b.iter(|| {
+            black_box(limit_zk_data_encode(
+                black_box(&wire),
+                black_box(&mut buf[..]),
+            ))
         })
     });
     group.bench_function("get_data_reply_encode/bincode2", |b| {

@@ -156,6 +156,9 @@ fn main() {
             "bincode_zk_data_decode" => {
                 bincode_zk_data_decode(black_box(&zk_b[..zk_b_len])).map_or(0, |w| w.data.len())
             }
+            "limit_zk_data_encode" => {
+                limit_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))
+            }
             "bincode_standard_zk_data_encode" => {
                 bincode_standard_zk_data_encode(black_box(&reply_wire), black_box(&mut buf))
             }

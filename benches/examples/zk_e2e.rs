@@ -6,8 +6,9 @@
 //!   `write`: the server's ceiling on this machine;
 //! * `sinew`: [`ZkClient`] submitting and processing replies zero-copy (`submit` + `process`),
 //!   every reply parsed;
-//! * `sinew-batch`: the same with [`Batching::PIPELINED`] (a step with 16 or more requests in
-//!   flight sleeps 1 ms before reading, so that one wake-up takes in many replies);
+//! * `sinew-batch`: the same with [`Batching::PIPELINED`] (a step with 32 or more requests in
+//!   flight first sleeps while about half of them are answered, at most 1 ms, so that one
+//!   wake-up takes in many replies);
 //! * `rust`: the `zookeeper-client` crate (async, on a current-thread tokio runtime): a
 //!   `get_data` future per request, `DEPTH` of them in a `FuturesUnordered`;
 //! * `kazoo`: Python's kazoo with its async API (`scripts/zk_e2e_kazoo.py`), if importable.

@@ -508,6 +508,39 @@ pub fn bincode_zk_data_decode(bytes: &[u8]) -> Option<GetDataReplyWire<'_>> {
         .map(|(w, _)| w)
 }
 
+/// The getData reply written as `shared/reference/performance.md`'s limit-style code does it:
+/// one length check, then every field with `to_be_bytes` at a fixed offset and the data copied
+/// once, nothing else (no jute length limit, no error for a short buffer beyond returning 0). A
+/// calibration row: what "at the limit" costs on this machine in the same run.
+#[inline(never)]
+pub fn limit_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> usize {
+    let n = wire.data.len();
+    let len = 20 + n + 68;
+    let Some(out) = buf.get_mut(..len) else {
+        return 0;
+    };
+    let (head, rest) = out.split_at_mut(20);
+    head[0..4].copy_from_slice(&wire.header.xid.to_be_bytes());
+    head[4..12].copy_from_slice(&wire.header.zxid.to_be_bytes());
+    head[12..16].copy_from_slice(&wire.header.err.to_be_bytes());
+    head[16..20].copy_from_slice(&(n as i32).to_be_bytes());
+    let (data, stat) = rest.split_at_mut(n);
+    data.copy_from_slice(wire.data);
+    let s = &wire.stat;
+    stat[0..8].copy_from_slice(&s.czxid.to_be_bytes());
+    stat[8..16].copy_from_slice(&s.mzxid.to_be_bytes());
+    stat[16..24].copy_from_slice(&s.ctime.to_be_bytes());
+    stat[24..32].copy_from_slice(&s.mtime.to_be_bytes());
+    stat[32..36].copy_from_slice(&s.version.to_be_bytes());
+    stat[36..40].copy_from_slice(&s.cversion.to_be_bytes());
+    stat[40..44].copy_from_slice(&s.aversion.to_be_bytes());
+    stat[44..52].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
+    stat[52..56].copy_from_slice(&s.data_length.to_be_bytes());
+    stat[56..60].copy_from_slice(&s.num_children.to_be_bytes());
+    stat[60..68].copy_from_slice(&s.pzxid.to_be_bytes());
+    len
+}
+
 /// Encodes the getData reply with bincode 2's default configuration (variable-length integers).
 #[inline(never)]
 pub fn bincode_standard_zk_data_encode(wire: &GetDataReplyWire<'_>, buf: &mut [u8]) -> usize {
