@@ -24,6 +24,10 @@
 //!   cargo run --release -p sinew-benches --example zk_e2e -- [SECONDS [DEPTH...]]
 //! ```
 //!
+//! On a 2-core machine the rates are steadier with the server and the clients on a core each:
+//! `taskset -a -p -c 1 $(pgrep -f zookeeper.jar)`, then the built example under `taskset -c 0`
+//! (kazoo, a child process, inherits it).
+//!
 //! `ZK_E2E_CLIENTS=raw,sinew` (say) runs only those rows; `ZK_E2E_ROUNDS=N` runs everything N
 //! times, each row's "of raw" against the raw run just before it, and ends with the medians.
 //! Without `SINEW_ZK_SERVER` it says so and does nothing (a bench is not a test).

@@ -101,14 +101,14 @@ pub struct ClientConfig {
 /// wake-up (the switch into the thread, `epoll_wait`, one `read`, one `write` of the
 /// replacement) costs ~10 µs of CPU, far more than handling the reply. With it, a
 /// [`process`](ZkClient::process) / [`poll`](ZkClient::poll) step that finds at least
-/// [`min_in_flight`](Self::min_in_flight) requests awaiting replies, on an established session
-/// and nothing to deliver yet, first sleeps, then reads everything that came; the replacements
-/// the caller submits go out in one write. The sleep lasts as long as the server takes to
-/// answer half of the requests in flight (its reply interval is measured as replies come), at
-/// most [`wait`](Self::wait) and never past the step's own timeout: the server keeps the other
-/// half to work on, so throughput is unchanged, and each reply is handled at most that much
-/// later. Steps with fewer requests in flight — a lone blocking call, an idle session, pings —
-/// never sleep.
+/// [`min_in_flight`](Self::min_in_flight) requests awaiting replies, on an established session,
+/// with every queued request written and nothing to deliver yet, first sleeps, then reads
+/// everything that came; the replacements the caller submits go out in one write. The sleep
+/// lasts as long as the server takes to answer half of the requests in flight (its reply
+/// interval is measured as replies come), at most [`wait`](Self::wait) and never past the
+/// step's own timeout: the server keeps the other half to work on, so throughput is unchanged,
+/// and each reply is handled at most that much later. Steps with fewer requests in flight — a
+/// lone blocking call, an idle session, pings — never sleep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
     /// The longest a step sleeps before reading.
@@ -119,9 +119,10 @@ pub struct Batching {
 
 impl Batching {
     /// For deep pipelines: sleeps of at most 1 ms from 32 requests in flight. On loopback
-    /// with 64–128 in flight this cut the client's CPU per request from ~10 µs to ~2.5 µs at
-    /// 93–94% of the rate of a raw client (`benches/examples/zk_e2e.rs`). Shallower pipelines
-    /// are left alone: with 16 in flight, batching cost a quarter of the rate there.
+    /// with 64–128 in flight this cut the client's CPU per request from ~11 µs to ~2.8 µs, and
+    /// raised the rate from 0.93–0.96× a raw client's to 1.25× with server and client on a
+    /// core each (0.93–0.94× sharing both cores; `benches/examples/zk_e2e.rs`). Shallower
+    /// pipelines are left alone: with 16 in flight, batching cost a quarter of the rate there.
     pub const PIPELINED: Batching = Batching {
         wait: Duration::from_millis(1),
         min_in_flight: 32,
@@ -248,10 +249,13 @@ impl Core {
         };
         if let Some(batching) = self.batching {
             let pending = self.session.pending();
+            // Only with everything written: unsent requests are work the server lacks.
             if delivered == 0
                 && self.stream.is_some()
                 && self.session.state() == SessionState::Connected
                 && pending >= batching.min_in_flight
+                && self.out_start == self.out_end
+                && !self.session.has_transmit()
             {
                 let nap = self.pace.nap(pending).unwrap_or_default();
                 let nap = nap.min(batching.wait).min(timeout.unwrap_or(Duration::MAX));
