@@ -7,8 +7,8 @@ use heapless::{Deque, Vec};
 use rand_core::CryptoRng;
 
 use super::{
-    Health, HealthCheck, HealthKind, MAX_DATAGRAM_LEN, Message, PEER_TABLE_HEADER_LEN, PeerEntry,
-    PeerTableRequest, PeerTableResponse, PeerTableWriter, Status,
+    EncodedEntry, Health, HealthCheck, HealthKind, MAX_DATAGRAM_LEN, Message,
+    PEER_TABLE_HEADER_LEN, PeerEntry, PeerTableRequest, PeerTableResponse, PeerTableWriter, Status,
 };
 use crate::nonce::Nonce;
 use crate::time::Instant;
@@ -224,6 +224,9 @@ pub struct HostInfo {
 #[derive(Clone, Copy, Debug)]
 struct Host {
     info: HostInfo,
+    /// The host's peer-table entry, laid out when it joined (its health byte is set when the
+    /// entry is served); `None` for an address no receiver would accept, which is not served.
+    entry: Option<EncodedEntry>,
     next_check: Instant,
     checking: bool,
 }
@@ -559,6 +562,11 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
                 last_rtt: Some(rtt),
                 last_seen: now,
             },
+            entry: EncodedEntry::new(&PeerEntry {
+                addr,
+                health: Health::HEALTHY,
+            })
+            .ok(),
             next_check: now + self.config.check_interval,
             checking: false,
         };
@@ -847,12 +855,11 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
                     if writer.is_full() {
                         break;
                     }
-                    let entry = PeerEntry {
-                        addr: host.info.addr,
-                        health: host.info.health,
-                    };
                     // An entry the receiver would refuse (port 0) is left out, not sent.
-                    let _ = writer.push(&entry);
+                    if let Some(mut entry) = host.entry {
+                        entry.set_health(host.info.health);
+                        let _ = writer.push_encoded(&entry);
+                    }
                 }
                 self.stats.requests_answered += 1;
                 (to, writer.finish())
