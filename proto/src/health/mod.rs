@@ -489,6 +489,20 @@ impl PeerEntry {
     }
 }
 
+/// Lays out `entry` in `out` if it can travel; returns `false`, having written nothing, for an
+/// unspecified address or port 0 (which no receiver accepts).
+#[inline]
+fn write_entry(entry: &PeerEntry, out: &mut [u8; ENTRY_LEN]) -> bool {
+    let Some(wire) = out.first_chunk_mut::<{ addr::WIRE_LEN }>() else {
+        return false;
+    };
+    if !addr::write(&entry.addr, wire) {
+        return false;
+    }
+    out[entry::HEALTH] = entry.health.lives();
+    true
+}
+
 /// A peer-table entry kept in its 19-byte wire form, checked once when made.
 ///
 /// [`PeerTableWriter::push`] checks and lays out a [`PeerEntry`] on every page it writes; a table
@@ -524,13 +538,9 @@ impl EncodedEntry {
     #[inline]
     pub fn new(entry: &PeerEntry) -> Result<EncodedEntry> {
         let mut raw = [0; ENTRY_LEN];
-        let Some(wire) = raw.first_chunk_mut::<{ addr::WIRE_LEN }>() else {
-            return Err(Error::BufferTooSmall);
-        };
-        if !addr::write(&entry.addr, wire) {
+        if !write_entry(entry, &mut raw) {
             return Err(Error::BadAddress);
         }
-        raw[entry::HEALTH] = entry.health.lives();
         Ok(EncodedEntry { raw })
     }
 
@@ -889,13 +899,9 @@ impl<'b> PeerTableWriter<'b> {
         let Some(out) = self.free.first_chunk_mut::<ENTRY_LEN>() else {
             return Err(self.full_error());
         };
-        let Some(wire) = out.first_chunk_mut::<{ addr::WIRE_LEN }>() else {
-            return Err(Error::BufferTooSmall);
-        };
-        if !addr::write(&entry.addr, wire) {
+        if !write_entry(entry, out) {
             return Err(Error::BadAddress);
         }
-        out[entry::HEALTH] = entry.health.lives();
         self.free = core::mem::take(&mut self.free)
             .get_mut(ENTRY_LEN..)
             .unwrap_or_default();
@@ -910,10 +916,13 @@ impl<'b> PeerTableWriter<'b> {
     /// go past the table's `total`. Nothing is written on an error.
     #[inline]
     pub fn push_encoded(&mut self, entry: &EncodedEntry) -> Result<()> {
+        if self.free.len() < ENTRY_LEN {
+            return Err(self.full_error());
+        }
         let Some((out, rest)) =
             core::mem::take(&mut self.free).split_first_chunk_mut::<ENTRY_LEN>()
         else {
-            return Err(self.full_error());
+            return Err(Error::BufferTooSmall);
         };
         *out = entry.raw;
         self.free = rest;
