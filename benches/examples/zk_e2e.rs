@@ -41,8 +41,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use sinew_proto::zk::session::Event;
 use sinew_proto::zk::{
-    Acl, ConnectRequest, ConnectResponse, CreateMode, FrameStatus, OpCode, PathWatchRequest, Reply,
-    ReplyBody, Request, RequestBody, ZkFrameDecoder, ZkStr,
+    Acl, ConnectRequest, ConnectResponse, CreateMode, FrameDecoder, FrameStatus, OpCode,
+    PathWatchRequest, Reply, ReplyBody, Request, RequestBody, ZkStr,
 };
 use sinew_transport_std::zk::{Batching, ClientConfig, ZkClient, ZkError};
 
@@ -267,7 +267,7 @@ fn raw(server: &str, depth: usize, duration: Duration) -> std::io::Result<Run> {
     let mut buf = vec![0u8; 1 << 20];
     let n = hello.encode_framed(&mut buf).unwrap();
     socket.write_all(&buf[..n])?;
-    let decoder = ZkFrameDecoder::new();
+    let decoder = FrameDecoder::new();
     let mut have = 0;
     let consumed = loop {
         have += socket.read(&mut buf[have..])?;

@@ -1,4 +1,4 @@
-//! ZooKeeper frames fed to `ZkFrameDecoder` in arbitrary fragments; see `sinew_fuzz::stream_zk`.
+//! ZooKeeper frames fed to `FrameDecoder` in arbitrary fragments; see `sinew_fuzz::stream_zk`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

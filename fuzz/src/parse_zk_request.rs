@@ -1,7 +1,7 @@
 //! `parse_zk_request`: the client-to-server decoders of the ZooKeeper codec on the same bytes.
 //!
 //! [`Request::parse`] and [`ConnectRequest::parse`] run on the input as a frame's payload and,
-//! when the input starts with a whole frame, on that frame's payload as [`ZkFrameDecoder`] cuts
+//! when the input starts with a whole frame, on that frame's payload as [`FrameDecoder`] cuts
 //! it. Checked, beyond "nothing panics":
 //! * the frame decoder's answer matches the length prefix (`Partial` counts exactly the missing
 //!   bytes, a negative length is `BadLength`, one above the maximum `TooLarge`);
@@ -15,7 +15,7 @@
 use sinew_proto::Error;
 use sinew_proto::zk::{
     ConnectRequest, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameStatus, Request, RequestBody,
-    ZkFrameDecoder,
+    FrameDecoder,
 };
 
 use crate::zk_check::{Exceptions, assert_reencodes, check_framed, encode_exact};
@@ -30,7 +30,7 @@ pub fn check(data: &[u8]) {
 
 /// The frame at the start of `data`, if whole; checks the decoder's answer against the prefix.
 pub fn frame(data: &[u8]) -> Option<&[u8]> {
-    let status = ZkFrameDecoder::new().decode(data);
+    let status = FrameDecoder::new().decode(data);
     let Some(prefix) = data.first_chunk::<FRAME_HEADER_LEN>() else {
         assert_eq!(
             status,

@@ -1,5 +1,5 @@
 //! `stream_zk`: a byte stream of frames cut into arbitrary fragments, read the way a transport
-//! reads it with [`ZkFrameDecoder`] (append what arrives, decode, drop what was consumed).
+//! reads it with [`FrameDecoder`] (append what arrives, decode, drop what was consumed).
 //!
 //! Checked: every whole frame comes out intact and in order, exactly when its last byte has
 //! arrived; a `Partial` answer asks for exactly the bytes missing (of the prefix, then of the
@@ -9,7 +9,7 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
-use sinew_proto::zk::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameStatus, ZkFrameDecoder};
+use sinew_proto::zk::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameStatus, FrameDecoder};
 
 /// One frame in the stream.
 #[derive(Clone, Debug, Arbitrary)]
@@ -45,7 +45,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<Summary> {
         1 => u32::MAX,
         _ => u.int_in_range(0..=64u32)?,
     };
-    let decoder = ZkFrameDecoder::with_max_frame_len(max);
+    let decoder = FrameDecoder::with_max_frame_len(max);
     let max = decoder.max_frame_len();
     let frames: Vec<Frame> = u.arbitrary()?;
 

@@ -22,7 +22,7 @@ use sinew_proto::zk::{
     ConnectRequest, ConnectResponse, CreateMode, CreateRequest, EventType, FrameStatus,
     GetDataResponse, KeeperState, List, MultiOp, OpCode, PathRequest, PathVersionRequest,
     PathWatchRequest, Reply, ReplyBody, ReplyHeader, Request, RequestBody, SetDataRequest, Stat,
-    WatcherEvent, ZkFrameDecoder, ZkStr,
+    WatcherEvent, FrameDecoder, ZkStr,
 };
 
 const PATHS: [&str; 4] = ["/", "/a", "/a/b", "/c"];
@@ -402,7 +402,7 @@ impl Harness {
 
     /// Every whole frame transmitted on this connection parses.
     fn parse_sent(&mut self) {
-        let decoder = ZkFrameDecoder::new();
+        let decoder = FrameDecoder::new();
         let mut at = 0;
         while let Ok(FrameStatus::Complete { frame, consumed }) = decoder.decode(&self.sent[at..]) {
             if self.hello_next {

@@ -2,6 +2,10 @@
 //!
 //! Zero-copy, `no_std`, allocation-free wire protocols for small distributed systems:
 //!
+//! * [`datagram`] — the datagram size limit and [`datagram::DatagramCore`], the one interface
+//!   every datagram protocol core (health node, DHT node, DHT client) offers its driver;
+//! * [`frame`] — the 4-byte length-prefixed frames of the stream protocols (ZooKeeper, the DHT
+//!   on TCP) and their streaming decoder ([`frame::FrameDecoder`]);
 //! * [`nonce`] — the 17-byte nonce header (type byte + 128-bit nonce) shared by the UDP protocols;
 //! * [`dht`] — DHT commands (get/put/lock/unlock) and ring membership messages, and the DHT node
 //!   as a sans-IO state machine ([`dht::DhtNode`]: ring with leaf sets, replicated puts, leased
@@ -9,7 +13,7 @@
 //! * [`health`] — UDP health checks and peer-table exchange, as a codec and as a sans-IO state
 //!   machine ([`health::HealthNode`]);
 //! * [`zk`] — Apache ZooKeeper's jute client protocol: every request, reply and record, and a
-//!   streaming frame decoder ([`zk::ZkFrameDecoder`]).
+//!   sans-IO session ([`zk::session::ZkSession`]).
 //!
 //! Parsing borrows the input and never allocates or panics; encoding writes into a caller's buffer
 //! whose size [`encoded_len`](health::HealthCheck::encoded_len)-style methods give exactly. Protocol
@@ -39,8 +43,10 @@
 extern crate std;
 
 mod addr;
+pub mod datagram;
 pub mod dht;
 mod error;
+pub mod frame;
 pub mod health;
 pub mod nonce;
 pub mod time;

@@ -314,7 +314,7 @@ where
                     break;
                 };
                 self.io.frames_received += 1;
-                let _ = self.core.handle_message(now, self.node, frame);
+                let _ = self.core.handle_datagram(now, self.node, frame);
                 at += PREFIX + len;
             }
             self.buffers.rx.copy_within(at..self.rx_len, 0);

@@ -42,7 +42,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     Core<VALUE> for DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>
 {
     fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
-        self.handle_message_from(now, from, bytes)
+        self.handle_datagram(now, from, bytes)
     }
     fn timeout(&mut self, now: Instant) {
         self.handle_timeout(now);
@@ -62,7 +62,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> Core<VALUE>
     for DhtClient<NonceRng, PENDING, KEY, VALUE>
 {
     fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
-        self.handle_message(now, from, bytes)
+        self.handle_datagram(now, from, bytes)
     }
     fn timeout(&mut self, now: Instant) {
         self.handle_timeout(now);

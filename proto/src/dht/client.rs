@@ -12,8 +12,9 @@ use rand_core::CryptoRng;
 use super::node::{Reply, Request, millis};
 use super::{
     Body, ErrorCode, HEADER_LEN, Header, Message, NodeAddr, NodeId,
-    node::{Disposition, DropReason, EVENT_CAPACITY, Event, Op, RequestError, RequestId, Transmit},
+    node::{Disposition, DropReason, EVENT_CAPACITY, Event, Op, RequestError, RequestId},
 };
+use crate::datagram::{DatagramCore, Transmit};
 use crate::time::Instant;
 use crate::{Error, Result};
 
@@ -49,7 +50,7 @@ impl ClientConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ClientStats {
-    /// Messages handed to [`DhtClient::handle_message`].
+    /// Messages handed to [`DhtClient::handle_datagram`].
     pub received: u64,
     /// Messages that did not parse (dropped).
     pub malformed: u64,
@@ -88,7 +89,7 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// refusal with its [`ErrorCode`], or [`RequestError::Timeout`].
 ///
 /// Sans-IO like [`DhtNode`](super::DhtNode): the adapter hands it the messages that arrive
-/// ([`handle_message`](Self::handle_message)) and the time
+/// ([`handle_message`](Self::handle_datagram)) and the time
 /// ([`handle_timeout`](Self::handle_timeout)), and sends what
 /// [`poll_transmit`](Self::poll_transmit) writes — one UDP datagram or one TCP frame per
 /// message. A retry uses a fresh message id, so a late answer to an earlier attempt is
@@ -295,7 +296,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     ///
     /// An answer counts only if its message id is the current attempt's and `from` is the node
     /// that attempt went to; everything else is dropped and counted.
-    pub fn handle_message(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
         self.stats.received += 1;
         let message = match Message::parse(bytes) {
             Ok(m) => m,
@@ -455,5 +456,32 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     fn emit(&mut self, event: Event<VALUE>) {
         // `submit` keeps room for the outcome of every outstanding request.
         let _ = self.events.push_back(event);
+    }
+}
+
+impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize> DatagramCore
+    for DhtClient<R, PENDING, KEY, VALUE>
+{
+    type Event = Event<VALUE>;
+    type Disposition = Disposition;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Disposition {
+        Self::handle_datagram(self, now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Self::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        Self::poll_event(self)
     }
 }

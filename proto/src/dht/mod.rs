@@ -33,12 +33,11 @@ pub mod ring;
 pub use client::{ClientConfig, ClientStats, DhtClient};
 pub use node::{
     Config, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event, MAX_WAITERS, Op, RequestError,
-    RequestId, Stats, TOMBSTONES, Transmit,
+    RequestId, Stats, TOMBSTONES,
 };
 pub use ring::LeafSet;
 
-/// Largest message that may travel alone in a UDP datagram (the safe UDP payload).
-pub const MAX_DATAGRAM_LEN: usize = 508;
+pub use crate::datagram::{MAX_DATAGRAM_LEN, Transmit};
 /// Length of the message header.
 pub const HEADER_LEN: usize = field::SENDER_PORT.end;
 /// Length of one [`NodeAddr`] on the wire: id, address, port.

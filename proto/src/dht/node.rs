@@ -14,6 +14,7 @@ use super::{
     Body, ErrorCode, HEADER_LEN, Header, Kind, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message,
     NODE_LEN, NodeAddr, NodeId, NodeSet, Side,
 };
+use crate::datagram::{DatagramCore, Transmit};
 use crate::time::Instant;
 use crate::{Error, Result};
 
@@ -79,16 +80,6 @@ impl Config {
             tombstone: Duration::from_secs(30),
         }
     }
-}
-
-/// A message for the adapter to send: `len` bytes at the start of the buffer given to
-/// [`DhtNode::poll_transmit`], to `destination` (one TCP frame, or one UDP datagram).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The peer it goes to.
-    pub destination: SocketAddr,
-    /// How many bytes of the buffer to send.
-    pub len: usize,
 }
 
 /// The handle of a client request ([`DhtNode::get`], [`put`](DhtNode::put),
@@ -257,7 +248,7 @@ pub struct Stats {
     /// Events dropped because nobody polled them.
     pub events_dropped: u64,
     /// Messages whose header named another sender address than the one they came from
-    /// (see [`DhtNode::handle_message_from`]).
+    /// (see [`DhtNode::handle_datagram`]).
     pub source_mismatch: u64,
 }
 
@@ -287,7 +278,7 @@ pub enum DropReason {
     /// This node has left the ring.
     Departed,
     /// The header names another sender address than the one the message came from
-    /// ([`DhtNode::handle_message_from`]).
+    /// ([`DhtNode::handle_datagram`]).
     SourceMismatch,
 }
 
@@ -1549,12 +1540,7 @@ impl<
     /// [`DropReason::SourceMismatch`] (and counted), so that nobody can make this node answer,
     /// forward or send anything to an address that did not send the message. Adapters should
     /// use this one.
-    pub fn handle_message_from(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        bytes: &[u8],
-    ) -> Disposition {
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
         self.handle(now, Some(from), bytes)
     }
 
@@ -2463,16 +2449,43 @@ impl<
     }
 }
 
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DatagramCore for DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    type Event = Event<VALUE>;
+    type Disposition = Disposition;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Disposition {
+        Self::handle_datagram(self, now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Self::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        Self::poll_event(self)
+    }
+}
+
 #[cfg(feature = "defmt")]
 mod defmt_impls {
-    use super::{Event, Transmit};
+    use super::Event;
     use defmt::{Display2Format as D, Format, Formatter, write};
-
-    impl Format for Transmit {
-        fn format(&self, f: Formatter<'_>) {
-            write!(f, "{=usize} bytes to {}", self.len, D(&self.destination))
-        }
-    }
 
     impl<const VALUE: usize> Format for Event<VALUE> {
         fn format(&self, f: Formatter<'_>) {

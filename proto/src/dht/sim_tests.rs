@@ -1922,7 +1922,7 @@ fn exchange(sim: &mut Sim, c: &mut Client, d: Duration) -> StdVec<(SocketAddr, S
         for (from, to, bytes) in answers {
             if to == client_addr() {
                 let now = sim.now;
-                c.handle_message(now, from, &bytes);
+                c.handle_datagram(now, from, &bytes);
             }
         }
     }
@@ -2094,11 +2094,11 @@ fn a_client_takes_answers_only_from_the_node_and_attempt_it_asked() {
     };
     // The right id from another address, a wrong id, another key, a request, garbage.
     assert_eq!(
-        c.handle_message(now, addr(2), &value(first)),
+        c.handle_datagram(now, addr(2), &value(first)),
         Disposition::Dropped(DropReason::WrongSender)
     );
     assert_eq!(
-        c.handle_message(now, node.addr, &value(first ^ 1)),
+        c.handle_datagram(now, node.addr, &value(first ^ 1)),
         Disposition::Dropped(DropReason::Unmatched)
     );
     let other_key = msg(
@@ -2110,15 +2110,15 @@ fn a_client_takes_answers_only_from_the_node_and_attempt_it_asked() {
         },
     );
     assert_eq!(
-        c.handle_message(now, node.addr, &other_key),
+        c.handle_datagram(now, node.addr, &other_key),
         Disposition::Dropped(DropReason::Unmatched)
     );
     assert_eq!(
-        c.handle_message(now, node.addr, &msg(first, node, Body::Get { key: b"key" })),
+        c.handle_datagram(now, node.addr, &msg(first, node, Body::Get { key: b"key" })),
         Disposition::Dropped(DropReason::Unmatched)
     );
     assert!(matches!(
-        c.handle_message(now, node.addr, &[0x0b, 1, 2]),
+        c.handle_datagram(now, node.addr, &[0x0b, 1, 2]),
         Disposition::Malformed(Error::Truncated)
     ));
     assert_eq!(c.poll_event(), None);
@@ -2129,7 +2129,7 @@ fn a_client_takes_answers_only_from_the_node_and_attempt_it_asked() {
     let second = Message::parse(&buf[..t.len]).unwrap().header.message_id;
     assert_ne!(second, first);
     assert_eq!(
-        c.handle_message(later, node.addr, &value(first)),
+        c.handle_datagram(later, node.addr, &value(first)),
         Disposition::Dropped(DropReason::Unmatched)
     );
     // NotOwner while attempts remain: tried again, not reported.
@@ -2141,14 +2141,14 @@ fn a_client_takes_answers_only_from_the_node_and_attempt_it_asked() {
         },
     );
     assert_eq!(
-        c.handle_message(later, node.addr, &not_owner),
+        c.handle_datagram(later, node.addr, &not_owner),
         Disposition::Handled
     );
     assert_eq!(c.poll_event(), None);
     let t = c.poll_transmit(later, &mut buf).unwrap();
     let third = Message::parse(&buf[..t.len]).unwrap().header.message_id;
     assert_eq!(
-        c.handle_message(later, node.addr, &value(third)),
+        c.handle_datagram(later, node.addr, &value(third)),
         Disposition::Handled
     );
     assert_eq!(
@@ -2239,7 +2239,7 @@ fn a_message_naming_another_sender_address_than_its_source_is_dropped() {
     let now = Instant::ZERO;
     // From another address than the header names: nothing is answered or forwarded there.
     assert_eq!(
-        n.handle_message_from(now, addr(3), &get),
+        n.handle_datagram(now, addr(3), &get),
         Disposition::Dropped(DropReason::SourceMismatch)
     );
     assert!(drain(&mut n, now).is_empty());
@@ -2249,10 +2249,7 @@ fn a_message_naming_another_sender_address_than_its_source_is_dropped() {
         unreachable!()
     };
     let mapped = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
-    assert_eq!(
-        n.handle_message_from(now, mapped, &get),
-        Disposition::Handled
-    );
+    assert_eq!(n.handle_datagram(now, mapped, &get), Disposition::Handled);
     let out = drain(&mut n, now);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, addr(2));

@@ -22,7 +22,6 @@ mod node;
 
 pub use node::{
     Config, Disposition, DropReason, EVENT_CAPACITY, Event, HealthNode, HostInfo, MAX_SEEDS, Stats,
-    Transmit,
 };
 
 use core::fmt;
@@ -33,9 +32,7 @@ use crate::addr;
 use crate::nonce::{self, HEADER_LEN, Header, Nonce};
 use crate::{Error, Result};
 
-/// The largest UDP payload that is safe on any path (576-byte minimum reassembly buffer minus
-/// IP and UDP headers). No message of this protocol is longer.
-pub const MAX_DATAGRAM_LEN: usize = 508;
+pub use crate::datagram::{MAX_DATAGRAM_LEN, Transmit};
 /// Length of a health request or response: the bare nonce header.
 pub const HEALTH_LEN: usize = HEADER_LEN;
 /// Length of one peer-table entry.

@@ -10,6 +10,7 @@ use super::{
     EncodedEntry, Health, HealthCheck, HealthKind, MAX_DATAGRAM_LEN, Message,
     PEER_TABLE_HEADER_LEN, PeerEntry, PeerTableRequest, PeerTableResponse, PeerTableWriter, Status,
 };
+use crate::datagram::{DatagramCore, Transmit};
 use crate::nonce::Nonce;
 use crate::time::Instant;
 use crate::{Error, Result};
@@ -48,16 +49,6 @@ impl Default for Config {
             local_addr: None,
         }
     }
-}
-
-/// A datagram for the adapter to send: `len` bytes at the start of the buffer given to
-/// [`HealthNode::poll_transmit`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// How many bytes of the buffer to send.
-    pub len: usize,
 }
 
 /// Something the application may want to know.
@@ -872,9 +863,36 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     }
 }
 
+impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize> DatagramCore
+    for HealthNode<R, HOSTS, PENDING, QUEUE>
+{
+    type Event = Event;
+    type Disposition = Disposition;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Disposition {
+        Self::handle_datagram(self, now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Self::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+}
+
 #[cfg(feature = "defmt")]
 mod defmt_impls {
-    use super::{Config, Event, HostInfo, Transmit};
+    use super::{Config, Event, HostInfo};
     use defmt::{Display2Format as D, Format, Formatter, write};
 
     fn ms(d: core::time::Duration) -> u64 {
@@ -891,12 +909,6 @@ mod defmt_impls {
                 ms(self.table_interval),
                 self.learn_from_requests
             )
-        }
-    }
-
-    impl Format for Transmit {
-        fn format(&self, f: Formatter<'_>) {
-            write!(f, "{=usize} bytes to {}", self.len, D(&self.destination))
         }
     }
 

@@ -1,7 +1,7 @@
 //! Apache ZooKeeper's client protocol ("jute" frames), as a zero-copy codec.
 //!
 //! Every message travels in a frame: a 4-byte big-endian length, then the payload
-//! ([`ZkFrameDecoder`] splits a byte stream into frames, [`encode_frame`] and the
+//! ([`FrameDecoder`] splits a byte stream into frames, [`encode_frame`] and the
 //! `encode_framed` methods write them). The first frame each way is the handshake
 //! ([`ConnectRequest`], [`ConnectResponse`]); every later request is a [`RequestHeader`] and a
 //! body ([`Request`]), every later reply a [`ReplyHeader`] and, when its `err` is 0, a body
@@ -32,7 +32,7 @@
 //! ```
 //! use sinew_proto::zk::{
 //!     ConnectRequest, FrameStatus, OpCode, PathWatchRequest, Reply, ReplyBody, Request,
-//!     RequestBody, ZkFrameDecoder, ZkStr,
+//!     RequestBody, FrameDecoder, ZkStr,
 //! };
 //!
 //! // Client side: the handshake, then a getData.
@@ -50,7 +50,7 @@
 //!     0, 0, 0, 16, // frame length
 //!     0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0x9b, // xid 1, zxid 9, NoNode
 //! ];
-//! let decoder = ZkFrameDecoder::new();
+//! let decoder = FrameDecoder::new();
 //! if let FrameStatus::Complete { frame, consumed } = decoder.decode(&stream)? {
 //!     let reply = Reply::parse(OpCode::GetData, frame)?;
 //!     assert_eq!(reply.header.err.to_string(), "NoNode");
@@ -68,10 +68,10 @@ mod reply;
 mod request;
 pub mod session;
 
+pub use crate::frame::{FRAME_HEADER_LEN, FrameDecoder, FrameStatus, encode_frame};
 pub use codes::{
     AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, Perms, WatcherType,
 };
-pub use frame::{FRAME_HEADER_LEN, FrameStatus, ZkFrameDecoder, encode_frame};
 pub use primitives::{List, ListItem, ListIter, ZkStr};
 pub use records::{
     Acl, AuthPacket, ClientInfo, ConnectRequest, ConnectResponse, Id, MULTI_HEADER_LEN,

@@ -71,10 +71,10 @@ use heapless::{Deque, Vec};
 
 use super::{
     AUTH_XID, AddWatchMode, AuthPacket, ConnectRequest, ConnectResponse, DEFAULT_MAX_FRAME_LEN,
-    ErrorCode, EventType, FRAME_HEADER_LEN, FrameStatus, MULTI_HEADER_LEN, MultiHeader, MultiOp,
-    NOTIFICATION_XID, OpCode, PING_XID, REPLY_HEADER_LEN, REQUEST_HEADER_LEN, Reply, ReplyBody,
-    ReplyHeader, Request, RequestBody, RequestHeader, SET_WATCHES_XID, STAT_LEN, WatcherEvent,
-    WatcherType, ZkFrameDecoder, ZkStr,
+    ErrorCode, EventType, FRAME_HEADER_LEN, FrameDecoder, FrameStatus, MULTI_HEADER_LEN,
+    MultiHeader, MultiOp, NOTIFICATION_XID, OpCode, PING_XID, REPLY_HEADER_LEN, REQUEST_HEADER_LEN,
+    Reply, ReplyBody, ReplyHeader, Request, RequestBody, RequestHeader, SET_WATCHES_XID, STAT_LEN,
+    WatcherEvent, WatcherType, ZkStr,
 };
 use crate::time::Instant;
 use crate::{Error, Result};
@@ -1589,10 +1589,10 @@ where
 
     /// The frame decoder for this session: the configured maximum, bounded by what the
     /// receive buffer can hold.
-    fn decoder(&self) -> ZkFrameDecoder {
+    fn decoder(&self) -> FrameDecoder {
         let room = self.rx.as_ref().len().saturating_sub(FRAME_HEADER_LEN);
         let room = u32::try_from(room).unwrap_or(u32::MAX);
-        ZkFrameDecoder::with_max_frame_len(self.config.max_frame_len.min(room))
+        FrameDecoder::with_max_frame_len(self.config.max_frame_len.min(room))
     }
 
     /// The next event: state changes, failed requests, watch notifications (once per watch

@@ -1245,7 +1245,7 @@ fn test_cesu8_strings_are_bytes() {
 
 #[test]
 fn test_frame_decoder_partial() {
-    let decoder = ZkFrameDecoder::new();
+    let decoder = FrameDecoder::new();
     let framed = cat(&[&[0, 0, 0, 93], &get_data_reply()]);
     for len in 0..framed.len() {
         let needed = if len < 4 { 4 - len } else { framed.len() - len };
@@ -1266,7 +1266,7 @@ fn test_frame_decoder_partial() {
 
 #[test]
 fn test_frame_decoder_refuses_bad_lengths_early() {
-    let decoder = ZkFrameDecoder::new();
+    let decoder = FrameDecoder::new();
     assert_eq!(
         decoder.decode(&[0xff, 0xff, 0xff, 0xfe]),
         Err(Error::BadLength)
@@ -1287,7 +1287,7 @@ fn test_frame_decoder_refuses_bad_lengths_early() {
         Ok(FrameStatus::Partial { needed: 0xfffff })
     );
     // A configured maximum.
-    let small = ZkFrameDecoder::with_max_frame_len(16);
+    let small = FrameDecoder::with_max_frame_len(16);
     assert_eq!(small.max_frame_len(), 16);
     assert_eq!(small.decode(&[0, 0, 0, 17]), Err(Error::TooLarge));
     assert_eq!(
@@ -1295,7 +1295,7 @@ fn test_frame_decoder_refuses_bad_lengths_early() {
         Ok(FrameStatus::Partial { needed: 16 })
     );
     assert_eq!(
-        ZkFrameDecoder::with_max_frame_len(u32::MAX).max_frame_len(),
+        FrameDecoder::with_max_frame_len(u32::MAX).max_frame_len(),
         i32::MAX as u32
     );
     // An empty frame is a frame (what it holds is for the parser to judge).
@@ -1331,7 +1331,7 @@ fn server_stream() -> (Vec<u8>, Vec<Vec<u8>>) {
 
 /// Feeds `chunks` to a buffer as a socket would and decodes every complete frame.
 fn decode_chunks<'c>(chunks: impl IntoIterator<Item = &'c [u8]>) -> Vec<Vec<u8>> {
-    let decoder = ZkFrameDecoder::new();
+    let decoder = FrameDecoder::new();
     let mut buffered: Vec<u8> = Vec::new();
     let mut frames = Vec::new();
     for chunk in chunks {
@@ -1645,7 +1645,7 @@ mod props {
             };
             let mut buf = std::vec![0u8; reply.framed_len()];
             prop_assert_eq!(reply.encode_framed(&mut buf), Ok(buf.len()));
-            let Ok(FrameStatus::Complete { frame, consumed }) = ZkFrameDecoder::new().decode(&buf)
+            let Ok(FrameStatus::Complete { frame, consumed }) = FrameDecoder::new().decode(&buf)
             else {
                 panic!()
             };
@@ -1691,7 +1691,7 @@ mod props {
             let _ = Request::parse(&bytes);
             let _ = ConnectRequest::parse(&bytes);
             let _ = ConnectResponse::parse(&bytes);
-            let _ = ZkFrameDecoder::new().decode(&bytes);
+            let _ = FrameDecoder::new().decode(&bytes);
             if let Ok(reply) = Reply::parse(OpCode::from(op), &bytes) {
                 // What parses re-encodes to something that parses to the same value.
                 let mut buf = std::vec![0u8; reply.encoded_len()];

@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use sinew_proto::zk::session::WatcherId;
 use sinew_proto::zk::{
     Acl, AddWatchMode, ConnectRequest, ConnectResponse, CreateMode, CreateRequest, ErrorCode,
-    FrameStatus, MultiOp, MultiResult, OpCode, Reply, ReplyBody, Request, RequestBody, Stat,
-    ZkFrameDecoder, ZkStr,
+    FrameDecoder, FrameStatus, MultiOp, MultiResult, OpCode, Reply, ReplyBody, Request,
+    RequestBody, Stat, ZkStr,
 };
 
 use super::is_set;
@@ -376,7 +376,7 @@ pub fn parse_op(name: &str) -> Result<ReplyOp, String> {
 
 /// Splits `bytes` as exactly one frame; returns its payload.
 fn one_frame(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-    match ZkFrameDecoder::new().decode(bytes) {
+    match FrameDecoder::new().decode(bytes) {
         Ok(FrameStatus::Complete { frame, consumed }) if consumed == bytes.len() => Ok(frame),
         Ok(FrameStatus::Complete { consumed, .. }) => Err(DecodeError::Malformed(format!(
             "{} bytes after the {consumed}-byte frame (give one frame)",

@@ -109,7 +109,7 @@ fn drain(s: &mut Session, now: Instant) -> StdVec<u8> {
 
 /// Splits a byte string into frame payloads.
 fn frames(mut bytes: &[u8]) -> StdVec<StdVec<u8>> {
-    let decoder = ZkFrameDecoder::new();
+    let decoder = FrameDecoder::new();
     let mut out = StdVec::new();
     while !bytes.is_empty() {
         match decoder.decode(bytes).unwrap() {
