@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token};
 use sinew_proto::dht::{
-    Body, ClientConfig, ClientStats, Config, DhtClient, DhtNode, Disposition, ErrorCode, Event,
+    Body, ClientConfig, ClientStats, Config, DhtClient, DhtNode, Disposition, Event,
     LeafSet, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, Message, NodeAddr, NodeId, RequestError, RequestId,
     Stats, Transmit,
 };
@@ -262,7 +262,7 @@ impl<C> Driver<C> {
         C: Core<VALUE>,
     {
         let Some(socket) = self.socket.as_ref() else {
-            return Err(stopped());
+            return Err(Error::stopped());
         };
         let now = self.clock.now();
         flush(
@@ -309,9 +309,6 @@ impl<C> Driver<C> {
     }
 }
 
-fn stopped() -> Error {
-    Error::Io(io::Error::new(ErrorKind::NotConnected, "stopped"))
-}
 
 /// Sends everything the core has to send; a datagram the socket refuses is dropped and counted
 /// (the core's retries cover the loss).
@@ -963,57 +960,6 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     }
 }
 
-/// Why a request of [`UdpDhtClient`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum DhtError {
-    /// The request could not be sent or the socket failed.
-    Io(io::Error),
-    /// The client refused the request (a key or value over its size, too many outstanding).
-    Proto(sinew_proto::Error),
-    /// The ring answered with an error, or no answer came in time.
-    Request(RequestError),
-}
-
-impl fmt::Display for DhtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DhtError::Io(e) => write!(f, "i/o: {e}"),
-            DhtError::Proto(e) => write!(f, "refused: {e}"),
-            DhtError::Request(RequestError::Timeout) => f.write_str("no answer (timed out)"),
-            DhtError::Request(RequestError::Refused(code)) => {
-                let what = match code {
-                    ErrorCode::NotHolder => "the lock is not held by this holder",
-                    ErrorCode::Full => "the node is full (or the key or value is too large)",
-                    ErrorCode::NotOwner => "the key's owner could not be reached",
-                    _ => "the node refused the request",
-                };
-                write!(f, "{what} ({code:?})")
-            }
-            DhtError::Request(e) => write!(f, "{e:?}"),
-        }
-    }
-}
-
-impl std::error::Error for DhtError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DhtError::Io(e) => Some(e),
-            DhtError::Proto(e) => Some(e),
-            DhtError::Request(_) => None,
-        }
-    }
-}
-
-impl From<Error> for DhtError {
-    fn from(e: Error) -> DhtError {
-        match e {
-            Error::Io(e) => DhtError::Io(e),
-            Error::Proto(e) => DhtError::Proto(e),
-        }
-    }
-}
-
 /// The outcome of [`UdpDhtClient::lock`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -1133,9 +1079,9 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// Reads `key`: its value, or `None` if the ring stores none.
     ///
     /// # Errors
-    /// [`DhtError::Request`] if the ring refused it or did not answer in time, and as
+    /// [`Error::Request`] if the ring refused it or did not answer in time, and as
     /// [`submit`](Self::submit).
-    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, DhtError> {
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let node = self.node;
         match self.call(|c, now| c.get(now, node, key))? {
             Event::GetDone { value, .. } => Ok(value.map(|v| v.to_vec())),
@@ -1147,7 +1093,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     ///
     /// # Errors
     /// As [`get`](Self::get).
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), DhtError> {
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let node = self.node;
         match self.call(|c, now| c.put(now, node, key, value))? {
             Event::PutDone { .. } => Ok(()),
@@ -1164,7 +1110,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         key: &[u8],
         holder: NodeId,
         lease: Duration,
-    ) -> Result<LockOutcome, DhtError> {
+    ) -> Result<LockOutcome> {
         let node = self.node;
         match self.call(|c, now| c.lock(now, node, key, holder, lease))? {
             Event::Locked { until, .. } => Ok(LockOutcome::Locked {
@@ -1184,9 +1130,9 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// Releases `holder`'s lock on `key`.
     ///
     /// # Errors
-    /// [`DhtError::Request`] with [`ErrorCode::NotHolder`] if `holder` does not hold it, and as
+    /// [`Error::Request`] with [`ErrorCode::NotHolder`] if `holder` does not hold it, and as
     /// [`get`](Self::get).
-    pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<(), DhtError> {
+    pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<()> {
         let node = self.node;
         match self.call(|c, now| c.unlock(now, node, key, holder))? {
             Event::Unlocked { .. } => Ok(()),
@@ -1199,16 +1145,16 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// [`process`](Self::process) steps.
     ///
     /// # Errors
-    /// [`DhtError::Proto`] if the core refuses it; [`DhtError::Io`] if the client is broken.
+    /// [`Error::Proto`] if the core refuses it; [`Error::Io`] if the client is broken.
     pub fn submit(
         &mut self,
         request: impl FnOnce(
             &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
             Instant,
         ) -> sinew_proto::Result<RequestId>,
-    ) -> Result<RequestId, DhtError> {
+    ) -> Result<RequestId> {
         let now = self.driver.clock.now();
-        let id = request(&mut self.driver.core, now).map_err(DhtError::Proto)?;
+        let id = request(&mut self.driver.core, now).map_err(Error::Proto)?;
         self.driver.send_now()?;
         Ok(id)
     }
@@ -1219,7 +1165,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
             &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
             Instant,
         ) -> sinew_proto::Result<RequestId>,
-    ) -> Result<Event<VALUE>, DhtError> {
+    ) -> Result<Event<VALUE>> {
         let id = self.submit(request)?;
         let mut outcome = None;
         // The core fails the request after its attempts: the wait always ends.
@@ -1233,9 +1179,9 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
                 }
             })?;
         match outcome {
-            Some(Event::Failed { error, .. }) => Err(DhtError::Request(error)),
+            Some(Event::Failed { error, .. }) => Err(Error::Dht(error)),
             Some(e) => Ok(e),
-            None => Err(DhtError::Request(RequestError::Timeout)),
+            None => Err(Error::Dht(RequestError::Timeout)),
         }
     }
 
@@ -1296,6 +1242,6 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> fmt::Debug
     }
 }
 
-fn unexpected<const VALUE: usize>(event: Event<VALUE>) -> DhtError {
-    DhtError::Io(io::Error::other(format!("unexpected outcome {event:?}")))
+fn unexpected<const VALUE: usize>(event: Event<VALUE>) -> Error {
+    Error::Io(io::Error::other(format!("unexpected outcome {event:?}")))
 }

@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapter;
 mod clock;
 pub mod dht;
 mod error;
@@ -65,7 +66,8 @@ pub mod zk;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use adapter::{Adapter, TOKEN_SPAN};
 pub use clock::Clock;
-pub use error::{Error, Result};
-pub use group::NodeGroup;
+pub use error::{ConnectError, Error, Result};
+pub use group::{Group, Handle};
 pub use node::{EVENT_BUFFER, NonceRng, SocketStats, TimedEvent, UdpHealthNode};

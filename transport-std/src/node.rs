@@ -578,6 +578,20 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     }
 }
 
+impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize> crate::Adapter
+    for UdpHealthNode<HOSTS, PENDING, QUEUE>
+{
+    fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        UdpHealthNode::register(self, registry, token)
+    }
+    fn process(&mut self) -> Result<()> {
+        UdpHealthNode::process(self)
+    }
+    fn poll_timeout(&self) -> Option<StdInstant> {
+        UdpHealthNode::poll_timeout(self)
+    }
+}
+
 impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize> fmt::Debug
     for UdpHealthNode<HOSTS, PENDING, QUEUE>
 {

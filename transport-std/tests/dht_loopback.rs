@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sinew_proto::dht::{Body, ErrorCode, Header, Message, NodeAddr, NodeId, RequestError, Stats};
-use sinew_transport_std::dht::{DhtError, LockOutcome, UdpDhtClient, UdpDhtNode};
+use sinew_transport_std::Error;
+use sinew_transport_std::dht::{LockOutcome, UdpDhtClient, UdpDhtNode};
 
 /// A node running on its own thread until `stop`; returns its counters when joined.
 fn spawn_node(
@@ -74,7 +75,7 @@ fn a_client_puts_gets_and_locks_through_a_ring_of_three() {
     // Too large for the client's sizes: refused before anything is sent.
     assert!(matches!(
         via_c.put(&[0; 65], b"v"),
-        Err(DhtError::Proto(sinew_proto::Error::TooLarge))
+        Err(Error::Proto(sinew_proto::Error::TooLarge))
     ));
 
     let (alice, bob) = (NodeId::from_name(b"alice"), NodeId::from_name(b"bob"));
@@ -96,7 +97,7 @@ fn a_client_puts_gets_and_locks_through_a_ring_of_three() {
     }
     assert!(matches!(
         via_c.unlock(b"door", bob),
-        Err(DhtError::Request(RequestError::Refused(
+        Err(Error::Dht(RequestError::Refused(
             ErrorCode::NotHolder
         )))
     ));
@@ -163,7 +164,7 @@ fn a_client_ignores_answers_from_elsewhere_and_fails_after_its_attempts() {
     let result = c.get(b"key");
     let took = started.elapsed();
     assert!(
-        matches!(result, Err(DhtError::Request(RequestError::Timeout))),
+        matches!(result, Err(Error::Dht(RequestError::Timeout))),
         "{result:?}"
     );
     // Three attempts of 300 ms.

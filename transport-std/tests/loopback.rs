@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use sinew_proto::health::{Config, Event, HEALTH_LEN, MAX_DATAGRAM_LEN, Status};
-use sinew_transport_std::{NodeGroup, UdpHealthNode};
+use sinew_transport_std::{Group, UdpHealthNode};
 
 /// Every wait in these tests ends by this deadline.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -61,29 +61,29 @@ fn response_to(request: &[u8; HEALTH_LEN]) -> [u8; HEALTH_LEN] {
 
 #[test]
 fn two_seeded_nodes_become_healthy_in_each_others_tables() {
-    let mut group = NodeGroup::new().unwrap();
+    let mut group = Group::new().unwrap();
     let a = group
         .add(UdpHealthNode::bind(loopback(), config(100, 100)).unwrap())
         .unwrap();
     let b = group
         .add(UdpHealthNode::bind(loopback(), config(100, 100)).unwrap())
         .unwrap();
-    let (a_addr, b_addr) = (group.nodes()[a].local_addr(), group.nodes()[b].local_addr());
-    group.nodes_mut()[a].add_seed(b_addr).unwrap();
-    group.nodes_mut()[b].add_seed(a_addr).unwrap();
+    let (a_addr, b_addr) = (group[a].local_addr(), group[b].local_addr());
+    group[a].add_seed(b_addr).unwrap();
+    group[b].add_seed(a_addr).unwrap();
 
     let met = group
         .run_until(DEADLINE, |g| {
-            status(&g.nodes()[a], b_addr) == Some(Status::Healthy)
-                && status(&g.nodes()[b], a_addr) == Some(Status::Healthy)
+            status(&g[a], b_addr) == Some(Status::Healthy)
+                && status(&g[b], a_addr) == Some(Status::Healthy)
         })
         .unwrap();
-    assert!(met, "not healthy in time: {:?}", group.nodes());
+    assert!(met, "not healthy in time: {:?} {:?}", group[a], group[b]);
 
     // Keep checking for a few rounds: the checks keep being answered.
     group.run_for(Duration::from_millis(350)).unwrap();
     for (node, peer) in [(a, b_addr), (b, a_addr)] {
-        let node = &mut group.nodes_mut()[node];
+        let node = &mut group[node];
         assert_eq!(status(node, peer), Some(Status::Healthy));
         assert_eq!(node.hosts().len(), 1, "a node never adds itself");
         let stats = node.stats();
@@ -321,49 +321,49 @@ fn short_padded_and_oversized_health_datagrams_are_never_answered() {
 
 #[test]
 fn a_stopped_node_goes_unhealthy_and_recovers_on_the_same_address() {
-    let mut group = NodeGroup::new().unwrap();
+    let mut group = Group::new().unwrap();
     let a = group
         .add(UdpHealthNode::bind(loopback(), config(100, 80)).unwrap())
         .unwrap();
     let b = group
         .add(UdpHealthNode::bind(loopback(), config(100, 80)).unwrap())
         .unwrap();
-    let (a_addr, b_addr) = (group.nodes()[a].local_addr(), group.nodes()[b].local_addr());
-    group.nodes_mut()[b].add_seed(a_addr).unwrap();
-    let both_healthy = |g: &mut NodeGroup| {
-        status(&g.nodes()[a], b_addr) == Some(Status::Healthy)
-            && status(&g.nodes()[b], a_addr) == Some(Status::Healthy)
+    let (a_addr, b_addr) = (group[a].local_addr(), group[b].local_addr());
+    group[b].add_seed(a_addr).unwrap();
+    let both_healthy = |g: &mut Group| {
+        status(&g[a], b_addr) == Some(Status::Healthy)
+            && status(&g[b], a_addr) == Some(Status::Healthy)
     };
     assert!(group.run_until(DEADLINE, both_healthy).unwrap());
 
-    group.nodes_mut()[b].stop().unwrap();
-    assert!(!group.nodes()[b].is_running());
-    assert!(group.nodes()[b].poll_timeout().is_none());
+    group[b].stop().unwrap();
+    assert!(!group[b].is_running());
+    assert!(group[b].poll_timeout().is_none());
     let mut at_risk_first = false;
     let down = group
         .run_until(DEADLINE, |g| {
-            while let Some(e) = g.nodes_mut()[a].poll_event() {
+            while let Some(e) = g[a].poll_event() {
                 if let Event::HealthChanged { addr, to, .. } = e.event {
                     assert_eq!(addr, b_addr);
                     at_risk_first |= to.status() == Status::AtRisk;
                     assert!(to.status() != Status::Unhealthy || at_risk_first);
                 }
             }
-            status(&g.nodes()[a], b_addr) == Some(Status::Unhealthy)
+            status(&g[a], b_addr) == Some(Status::Unhealthy)
         })
         .unwrap();
     assert!(down && at_risk_first);
 
-    let sent_before = group.nodes()[b].socket_stats().datagrams_sent;
-    group.nodes_mut()[b].restart().unwrap();
-    assert_eq!(group.nodes()[b].local_addr(), b_addr, "same address");
+    let sent_before = group[b].socket_stats().datagrams_sent;
+    group[b].restart().unwrap();
+    assert_eq!(group[b].local_addr(), b_addr, "same address");
     assert_eq!(
-        group.nodes()[b].hosts().len(),
+        group[b].hosts().len(),
         0,
         "a restart starts with an empty table"
     );
     assert!(group.run_until(DEADLINE, both_healthy).unwrap());
-    let b_node = &group.nodes()[b];
+    let b_node = &group[b];
     assert!(b_node.socket_stats().datagrams_sent > sent_before);
     assert!(
         b_node.stats().responses_accepted >= 2,
@@ -373,25 +373,25 @@ fn a_stopped_node_goes_unhealthy_and_recovers_on_the_same_address() {
 
 #[test]
 fn ping_reports_round_trips_and_timeouts() {
-    let mut group = NodeGroup::new().unwrap();
+    let mut group = Group::new().unwrap();
     let pinger = group
         .add(UdpHealthNode::bind(loopback(), config(1000, 200)).unwrap())
         .unwrap();
     let target = group
         .add(UdpHealthNode::bind(loopback(), config(1000, 200)).unwrap())
         .unwrap();
-    let target_addr = group.nodes()[target].local_addr();
+    let target_addr = group[target].local_addr();
     // A bound socket that never answers.
     let silent = raw_socket();
     let silent_addr = silent.local_addr().unwrap();
 
-    let answered = group.nodes_mut()[pinger].ping(target_addr).unwrap();
-    let unanswered = group.nodes_mut()[pinger].ping(silent_addr).unwrap();
+    let answered = group[pinger].ping(target_addr).unwrap();
+    let unanswered = group[pinger].ping(silent_addr).unwrap();
     let mut pong = None;
     let mut timeout = None;
     let done = group
         .run_until(DEADLINE, |g| {
-            while let Some(e) = g.nodes_mut()[pinger].poll_event() {
+            while let Some(e) = g[pinger].poll_event() {
                 match e.event {
                     Event::Pong { addr, nonce, rtt } => pong = Some((addr, nonce, rtt)),
                     Event::PingTimeout { addr, nonce } => timeout = Some((addr, nonce)),
@@ -410,8 +410,8 @@ fn ping_reports_round_trips_and_timeouts() {
     let (request, _) = receive_request(&silent);
     assert_eq!(&request[1..], unanswered.as_bytes());
 
-    group.nodes_mut()[pinger].stop().unwrap();
-    assert!(group.nodes_mut()[pinger].ping(target_addr).is_err());
+    group[pinger].stop().unwrap();
+    assert!(group[pinger].ping(target_addr).is_err());
 }
 
 /// A burst of requests from several senders, IPv4 and IPv6, arrives between two steps: one step

@@ -18,7 +18,7 @@ use sinew_proto::health::{Config, Event, HostInfo, Status};
 use sinew_proto::time::Instant;
 
 use super::format;
-use crate::{Clock, NodeGroup, Result, UdpHealthNode};
+use crate::{Clock, Group, Result, UdpHealthNode};
 
 /// Which demo `sinew demo` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -93,8 +93,8 @@ impl Printer<'_> {
     }
 
     /// Prints every waiting event of every node; calls `seen(observer, event)` for each.
-    fn drain(&mut self, group: &mut NodeGroup, mut seen: impl FnMut(usize, &Event, Instant)) {
-        for (i, node) in group.nodes_mut().iter_mut().enumerate() {
+    fn drain(&mut self, group: &mut Group, mut seen: impl FnMut(usize, &Event, Instant)) {
+        for (i, node) in group.iter_mut::<UdpHealthNode>().enumerate() {
             while let Some(timed) = node.poll_event() {
                 let addrs = &self.addrs;
                 let text = format::event(&timed.event, |a| Printer::name(addrs, a));
@@ -104,8 +104,8 @@ impl Printer<'_> {
         }
     }
 
-    fn tables(&mut self, group: &NodeGroup, now: Instant) -> io::Result<()> {
-        for (i, node) in group.nodes().iter().enumerate() {
+    fn tables(&mut self, group: &Group, now: Instant) -> io::Result<()> {
+        for (i, node) in group.iter::<UdpHealthNode>().enumerate() {
             let hosts: Vec<HostInfo> = node.hosts().copied().collect();
             writeln!(
                 self.out,
@@ -134,8 +134,8 @@ fn status_of(node: &UdpHealthNode, addr: SocketAddr) -> Option<Status> {
 }
 
 /// Whether every running node holds every other node, Healthy.
-fn converged(group: &NodeGroup, addrs: &[SocketAddr]) -> bool {
-    group.nodes().iter().enumerate().all(|(i, node)| {
+fn converged(group: &Group, addrs: &[SocketAddr]) -> bool {
+    group.iter::<UdpHealthNode>().enumerate().all(|(i, node)| {
         addrs
             .iter()
             .enumerate()
@@ -173,14 +173,15 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
     };
     let deadline = Duration::from_secs(args.phase_timeout_s);
     let clock = Clock::new();
-    let mut group = NodeGroup::new()?;
+    let mut group = Group::new()?;
+    let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        group.add(UdpHealthNode::bind_with_clock(loopback, config, clock)?)?;
+        handles.push(group.add(UdpHealthNode::bind_with_clock(loopback, config, clock)?)?);
     }
-    let addrs: Vec<SocketAddr> = group.nodes().iter().map(|n| n.local_addr()).collect();
+    let addrs: Vec<SocketAddr> = group.iter::<UdpHealthNode>().map(|n| n.local_addr()).collect();
     let seed = addrs[0];
-    for node in &mut group.nodes_mut()[1..] {
+    for node in group.iter_mut::<UdpHealthNode>().skip(1) {
         node.add_seed(seed)?;
     }
     let victim = n - 1;
@@ -243,7 +244,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
         p.out,
         "\nphase 2: node {victim} stops; the others must see it AtRisk, then Unhealthy"
     )?;
-    group.nodes_mut()[victim].stop()?;
+    group[handles[victim]].stop()?;
     let stopped_at = clock.now();
     p.line(
         stopped_at,
@@ -268,7 +269,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
             }
         });
         p.error.is_some()
-            || g.nodes().iter().enumerate().all(|(i, node)| {
+            || g.iter::<UdpHealthNode>().enumerate().all(|(i, node)| {
                 i == victim || status_of(node, victim_addr) == Some(Status::Unhealthy)
             })
     })?;
@@ -306,7 +307,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
         p.out,
         "\nphase 3: node {victim} restarts on {victim_addr} with an empty table"
     )?;
-    group.nodes_mut()[victim].restart()?;
+    group[handles[victim]].restart()?;
     let restarted_at = clock.now();
     p.line(
         restarted_at,
@@ -316,7 +317,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
     let done = group.run_until(deadline, |g| {
         p.drain(g, |_, _, _| {});
         if healthy_everywhere_at.is_none()
-            && g.nodes().iter().enumerate().all(|(i, node)| {
+            && g.iter::<UdpHealthNode>().enumerate().all(|(i, node)| {
                 i == victim || status_of(node, victim_addr) == Some(Status::Healthy)
             })
         {
@@ -369,7 +370,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
     writeln!(out, "  datagrams and drop counters:")?;
     format::write_counters_header(out)?;
     let mut total = Default::default();
-    for (i, node) in group.nodes().iter().enumerate() {
+    for (i, node) in group.iter::<UdpHealthNode>().enumerate() {
         let label = format!("node {i} {}", node.local_addr());
         format::write_counters(out, &label, &node.stats(), node.socket_stats())?;
         format::add_counters(&mut total, &node.stats(), node.socket_stats());
@@ -384,7 +385,7 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
     Ok(0)
 }
 
-fn fail(p: &mut Printer<'_>, group: &NodeGroup, clock: Clock, what: &str) -> Result<u8> {
+fn fail(p: &mut Printer<'_>, group: &Group, clock: Clock, what: &str) -> Result<u8> {
     let now = clock.now();
     writeln!(
         p.out,

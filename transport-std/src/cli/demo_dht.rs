@@ -195,8 +195,7 @@ impl Cluster<'_> {
             let key = format!("key-{k:02}");
             ids.push(
                 self.client
-                    .submit(|c, now| c.get(now, node, key.as_bytes()))
-                    .map_err(dht_error)?,
+                    .submit(|c, now| c.get(now, node, key.as_bytes()))?,
             );
         }
         let Some(got) = self.outcomes_of(&ids, deadline)? else {
@@ -235,14 +234,6 @@ impl Cluster<'_> {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
-    }
-}
-
-fn dht_error(e: crate::dht::DhtError) -> crate::Error {
-    match e {
-        crate::dht::DhtError::Io(e) => crate::Error::Io(e),
-        crate::dht::DhtError::Proto(e) => crate::Error::Proto(e),
-        other => crate::Error::Io(io::Error::other(other.to_string())),
     }
 }
 
@@ -347,8 +338,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         let (key, value) = (format!("key-{k:02}"), format!("value-{k:02}"));
         ids.push(
             c.client
-                .submit(|cl, now| cl.put(now, entry, key.as_bytes(), value.as_bytes()))
-                .map_err(dht_error)?,
+                .submit(|cl, now| cl.put(now, entry, key.as_bytes(), value.as_bytes()))?,
         );
     }
     let put_start = StdInstant::now();
@@ -417,8 +407,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     let lock = |c: &mut Cluster<'_>, who: NodeId| -> Result<Option<Ev>> {
         let id = c
             .client
-            .submit(|cl, now| cl.lock(now, entry, b"door", who, LEASE))
-            .map_err(dht_error)?;
+            .submit(|cl, now| cl.lock(now, entry, b"door", who, LEASE))?;
         Ok(c.outcomes_of(&[id], deadline)?.and_then(|mut v| v.pop()))
     };
     // A new owner grants nothing during its grace period (one lease): alice asks until granted.
@@ -487,11 +476,9 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     ));
     let ids = [
         c.client
-            .submit(|cl, now| cl.unlock(now, entry, b"door", alice))
-            .map_err(dht_error)?,
+            .submit(|cl, now| cl.unlock(now, entry, b"door", alice))?,
         c.client
-            .submit(|cl, now| cl.unlock(now, entry, b"door", bob))
-            .map_err(dht_error)?,
+            .submit(|cl, now| cl.unlock(now, entry, b"door", bob))?,
     ];
     match c.outcomes_of(&ids, deadline)?.as_deref() {
         Some([Event::Failed { .. }, Event::Unlocked { .. }]) => {

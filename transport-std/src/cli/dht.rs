@@ -11,7 +11,8 @@ use sinew_proto::nonce::split_type_byte;
 
 use super::is_set;
 use crate::Result;
-use crate::dht::{DhtError, LockOutcome, UdpDhtClient, UdpDhtNode};
+use crate::Error;
+use crate::dht::{LockOutcome, UdpDhtClient, UdpDhtNode};
 
 /// Options of `sinew dht`.
 #[derive(Debug, Clone, Args)]
@@ -211,7 +212,7 @@ fn connect(args: &ClientArgs) -> Result<UdpDhtClient> {
 }
 
 fn report<T>(
-    result: Result<T, DhtError>,
+    result: Result<T, Error>,
     err: &mut dyn Write,
     ok: impl FnOnce(T) -> io::Result<()>,
 ) -> Result<u8> {
@@ -224,9 +225,9 @@ fn report<T>(
     }
 }
 
-fn failed(e: DhtError, err: &mut dyn Write) -> Result<u8> {
+fn failed(e: Error, err: &mut dyn Write) -> Result<u8> {
     match e {
-        DhtError::Io(e) => Err(e.into()),
+        Error::Io(e) => Err(e.into()),
         e => {
             writeln!(err, "sinew dht: {e}")?;
             Ok(1)
@@ -361,7 +362,7 @@ pub fn describe<const VALUE: usize>(event: &Event<VALUE>) -> String {
 }
 
 fn request_error(e: RequestError) -> String {
-    DhtError::Request(e).to_string()
+    Error::Dht(e).to_string()
 }
 
 /// Decodes one DHT message (a datagram, or a TCP frame without its length prefix) and prints

@@ -81,7 +81,9 @@ impl From<ZkError> for crate::Error {
         match e {
             ZkError::Proto(e) => crate::Error::Proto(e),
             ZkError::Io(e) => crate::Error::Io(e),
-            other => crate::Error::Io(io::Error::other(other.to_string())),
+            ZkError::Zk(code) => crate::Error::Zk(code),
+            ZkError::Timeout => crate::Error::Timeout,
+            ZkError::UnexpectedReply(op) => crate::Error::UnexpectedReply(op),
         }
     }
 }

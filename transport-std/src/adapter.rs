@@ -1,0 +1,177 @@
+//! [`Adapter`]: the one way every adapter of this crate joins a caller's [`mio::Poll`], and the
+//! registration and run loop they share.
+//!
+//! Each adapter (a [`UdpHealthNode`](crate::UdpHealthNode), a
+//! [`UdpDhtNode`](crate::dht::UdpDhtNode), a [`UdpDhtClient`](crate::dht::UdpDhtClient), a
+//! [`ZkClient`](crate::zk::ZkClient), or a [`UdpDriver`](crate::UdpDriver) of your own core) is
+//! driven by the same three calls: [`register`](Adapter::register) its sockets with your
+//! `Poll` under a token, [`process`](Adapter::process) when one of its tokens is ready or its
+//! [`poll_timeout`](Adapter::poll_timeout) has come, and sleep in `Poll::poll` until the
+//! earliest timeout of all your sources. [`Group`](crate::Group) does exactly that for any mix
+//! of adapters.
+
+use std::any::Any;
+use std::io::{self, ErrorKind};
+use std::time::{Duration, Instant as StdInstant};
+
+use mio::event::Source;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use crate::{Error, Result};
+
+/// How many tokens one adapter may use: from the token it is registered under up to (not
+/// including) that token plus `TOKEN_SPAN`. A DHT node serving TCP uses the most: its UDP
+/// socket, its listener and one token per connection.
+pub const TOKEN_SPAN: usize = 1024;
+
+/// A protocol adapter that runs on a caller's [`mio::Poll`], on the caller's thread.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use mio::{Events, Poll, Token};
+/// use sinew_proto::health::Config;
+/// use sinew_transport_std::{Adapter, UdpHealthNode};
+///
+/// let mut poll = Poll::new()?;
+/// let mut events = Events::with_capacity(16);
+/// let mut node = UdpHealthNode::bind("127.0.0.1:0".parse().unwrap(), Config::default())?;
+/// node.register(poll.registry(), Token(0))?;
+/// let end = Instant::now() + Duration::from_millis(50);
+/// while Instant::now() < end {
+///     node.process()?; // or only when Token(0) is ready or node.poll_timeout() has come
+///     let wake = node.poll_timeout().map_or(end, |t| t.min(end));
+///     poll.poll(&mut events, Some(wake.saturating_duration_since(Instant::now())))?;
+/// }
+/// # Ok::<(), sinew_transport_std::Error>(())
+/// ```
+pub trait Adapter: Any {
+    /// Registers the adapter's sockets with `registry` (the registry of a `Poll` the caller
+    /// drives) under tokens from `token` to `token + TOKEN_SPAN - 1`; sockets it opens later
+    /// (a reconnect, an accepted connection) are registered there too. Registering again moves
+    /// the adapter to the new registry and token.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the registry cannot be cloned or a registration fails.
+    fn register(&mut self, registry: &Registry, token: Token) -> Result<()>;
+
+    /// One step: reads everything that arrived, lets time pass in the protocol core, and sends
+    /// everything due. Never blocks. Outcomes go where the adapter's documentation says (its
+    /// event queue, or the handler the caller chose).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a socket fails in a way that is not about one datagram or connection.
+    fn process(&mut self) -> Result<()>;
+
+    /// When [`process`](Self::process) next has work to do even if no socket becomes ready
+    /// (an instant in the past means now), or `None` if only a socket can give it work.
+    fn poll_timeout(&self) -> Option<StdInstant>;
+}
+
+/// Where an adapter's sockets are registered: nowhere, with a caller's `Poll`, or with a `Poll`
+/// of the adapter's own (for its `run_until` convenience).
+#[derive(Debug, Default)]
+pub(crate) struct Registration {
+    /// The registry (a clone) and the adapter's first token.
+    at: Option<(Registry, Token)>,
+    /// The adapter's own poll, when it runs standalone.
+    own: Option<(Poll, Events)>,
+}
+
+impl Registration {
+    /// Records a caller's registry; the adapter then registers its sockets through
+    /// [`add`](Self::add).
+    pub(crate) fn set(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.at = Some((registry.try_clone()?, token));
+        self.own = None;
+        Ok(())
+    }
+
+    /// Whether the adapter runs on a caller's `Poll`.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.at.is_some() && self.own.is_none()
+    }
+
+    /// Registers `source` under the adapter's token plus `offset`, if the adapter is registered.
+    pub(crate) fn add<S: Source + ?Sized>(
+        &self,
+        source: &mut S,
+        offset: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
+        if let Some((registry, token)) = &self.at {
+            registry.register(source, Token(token.0 + offset), interest)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `source` from the registry it is registered with, if any.
+    pub(crate) fn remove<S: Source + ?Sized>(&self, source: &mut S) -> io::Result<()> {
+        if let Some((registry, _)) = &self.at {
+            registry.deregister(source)?;
+        }
+        Ok(())
+    }
+
+    /// Sleeps in the adapter's own poll for at most `timeout`; a signal ends the sleep early.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if let Some((poll, events)) = self.own.as_mut() {
+            match poll.poll(events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the standalone run loop needs of an adapter beyond [`Adapter`]: its registration.
+pub(crate) trait Standalone: Adapter + Sized {
+    fn registration(&mut self) -> &mut Registration;
+}
+
+/// Runs `adapter` on this thread with a `Poll` of its own until `done` (asked after every step)
+/// says so or `timeout` passes; whether `done` said so. A signal that interrupts the sleep ends
+/// it early and `done` is asked again, so a Ctrl-C flag set by a handler is seen at once.
+///
+/// Refused with [`Error::Io`] if the adapter is registered with a caller's `Poll`.
+pub(crate) fn run_until<A: Standalone>(
+    adapter: &mut A,
+    timeout: Duration,
+    mut done: impl FnMut(&mut A) -> bool,
+) -> Result<bool> {
+    let deadline = StdInstant::now().checked_add(timeout);
+    if adapter.registration().is_shared() {
+        return Err(Error::Io(io::Error::other(
+            "registered with a caller's Poll: drive it with process() there",
+        )));
+    }
+    if adapter.registration().own.is_none() {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        adapter.register(&registry, Token(0))?;
+        adapter.registration().own = Some((poll, Events::with_capacity(64)));
+    }
+    loop {
+        adapter.process()?;
+        if done(adapter) {
+            return Ok(true);
+        }
+        let now = StdInstant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(false);
+        }
+        let wake = earliest(adapter.poll_timeout(), deadline);
+        adapter
+            .registration()
+            .wait(wake.map(|w| w.saturating_duration_since(now)))?;
+    }
+}
+
+/// The earlier of two optional instants (`None` is "never").
+pub(crate) fn earliest(a: Option<StdInstant>, b: Option<StdInstant>) -> Option<StdInstant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
