@@ -215,10 +215,10 @@ impl Group {
         let now = StdInstant::now();
         let wake = earliest(self.poll_timeout(), limit);
         self.ready_tokens.clear();
-        match self
-            .poll
-            .poll(&mut self.events, wake.map(|w| w.saturating_duration_since(now)))
-        {
+        match self.poll.poll(
+            &mut self.events,
+            wake.map(|w| w.saturating_duration_since(now)),
+        ) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),

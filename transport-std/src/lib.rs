@@ -61,6 +61,7 @@ pub mod dht;
 mod error;
 mod group;
 mod node;
+mod udp;
 pub mod zk;
 
 #[cfg(feature = "cli")]
@@ -70,4 +71,5 @@ pub use adapter::{Adapter, TOKEN_SPAN};
 pub use clock::Clock;
 pub use error::{ConnectError, Error, Result};
 pub use group::{Group, Handle};
-pub use node::{EVENT_BUFFER, NonceRng, SocketStats, TimedEvent, UdpHealthNode};
+pub use node::UdpHealthNode;
+pub use udp::{EVENT_BUFFER, NonceRng, SocketStats, TimedEvent, UdpDriver};

@@ -97,9 +97,7 @@ fn a_client_puts_gets_and_locks_through_a_ring_of_three() {
     }
     assert!(matches!(
         via_c.unlock(b"door", bob),
-        Err(Error::Dht(RequestError::Refused(
-            ErrorCode::NotHolder
-        )))
+        Err(Error::Dht(RequestError::Refused(ErrorCode::NotHolder)))
     ));
     // Alice's lease runs out: bob gets it.
     thread::sleep(lease + Duration::from_millis(50));

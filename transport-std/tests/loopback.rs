@@ -136,7 +136,6 @@ fn a_third_node_discovers_the_other_through_the_peer_table() {
     let mut nodes = [a, b, c];
     for (i, node) in nodes.iter_mut().enumerate() {
         node.register(poll.registry(), Token(100 + i)).unwrap();
-        assert_eq!(node.token(), Some(Token(100 + i)));
     }
     let end = Instant::now() + DEADLINE;
     let mut discovered = false;

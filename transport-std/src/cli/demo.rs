@@ -179,7 +179,10 @@ fn run_health(args: &DemoArgs, out: &mut dyn Write) -> Result<u8> {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         handles.push(group.add(UdpHealthNode::bind_with_clock(loopback, config, clock)?)?);
     }
-    let addrs: Vec<SocketAddr> = group.iter::<UdpHealthNode>().map(|n| n.local_addr()).collect();
+    let addrs: Vec<SocketAddr> = group
+        .iter::<UdpHealthNode>()
+        .map(|n| n.local_addr())
+        .collect();
     let seed = addrs[0];
     for node in group.iter_mut::<UdpHealthNode>().skip(1) {
         node.add_seed(seed)?;

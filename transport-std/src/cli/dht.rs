@@ -10,8 +10,8 @@ use sinew_proto::dht::{Body, Event, Message, NodeAddr, NodeId, RequestError};
 use sinew_proto::nonce::split_type_byte;
 
 use super::is_set;
-use crate::Result;
 use crate::Error;
+use crate::Result;
 use crate::dht::{LockOutcome, UdpDhtClient, UdpDhtNode};
 
 /// Options of `sinew dht`.

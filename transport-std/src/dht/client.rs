@@ -1,0 +1,315 @@
+//! [`UdpDhtClient`]: the sans-IO [`DhtClient`] on the crate's [`UdpDriver`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant as StdInstant};
+
+use mio::net::UdpSocket;
+use mio::{Registry, Token};
+use sinew_proto::dht::{
+    ClientConfig, ClientStats, DhtClient, Event, MAX_DATAGRAM_LEN, NodeAddr, NodeId, RequestError,
+    RequestId,
+};
+use sinew_proto::time::Instant;
+
+use super::advertised;
+use crate::adapter::{self, Registration, Standalone};
+use crate::udp::nonce_rng;
+use crate::{Adapter, Clock, Error, NonceRng, Result, SocketStats, UdpDriver};
+
+/// The outcome of [`UdpDhtClient::lock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// The lock is the holder's until this instant at the latest (counted from when the
+    /// request was sent).
+    Locked {
+        /// When the lease ends unless renewed.
+        until: StdInstant,
+    },
+    /// Someone else holds it.
+    Denied {
+        /// Who (all zeros while the owner is in its grace period after taking the key over).
+        holder: NodeId,
+        /// How long until that lease ends, at the latest.
+        remaining: Duration,
+    },
+}
+
+/// A client of a DHT ring on a UDP socket: [`DhtClient`] talking to one member, which routes
+/// every request to the key's owner and relays the answer.
+///
+/// The blocking methods ([`get`](Self::get), [`put`](Self::put), [`lock`](Self::lock),
+/// [`unlock`](Self::unlock)) send one request and wait for its outcome; for pipelining,
+/// [`submit`](Self::submit) requests on the core, then [`process`](Self::process) (or
+/// [`register`](Self::register) it with your own `Poll`: it is an [`Adapter`]) and
+/// [`poll_event`](Self::poll_event).
+///
+/// ```no_run
+/// use sinew_transport_std::dht::UdpDhtClient;
+/// let mut client: UdpDhtClient = UdpDhtClient::connect("127.0.0.1:7000".parse()?)?;
+/// client.put(b"colour", b"blue")?;
+/// assert_eq!(client.get(b"colour")?.as_deref(), Some(&b"blue"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UdpDhtClient<const PENDING: usize = 32, const KEY: usize = 64, const VALUE: usize = 256>
+{
+    driver: UdpDriver<DhtClient<NonceRng, PENDING, KEY, VALUE>>,
+    node: SocketAddr,
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PENDING, KEY, VALUE> {
+    const FITS: () = assert!(
+        DhtClient::<NonceRng, PENDING, KEY, VALUE>::MAX_TRANSMIT_LEN <= MAX_DATAGRAM_LEN,
+        "UdpDhtClient: every message of these sizes must fit one datagram"
+    );
+
+    /// A client of the ring member `node`, with a random id and the default timing (1 s per
+    /// attempt, 3 attempts).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if no socket can be bound or pointed at `node`.
+    pub fn connect(node: SocketAddr) -> Result<Self> {
+        Self::connect_with(node, |_| {})
+    }
+
+    /// Like [`connect`](Self::connect), with the [`ClientConfig`] adjusted by `configure`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        node: SocketAddr,
+        configure: impl FnOnce(&mut ClientConfig),
+    ) -> Result<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        let any: SocketAddr = if node.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(any)?;
+        // Connecting picks the source address the node will see (and filters other senders).
+        socket.connect(node)?;
+        let mut rng = nonce_rng();
+        let local = NodeAddr {
+            id: NodeId::random(&mut rng),
+            addr: advertised(&socket)?,
+        };
+        let mut config = ClientConfig::new(local);
+        configure(&mut config);
+        config.local = local;
+        let core = Box::new(DhtClient::new(config, rng));
+        Ok(UdpDhtClient {
+            driver: UdpDriver::with_socket(socket, core, Clock::new())?,
+            node,
+        })
+    }
+
+    /// Registers the socket with a caller's `Poll` under `token` (see [`Adapter::register`]),
+    /// to drive the client with [`submit`](Self::submit), [`process`](Self::process) and
+    /// [`poll_event`](Self::poll_event) from that poll loop. The blocking methods then refuse
+    /// to run (they would need a `Poll` of their own).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the registration fails.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        self.driver.register(registry, token)
+    }
+
+    /// When [`process`](Self::process) next has work even if no answer arrives (a retry or a
+    /// timeout), or `None` with nothing outstanding.
+    pub fn poll_timeout(&self) -> Option<StdInstant> {
+        self.driver.poll_timeout()
+    }
+
+    /// The node this client talks to.
+    pub fn node(&self) -> SocketAddr {
+        self.node
+    }
+
+    /// This client's id and address, as the node sees them.
+    pub fn local(&self) -> NodeAddr {
+        self.driver.core().config().local
+    }
+
+    /// Reads `key`: its value, or `None` if the ring stores none.
+    ///
+    /// # Errors
+    /// [`Error::Request`] if the ring refused it or did not answer in time, and as
+    /// [`submit`](Self::submit).
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let node = self.node;
+        match self.call(|c, now| c.get(now, node, key))? {
+            Event::GetDone { value, .. } => Ok(value.map(|v| v.to_vec())),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stores `value` under `key`; returns once the owner and its replicas hold it.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let node = self.node;
+        match self.call(|c, now| c.put(now, node, key, value))? {
+            Event::PutDone { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Takes (or renews) the lock on `key` for `holder` for `lease`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lock(&mut self, key: &[u8], holder: NodeId, lease: Duration) -> Result<LockOutcome> {
+        let node = self.node;
+        match self.call(|c, now| c.lock(now, node, key, holder, lease))? {
+            Event::Locked { until, .. } => Ok(LockOutcome::Locked {
+                until: self
+                    .driver
+                    .clock()
+                    .to_std(until)
+                    .unwrap_or_else(StdInstant::now),
+            }),
+            Event::LockDenied {
+                holder, remaining, ..
+            } => Ok(LockOutcome::Denied { holder, remaining }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Releases `holder`'s lock on `key`.
+    ///
+    /// # Errors
+    /// [`Error::Request`] with [`ErrorCode::NotHolder`] if `holder` does not hold it, and as
+    /// [`get`](Self::get).
+    pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<()> {
+        let node = self.node;
+        match self.call(|c, now| c.unlock(now, node, key, holder))? {
+            Event::Unlocked { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Submits a request on the core (give it [`node`](Self::node) as the node and `now` as the
+    /// time) and sends it at once; its outcome comes from [`poll_event`](Self::poll_event) after
+    /// [`process`](Self::process) steps.
+    ///
+    /// # Errors
+    /// [`Error::Proto`] if the core refuses it; [`Error::Io`] if the client is broken.
+    pub fn submit(
+        &mut self,
+        request: impl FnOnce(
+            &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
+            Instant,
+        ) -> sinew_proto::Result<RequestId>,
+    ) -> Result<RequestId> {
+        let now = self.driver.clock().now();
+        let id = request(self.driver.core_mut(), now).map_err(Error::Proto)?;
+        self.driver.send_now()?;
+        Ok(id)
+    }
+
+    fn call(
+        &mut self,
+        request: impl FnOnce(
+            &mut DhtClient<NonceRng, PENDING, KEY, VALUE>,
+            Instant,
+        ) -> sinew_proto::Result<RequestId>,
+    ) -> Result<Event<VALUE>> {
+        let id = self.submit(request)?;
+        let mut outcome = None;
+        // The core fails the request after its attempts: the wait always ends.
+        adapter::run_until(self, Duration::MAX, |client| {
+            let events = client.driver.events_mut();
+            match events.iter().position(|e| e.event.request_id() == Some(id)) {
+                Some(i) => {
+                    outcome = events.remove(i).map(|timed| timed.event);
+                    true
+                }
+                None => false,
+            }
+        })?;
+        match outcome {
+            Some(Event::Failed { error, .. }) => Err(Error::Dht(error)),
+            Some(e) => Ok(e),
+            None => Err(Error::Dht(RequestError::Timeout)),
+        }
+    }
+
+    /// One step: reads the answers that arrived, lets time pass (retries, timeouts), sends what
+    /// is due. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket fails.
+    pub fn process(&mut self) -> Result<()> {
+        self.driver.process()
+    }
+
+    /// Waits (with a `Poll` of the client's own) until an answer arrives, the core's next
+    /// timeout comes or `timeout` passes, then [`process`](Self::process)es.
+    ///
+    /// # Errors
+    /// As [`process`](Self::process).
+    pub fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let mut woken = false;
+        adapter::run_until(self, timeout, |_| std::mem::replace(&mut woken, true))?;
+        Ok(())
+    }
+
+    /// Takes the next outcome, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        self.driver.poll_event().map(|timed| timed.event)
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> &ClientStats {
+        self.driver.core().stats()
+    }
+
+    /// The socket's counters.
+    pub fn socket_stats(&self) -> &SocketStats {
+        self.driver.socket_stats()
+    }
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> Adapter
+    for UdpDhtClient<PENDING, KEY, VALUE>
+{
+    fn register(&mut self, registry: &Registry, token: Token) -> Result<()> {
+        self.driver.register(registry, token)
+    }
+
+    fn process(&mut self) -> Result<()> {
+        self.driver.process()
+    }
+
+    fn poll_timeout(&self) -> Option<StdInstant> {
+        self.driver.poll_timeout()
+    }
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> Standalone
+    for UdpDhtClient<PENDING, KEY, VALUE>
+{
+    fn registration(&mut self) -> &mut Registration {
+        self.driver.registration()
+    }
+}
+
+impl<const PENDING: usize, const KEY: usize, const VALUE: usize> fmt::Debug
+    for UdpDhtClient<PENDING, KEY, VALUE>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpDhtClient")
+            .field("node", &self.node)
+            .field("local", &self.local())
+            .field("outstanding", &self.driver.core().outstanding())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unexpected<const VALUE: usize>(event: Event<VALUE>) -> Error {
+    Error::Io(io::Error::other(format!("unexpected outcome {event:?}")))
+}
