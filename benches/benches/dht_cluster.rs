@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mio::{Events, Poll, Token};
 use sinew_proto::dht::{Event, NodeId};
+use sinew_transport_std::Group;
 use sinew_transport_std::dht::{UdpDhtClient, UdpDhtNode};
 
 const NODES: usize = 5;
@@ -38,47 +38,46 @@ impl Cluster {
         let (tx, rx) = std::sync::mpsc::channel();
         let flag = Arc::clone(&stop);
         let thread = thread::spawn(move || {
-            let mut poll = Poll::new().unwrap();
-            let mut events = Events::with_capacity(64);
-            let mut nodes: Vec<UdpDhtNode> = (0..NODES)
-                .map(|i| {
-                    let id = NodeId::from_name(format!("bench node {i}").as_bytes());
-                    let mut n = UdpDhtNode::bind_with("127.0.0.1:0".parse().unwrap(), id, |c| {
+            let mut group = Group::new().unwrap();
+            for i in 0..NODES {
+                let id = NodeId::from_name(format!("bench node {i}").as_bytes());
+                let node: UdpDhtNode =
+                    UdpDhtNode::bind_with("127.0.0.1:0".parse().unwrap(), id, |c| {
                         c.stabilize_interval = Duration::from_millis(200);
                     })
                     .unwrap();
-                    n.register(poll.registry(), Token(i)).unwrap();
-                    n
-                })
-                .collect();
-            let seed = nodes[0].local().addr;
-            for n in &mut nodes[1..] {
+                group.add(node).unwrap();
+            }
+            let seed = group.iter::<UdpDhtNode>().next().unwrap().local().addr;
+            for n in group.iter_mut::<UdpDhtNode>().skip(1) {
                 n.join(seed).unwrap();
             }
             let mut announced = false;
             let started = Instant::now();
             while !flag.load(Ordering::Relaxed) {
-                for n in &mut nodes {
-                    n.process().unwrap();
-                    while n.poll_event().is_some() {}
-                }
+                group
+                    .run_until(Duration::from_millis(10), |g| {
+                        for n in g.iter_mut::<UdpDhtNode>() {
+                            while n.poll_event().is_some() {}
+                        }
+                        false
+                    })
+                    .unwrap();
                 if !announced
-                    && (nodes
-                        .iter()
+                    && (group
+                        .iter::<UdpDhtNode>()
                         .all(|n| n.leaf_set().nodes().count() == NODES - 1)
                         || started.elapsed() > Duration::from_secs(10))
                 {
                     announced = true;
                     // Let stabilization settle the leaf sets once more.
-                    let _ = tx.send(nodes.iter().map(|n| n.local().addr).collect::<Vec<_>>());
+                    let _ = tx.send(
+                        group
+                            .iter::<UdpDhtNode>()
+                            .map(|n| n.local().addr)
+                            .collect::<Vec<_>>(),
+                    );
                 }
-                let now = Instant::now();
-                let wake = nodes
-                    .iter()
-                    .filter_map(UdpDhtNode::poll_timeout)
-                    .fold(now + Duration::from_millis(10), Instant::min);
-                poll.poll(&mut events, Some(wake.saturating_duration_since(now)))
-                    .unwrap();
             }
         });
         let addrs = rx.recv().expect("the ring forms");

@@ -14,15 +14,13 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant};
 
-use mio::{Events, Poll, Token};
 use sinew_proto::dht::{Event, NodeId, RequestId};
 
 use super::dht::describe;
-use crate::Result;
 use crate::dht::{UdpDhtClient, UdpDhtNode};
+use crate::{Group, Handle, Result};
 
 const KEYS: usize = 20;
-const CLIENT: Token = Token(usize::MAX);
 const LEASE: Duration = Duration::from_millis(800);
 
 type Node = UdpDhtNode;
@@ -31,10 +29,10 @@ type Ev = Event<256>;
 /// The ring, a client, and where the output goes.
 struct Cluster<'w> {
     out: &'w mut dyn Write,
-    poll: Poll,
-    events: Events,
-    nodes: Vec<Node>,
-    client: UdpDhtClient,
+    /// The nodes and the client, on one `Poll`.
+    group: Group,
+    nodes: Vec<Handle<Node>>,
+    client: Handle<UdpDhtClient>,
     outcomes: VecDeque<Ev>,
     started: StdInstant,
     error: Option<io::Error>,
@@ -54,7 +52,7 @@ impl Cluster<'_> {
     }
 
     fn name(&self, addr: SocketAddr) -> String {
-        match self.nodes.iter().position(|n| n.local().addr == addr) {
+        match self.nodes().position(|n| n.local().addr == addr) {
             Some(i) => format!("node {i}"),
             None => addr.to_string(),
         }
@@ -69,9 +67,9 @@ impl Cluster<'_> {
     ) -> Result<bool> {
         let end = StdInstant::now() + deadline;
         loop {
+            self.group.process()?;
             for i in 0..self.nodes.len() {
-                self.nodes[i].process()?;
-                while let Some(event) = self.nodes[i].poll_event() {
+                while let Some(event) = self.node_mut(i).poll_event() {
                     let text = match &event {
                         Event::Joined { via } => format!("joined via {}", self.name(via.addr)),
                         Event::NeighbourDown { node } => {
@@ -82,32 +80,34 @@ impl Cluster<'_> {
                     self.line(&format!("node {i}: {text}"));
                 }
             }
-            self.client.process()?;
-            while let Some(e) = self.client.poll_event() {
+            while let Some(e) = self.client().poll_event() {
                 self.outcomes.push_back(e);
             }
             if self.error.is_some() || done(self) {
                 return Ok(self.error.is_none());
             }
-            let now = StdInstant::now();
-            if now >= end {
+            if StdInstant::now() >= end {
                 return Ok(false);
             }
-            let wake = self
-                .nodes
-                .iter()
-                .filter_map(Node::poll_timeout)
-                .chain(self.client.poll_timeout())
-                .fold(end, StdInstant::min);
-            match self
-                .poll
-                .poll(&mut self.events, Some(wake.saturating_duration_since(now)))
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.group.wait(Some(end))?;
         }
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        &self.group[self.nodes[i]]
+    }
+
+    fn node_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.group[self.nodes[i]]
+    }
+
+    /// The nodes, in order.
+    fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.group.iter::<Node>()
+    }
+
+    fn client(&mut self) -> &mut UdpDhtClient {
+        &mut self.group[self.client]
     }
 
     /// Waits for the outcomes of `ids`, in the order given.
@@ -134,10 +134,7 @@ impl Cluster<'_> {
     }
 
     fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.is_running())
+        self.nodes().enumerate().filter(|(_, n)| n.is_running())
     }
 
     /// Whether every running node has its true neighbours (by id, among running nodes that
@@ -154,11 +151,7 @@ impl Cluster<'_> {
             return true;
         }
         members.iter().enumerate().all(|(k, &(id, _))| {
-            let Some(node) = self
-                .nodes
-                .iter()
-                .find(|n| n.is_running() && n.local().id == id)
-            else {
+            let Some(node) = self.nodes().find(|n| n.is_running() && n.local().id == id) else {
                 return false;
             };
             let leaf = node.leaf_set();
@@ -184,17 +177,17 @@ impl Cluster<'_> {
     fn owner(&self, key: &[u8]) -> Option<usize> {
         let (_, any) = self.running().find(|(_, n)| !n.core().has_left())?;
         let owner = any.core().owner_of(key);
-        self.nodes.iter().position(|n| n.local().id == owner.id)
+        self.nodes().position(|n| n.local().id == owner.id)
     }
 
     /// Reads every key through the client; how many came back with their value.
     fn read_all(&mut self, deadline: Duration) -> Result<usize> {
-        let node = self.client.node();
+        let node = self.client().node();
         let mut ids = Vec::new();
         for k in 0..KEYS {
             let key = format!("key-{k:02}");
             ids.push(
-                self.client
+                self.client()
                     .submit(|c, now| c.get(now, node, key.as_bytes()))?,
             );
         }
@@ -214,7 +207,7 @@ impl Cluster<'_> {
     fn fail(&mut self, what: &str) -> Result<u8> {
         self.line(&format!("FAILED: {what} within the deadline"));
         for i in 0..self.nodes.len() {
-            let n = &self.nodes[i];
+            let n = &self.node(i);
             let leaf: Vec<String> = n.leaf_set().nodes().map(|x| self.name(x.addr)).collect();
             let line = format!(
                 "  node {i} {} running {} leaf set [{}] stored {}",
@@ -245,10 +238,10 @@ impl Cluster<'_> {
 pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     let n = n.max(4);
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let poll = Poll::new()?;
+    let mut group = Group::new()?;
     let mut nodes = Vec::new();
     for i in 0..n {
-        let mut node: Node = UdpDhtNode::bind_with(
+        let node: Node = UdpDhtNode::bind_with(
             loopback,
             NodeId::from_name(format!("demo node {i}").as_bytes()),
             |c| {
@@ -259,14 +252,12 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
                 c.replicas = 2;
             },
         )?;
-        node.register(poll.registry(), Token(i))?;
         nodes.push(node);
     }
     let entry = nodes[1].local().addr;
-    let mut client: UdpDhtClient = UdpDhtClient::connect_with(entry, |c| {
+    let client: UdpDhtClient = UdpDhtClient::connect_with(entry, |c| {
         c.request_timeout = Duration::from_millis(300);
     })?;
-    client.register(poll.registry(), CLIENT)?;
 
     writeln!(
         out,
@@ -290,10 +281,14 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         "  client: {} (outside the ring, asks node 1)",
         client.local()
     )?;
+    let nodes = nodes
+        .into_iter()
+        .map(|node| group.add(node))
+        .collect::<Result<Vec<_>>>()?;
+    let client = group.add(client)?;
     let mut c = Cluster {
         out,
-        poll,
-        events: Events::with_capacity(64),
+        group,
         nodes,
         client,
         outcomes: VecDeque::new(),
@@ -303,9 +298,9 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
 
     // Phase 1: the ring forms.
     writeln!(c.out, "\nphase 1: nodes 1..{} join through node 0", n - 1)?;
-    let seed = c.nodes[0].local().addr;
+    let seed = c.node(0).local().addr;
     for i in 1..n {
-        c.nodes[i].join(seed)?;
+        c.node_mut(i).join(seed)?;
     }
     if !c.run_until(deadline, |c| c.ring_is_correct())? {
         c.check()?;
@@ -313,8 +308,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     }
     let t_ring = c.started.elapsed();
     let mut order: Vec<(NodeId, usize)> = c
-        .nodes
-        .iter()
+        .nodes()
         .enumerate()
         .map(|(i, n)| (n.local().id, i))
         .collect();
@@ -337,7 +331,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     for k in 0..KEYS {
         let (key, value) = (format!("key-{k:02}"), format!("value-{k:02}"));
         ids.push(
-            c.client
+            c.client()
                 .submit(|cl, now| cl.put(now, entry, key.as_bytes(), value.as_bytes()))?,
         );
     }
@@ -378,7 +372,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         "\nphase 3: node {victim}, owner of {} keys, crashes (socket closed, no goodbye)",
         owned[victim]
     )?;
-    c.nodes[victim].stop();
+    c.node_mut(victim).stop();
     let crash = StdInstant::now();
     c.line(&format!("node {victim} crashed"));
     if !c.run_until(deadline, |c| c.ring_is_correct())? {
@@ -406,7 +400,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     let bob = NodeId::from_name(b"bob");
     let lock = |c: &mut Cluster<'_>, who: NodeId| -> Result<Option<Ev>> {
         let id = c
-            .client
+            .client()
             .submit(|cl, now| cl.lock(now, entry, b"door", who, LEASE))?;
         Ok(c.outcomes_of(&[id], deadline)?.and_then(|mut v| v.pop()))
     };
@@ -475,9 +469,9 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         wait_start.elapsed().as_secs_f64()
     ));
     let ids = [
-        c.client
+        c.client()
             .submit(|cl, now| cl.unlock(now, entry, b"door", alice))?,
-        c.client
+        c.client()
             .submit(|cl, now| cl.unlock(now, entry, b"door", bob))?,
     ];
     match c.outcomes_of(&ids, deadline)?.as_deref() {
@@ -493,7 +487,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     // Phase 5: a graceful leave.
     let leaver = (2..n).rev().find(|&i| i != victim).unwrap_or(0);
     writeln!(c.out, "\nphase 5: node {leaver} leaves the ring gracefully")?;
-    c.nodes[leaver].leave()?;
+    c.node_mut(leaver).leave()?;
     let leave = StdInstant::now();
     if !c.run_until(deadline, |c| c.ring_is_correct())? {
         c.check()?;
@@ -512,7 +506,10 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
     c.check()?;
 
     // Summary.
-    let out = &mut *c.out;
+    let Cluster {
+        out, group, client, ..
+    } = c;
+    let nodes = group.iter::<Node>();
     writeln!(out, "\nsummary")?;
     writeln!(
         out,
@@ -547,7 +544,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         "replicas",
         "timeouts"
     )?;
-    for (i, node) in c.nodes.iter().enumerate() {
+    for (i, node) in nodes.enumerate() {
         let s = node.stats();
         writeln!(
             out,
@@ -563,7 +560,7 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
             s.timeouts
         )?;
     }
-    let cs = c.client.stats();
+    let cs = group[client].stats();
     writeln!(
         out,
         "  client: sent {}, received {}, unmatched {}, timeouts {}, retries {}",
