@@ -46,10 +46,10 @@ step "docs (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded --no-deps --locked
 
 step "a real ZooKeeper 3.8 server on loopback for the interop tests (and kazoo for the cross-check)"
-python3 -c 'import kazoo' 2>/dev/null || {
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-kazoo
-}
+# Into the interpreter the tests run (`python3` on PATH), which need not be Debian's: a Debian
+# python3-kazoo package would be invisible to it.
+python3 -c 'import kazoo' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kazoo
+python3 -c 'import kazoo'
 ZK_DIR=$(mktemp -d)
 trap 'bash scripts/zookeeper.sh stop "$ZK_DIR" || true' EXIT
 SINEW_ZK_SERVER=127.0.0.1:$(bash scripts/zookeeper.sh start "$ZK_DIR")
