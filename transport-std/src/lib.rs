@@ -7,13 +7,19 @@
 //!   health checks, the network table and peer-table discovery, standalone
 //!   ([`run_for`](UdpHealthNode::run_for), [`run_until`](UdpHealthNode::run_until)) or registered
 //!   with your own [`mio::Poll`];
-//! * [`NodeGroup`] — several nodes on one `Poll` and one thread;
+//! * [`Adapter`] — the three calls every adapter here answers (register with a caller's
+//!   `Poll`, `process` one non-blocking step, `poll_timeout`), so any of them joins your event
+//!   loop the same way; [`Group`] drives any mix of them on one `Poll` and one thread;
+//! * [`UdpDriver`] — the one datagram driver: any sans-IO
+//!   [`DatagramCore`](sinew_proto::datagram::DatagramCore) on a UDP socket, with `recvmmsg` /
+//!   `sendmmsg` batches on Linux; the UDP adapters below are thin types over it;
 //! * [`Clock`] — `std::time::Instant` to the cores' microsecond [`Instant`](sinew_proto::time::Instant);
 //! * [`dht::UdpDhtNode`] and [`dht::UdpDhtClient`] — a DHT ring member and a client of the ring,
 //!   the sans-IO [`DhtNode`](sinew_proto::dht::DhtNode) and
 //!   [`DhtClient`](sinew_proto::dht::DhtClient) on UDP sockets;
 //! * [`zk::ZkClient`] — a ZooKeeper client: the sans-IO [`ZkSession`](sinew_proto::zk::session::ZkSession)
 //!   on a mio TCP socket, pipelined and zero-copy, with a blocking API on top;
+//! * [`Error`] — the crate's one error type.
 //! * `cli` (feature `cli`, on by default) — the `sinew` command: `demo`, `node`, `ping`, `decode`.
 //!
 //! The smallest use: a node that joins a network through a seed and runs for a while.
@@ -32,13 +38,13 @@
 //! # Ok::<(), sinew_transport_std::Error>(())
 //! ```
 //!
-//! Driving nodes from your own `Poll` takes a token per node and a short loop:
+//! Driving an adapter from your own `Poll` takes a token and a short loop (see [`Adapter`]):
 //!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use mio::{Events, Poll, Token};
 //! use sinew_proto::health::Config;
-//! use sinew_transport_std::UdpHealthNode;
+//! use sinew_transport_std::{Adapter, UdpHealthNode};
 //!
 //! let mut poll = Poll::new()?;
 //! let mut events = Events::with_capacity(16);
