@@ -2,8 +2,12 @@
 //! process on virtual time, with a seeded generator for message loss, delay and crashes.
 
 use super::*;
-use crate::dht::{ClientConfig, DhtClient, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, ring};
+use crate::dht::{
+    Body, ClientConfig, DhtClient, Header, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, Message, NodeSet,
+    Side, ring,
+};
 use core::convert::Infallible;
+use core::net::SocketAddr;
 use proptest::prelude::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
