@@ -71,23 +71,13 @@ impl<
         }
     }
 
-    /// Handles one received message (a UDP datagram, or a TCP frame without its length prefix).
-    /// Answers go to the address in the message's header (its sender's listening address).
-    pub fn handle_message(&mut self, now: Instant, bytes: &[u8]) -> Disposition {
-        self.handle(now, None, bytes)
-    }
-
-    /// Like [`handle_message`](Self::handle_message), for a message that came from `from` (a
-    /// datagram's source address, or the peer of the TCP connection it came on): a message
-    /// whose header names another sender address is dropped as
-    /// [`DropReason::SourceMismatch`] (and counted), so that nobody can make this node answer,
-    /// forward or send anything to an address that did not send the message. Adapters should
-    /// use this one.
+    /// Handles one received message (a UDP datagram, or a TCP frame without its length prefix)
+    /// that came from `from` (the datagram's source address, or the peer of the TCP connection
+    /// it came on). Answers go to the address in the message's header (its sender's listening
+    /// address); a message whose header names another sender address than `from` is dropped
+    /// as [`DropReason::SourceMismatch`] (and counted), so that nobody can make this node answer,
+    /// forward or send anything to an address that did not send the message.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
-        self.handle(now, Some(from), bytes)
-    }
-
-    fn handle(&mut self, now: Instant, from: Option<SocketAddr>, bytes: &[u8]) -> Disposition {
         self.stats.received += 1;
         let message = match Message::parse(bytes) {
             Ok(m) => m,
@@ -100,9 +90,7 @@ impl<
             self.stats.after_leave += 1;
             return Disposition::Dropped(DropReason::Departed);
         }
-        if let Some(from) = from
-            && !same_endpoint(from, message.header.sender.addr)
-        {
+        if !same_endpoint(from, message.header.sender.addr) {
             self.stats.source_mismatch += 1;
             return Disposition::Dropped(DropReason::SourceMismatch);
         }

@@ -219,7 +219,7 @@ impl<const VALUE: usize> Event<VALUE> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
-    /// Messages handed to [`DhtNode::handle_message`].
+    /// Messages handed to [`DhtNode::handle_datagram`].
     pub received: u64,
     /// Messages that did not parse (dropped, never answered).
     pub malformed: u64,
@@ -263,7 +263,7 @@ pub struct Stats {
     pub source_mismatch: u64,
 }
 
-/// What [`DhtNode::handle_message`] did with a message.
+/// What [`DhtNode::handle_datagram`] did with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Disposition {
@@ -309,7 +309,7 @@ pub(super) fn millis(d: Duration) -> u32 {
 
 /// A DHT node, without sockets or clocks.
 ///
-/// Feed it messages with [`handle_message`](Self::handle_message) and the passing of time with
+/// Feed it messages with [`handle_datagram`](Self::handle_datagram) and the passing of time with
 /// [`handle_timeout`](Self::handle_timeout); send what [`poll_transmit`](Self::poll_transmit)
 /// writes (to the peer it names); sleep until [`poll_timeout`](Self::poll_timeout); read
 /// [`poll_event`](Self::poll_event). Every call takes `now`; the node never reads a clock.
