@@ -105,7 +105,10 @@ struct Harness {
 
 impl Harness {
     fn hand(&mut self, bytes: &[u8]) {
-        let d = self.node.handle_message(self.now, bytes);
+        // A message comes from the sender its header names (a message that does not parse, from
+        // anywhere).
+        let from = Message::parse(bytes).map_or(peer(0).addr, |m| m.header.sender.addr);
+        let d = self.node.handle_datagram(self.now, from, bytes);
         self.handed += 1;
         if let Disposition::Malformed(_) = d {
             self.malformed += 1;

@@ -2,8 +2,12 @@
 //! process on virtual time, with a seeded generator for message loss, delay and crashes.
 
 use super::*;
-use crate::dht::{ClientConfig, DhtClient, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, ring};
+use crate::dht::{
+    Body, ClientConfig, DhtClient, Header, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, Message, NodeSet,
+    Side, ring,
+};
 use core::convert::Infallible;
+use core::net::SocketAddr;
 use proptest::prelude::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -116,6 +120,7 @@ struct Packet {
     at: Instant,
     seq: u64,
     to: usize,
+    from: SocketAddr,
     bytes: StdVec<u8>,
 }
 
@@ -204,6 +209,7 @@ impl Sim {
     fn flush(&mut self, i: usize) {
         let now = self.now;
         let out = drain(&mut self.nodes[i].node, now);
+        let from = self.nodes[i].node.local().addr;
         for (to, bytes) in out {
             self.net_stats.sent += 1;
             assert!(bytes.len() <= Node::MAX_TRANSMIT_LEN);
@@ -227,6 +233,7 @@ impl Sim {
                 at,
                 seq: self.seq,
                 to,
+                from,
                 bytes,
             }));
         }
@@ -284,7 +291,7 @@ impl Sim {
                 }
                 self.net_stats.delivered += 1;
                 let now = self.now;
-                self.nodes[p.to].node.handle_message(now, &p.bytes);
+                self.nodes[p.to].node.handle_datagram(now, p.from, &p.bytes);
                 self.flush(p.to);
             }
             for i in 0..self.nodes.len() {
@@ -681,7 +688,7 @@ fn a_join_on_oneself_is_refused() {
     let now = sim.now;
     assert_eq!(
         sim.node(0)
-            .handle_message(now, &msg(5, twin, Body::InitConnect)),
+            .handle_datagram(now, twin.addr, &msg(5, twin, Body::InitConnect)),
         Disposition::Handled
     );
     let out = drain(sim.node(0), now);
@@ -699,15 +706,15 @@ fn a_join_on_oneself_is_refused() {
     };
     assert_eq!(
         sim.node(0)
-            .handle_message(now, &msg(6, spoof, Body::InitConnect)),
+            .handle_datagram(now, spoof.addr, &msg(6, spoof, Body::InitConnect)),
         Disposition::Dropped(DropReason::SelfTalk)
     );
-    let ins = msg(
-        7,
-        sim.nodes[1].node.local(),
-        Body::RequestInsertion { joining: twin },
+    let inserter = sim.nodes[1].node.local();
+    let ins = msg(7, inserter, Body::RequestInsertion { joining: twin });
+    assert_eq!(
+        sim.node(0).handle_datagram(now, inserter.addr, &ins),
+        Disposition::Handled
     );
-    assert_eq!(sim.node(0).handle_message(now, &ins), Disposition::Handled);
     assert_eq!(sim.node(0).stats().self_talk, 1);
 }
 
@@ -1011,8 +1018,9 @@ fn a_full_store_answers_full() {
         id: NodeId::from_u128(2),
         addr: addr(1),
     };
-    a.handle_message(
+    a.handle_datagram(
         now,
+        peer.addr,
         &msg(
             9,
             peer,
@@ -1022,8 +1030,9 @@ fn a_full_store_answers_full() {
             },
         ),
     );
-    a.handle_message(
+    a.handle_datagram(
         now,
+        peer.addr,
         &msg(
             10,
             peer,
@@ -1079,7 +1088,7 @@ fn a_write_taken_over_from_a_live_owner_is_not_acknowledged() {
             value: b"split",
         },
     );
-    sim.node(next).handle_message(now, &put);
+    sim.node(next).handle_datagram(now, client.addr, &put);
     sim.flush(next);
     sim.run_for(ms(500));
     assert!(
@@ -1123,7 +1132,7 @@ fn lock_semantics_at_the_owner() {
     let mut t = Instant::from_millis(1);
     let ask = |a: &mut Node, now: Instant, from: NodeAddr, body: Body<'_>| -> StdVec<u8> {
         assert_eq!(
-            a.handle_message(now, &msg(1, from, body)),
+            a.handle_datagram(now, from.addr, &msg(1, from, body)),
             Disposition::Handled
         );
         let out = drain(a, now);
@@ -1502,8 +1511,12 @@ fn pair_with_get_cfg(tweak: fn(Config) -> Config) -> (Node, Node, RequestId, u64
     a.join(now, addr(1)).unwrap();
     let mut wire: StdVec<(SocketAddr, StdVec<u8>)> = drain(&mut a, now);
     while let Some((to, bytes)) = wire.pop() {
-        let target = if to == addr(0) { &mut a } else { &mut b };
-        target.handle_message(now, &bytes);
+        let (target, from) = if to == addr(0) {
+            (&mut a, addr(1))
+        } else {
+            (&mut b, addr(0))
+        };
+        target.handle_datagram(now, from, &bytes);
         wire.extend(drain(target, now));
     }
     assert!(a.in_ring() && b.in_ring());
@@ -1549,21 +1562,22 @@ fn responses_from_the_wrong_sender_or_with_unknown_ids_are_dropped() {
         value: Some(b"forged"),
     };
     assert_eq!(
-        a.handle_message(now, &msg(message_id, stranger, value)),
+        a.handle_datagram(now, stranger.addr, &msg(message_id, stranger, value)),
         Disposition::Dropped(DropReason::WrongSender)
     );
     assert_eq!(
-        a.handle_message(now, &msg(message_id, impostor, value)),
+        a.handle_datagram(now, impostor.addr, &msg(message_id, impostor, value)),
         Disposition::Dropped(DropReason::WrongSender)
     );
     assert_eq!(
-        a.handle_message(now, &msg(message_id ^ 1, owner, value)),
+        a.handle_datagram(now, owner.addr, &msg(message_id ^ 1, owner, value)),
         Disposition::Dropped(DropReason::Unmatched)
     );
     // The right id and sender but the wrong kind or key.
     assert_eq!(
-        a.handle_message(
+        a.handle_datagram(
             now,
+            owner.addr,
             &msg(
                 message_id,
                 owner,
@@ -1575,8 +1589,9 @@ fn responses_from_the_wrong_sender_or_with_unknown_ids_are_dropped() {
         Disposition::Dropped(DropReason::Unmatched)
     );
     assert_eq!(
-        a.handle_message(
+        a.handle_datagram(
             now,
+            owner.addr,
             &msg(
                 message_id,
                 owner,
@@ -1597,7 +1612,7 @@ fn responses_from_the_wrong_sender_or_with_unknown_ids_are_dropped() {
         value: Some(b"real"),
     };
     assert_eq!(
-        a.handle_message(now, &msg(message_id, owner, real)),
+        a.handle_datagram(now, owner.addr, &msg(message_id, owner, real)),
         Disposition::Handled
     );
     assert_eq!(
@@ -1609,7 +1624,7 @@ fn responses_from_the_wrong_sender_or_with_unknown_ids_are_dropped() {
     );
     // A replay of it is unmatched now.
     assert_eq!(
-        a.handle_message(now, &msg(message_id, owner, real)),
+        a.handle_datagram(now, owner.addr, &msg(message_id, owner, real)),
         Disposition::Dropped(DropReason::Unmatched)
     );
 }
@@ -1696,7 +1711,7 @@ fn leaving_fails_outstanding_requests_and_ignores_later_messages() {
         value: None,
     };
     assert_eq!(
-        a.handle_message(now, &msg(message_id, b.local(), value)),
+        a.handle_datagram(now, b.local().addr, &msg(message_id, b.local(), value)),
         Disposition::Dropped(DropReason::Departed)
     );
     let id = a.get(now, b"k").unwrap();
@@ -1723,7 +1738,11 @@ fn transmits_fit_their_bound_and_a_datagram_when_small() {
         id: NodeId::from_u128(2),
         addr: addr(1),
     };
-    a.handle_message(Instant::ZERO, &msg(1, peer, Body::Get { key: b"k" }));
+    a.handle_datagram(
+        Instant::ZERO,
+        peer.addr,
+        &msg(1, peer, Body::Get { key: b"k" }),
+    );
     let mut small = [0u8; 10];
     assert_eq!(a.poll_transmit(Instant::ZERO, &mut small), None);
     assert_eq!(a.stats().encode_failed, 1);
@@ -1829,7 +1848,9 @@ proptest! {
         let mut now = Instant::ZERO;
         for d in &datagrams {
             now = now + ms(7);
-            let r = a.handle_message(now, d);
+            // Whoever the bytes claim to be from sent them (any address, if they do not parse).
+            let from = Message::parse(d).map_or(addr(99), |m| m.header.sender.addr);
+            let r = a.handle_datagram(now, from, d);
             if matches!(r, Disposition::Malformed(_)) {
                 prop_assert!(a.poll_event().is_none());
             }
@@ -1852,7 +1873,7 @@ proptest! {
         for ((mid, sender, kind, key, value, n, nodes, node, code), action) in &script {
             now = now + ms(u64::from(*n % 300));
             let body = build_body(*kind, key, value, *n, nodes, *node, *code);
-            let _ = a.handle_message(now, &msg(*mid, *sender, body));
+            let _ = a.handle_datagram(now, sender.addr, &msg(*mid, *sender, body));
             match action {
                 0 => { let _ = a.put(now, key, value); }
                 1 => { let _ = a.get(now, key); }
@@ -1912,6 +1933,7 @@ fn exchange(sim: &mut Sim, c: &mut Client, d: Duration) -> StdVec<(SocketAddr, S
                     at: now + ms(1),
                     seq,
                     to,
+                    from: client_addr(),
                     bytes: bytes.clone(),
                 }));
             }

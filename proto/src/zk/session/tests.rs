@@ -1,10 +1,14 @@
 //! The session against a scripted fake server, on virtual time: bytes in, bytes out.
 
 use super::*;
+use crate::Error;
 use crate::zk::{
-    Acl, AddWatchRequest, Create2Response, CreateMode, CreateRequest, GetDataResponse, List,
-    MultiResult, PathRequest, PathVersionRequest, PathWatchRequest, SetDataRequest, SetWatches,
-    SetWatches2, Stat, WatchesRequest,
+    AUTH_XID, Acl, AddWatchMode, AddWatchRequest, AuthPacket, ConnectRequest, ConnectResponse,
+    Create2Response, CreateMode, CreateRequest, EventType, FrameDecoder, FrameStatus,
+    GetDataResponse, List, MultiOp, MultiResult, NOTIFICATION_XID, PING_XID, PathRequest,
+    PathVersionRequest, PathWatchRequest, Reply, ReplyBody, ReplyHeader, Request, RequestBody,
+    RequestHeader, SET_WATCHES_XID, SetDataRequest, SetWatches, SetWatches2, Stat, WatcherEvent,
+    WatcherType, WatchesRequest, ZkStr,
 };
 use std::format;
 use std::string::{String, ToString};

@@ -1,0 +1,451 @@
+//! The node's inputs and outputs: received messages (dispatched to their handlers), the passing
+//! of time, the outgoing queue and what [`DhtNode::poll_transmit`] writes.
+
+use core::net::SocketAddr;
+
+use heapless::Vec;
+use rand_core::CryptoRng;
+
+use super::routing::{Origin, Pending, Reply, Task};
+use super::{DhtNode, Disposition, DropReason, Event, RequestError, State};
+use crate::datagram::{DatagramCore, Transmit};
+use crate::dht::{
+    Body, ErrorCode, Header, MAX_NODE_LIST, Message, NodeAddr, NodeId, NodeSet, Side,
+};
+use crate::time::Instant;
+
+#[derive(Clone, Debug)]
+pub(super) enum Out<const KEY: usize, const VALUE: usize> {
+    Reply(Reply<KEY, VALUE>),
+    /// A Join telling `about` its neighbours on `side`, computed when it is sent.
+    Neighbours {
+        about: NodeAddr,
+        side: Side,
+    },
+    /// A Join telling the receiver of one new neighbour.
+    Announce {
+        node: NodeAddr,
+        side: Side,
+    },
+    /// A Leave with this node's leaf set.
+    Leave,
+    /// A RequestInsertion forwarded toward the joiner's place.
+    Insertion {
+        joining: NodeAddr,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Outgoing<const KEY: usize, const VALUE: usize> {
+    to: SocketAddr,
+    message_id: u64,
+    out: Out<KEY, VALUE>,
+}
+
+/// Whether two socket addresses name the same endpoint (an IPv4 address and its IPv4-mapped
+/// IPv6 form are the same).
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    pub(super) fn send(&mut self, to: SocketAddr, message_id: u64, out: Out<KEY, VALUE>) {
+        if self
+            .queue
+            .push_back(Outgoing {
+                to,
+                message_id,
+                out,
+            })
+            .is_err()
+        {
+            self.stats.queue_full += 1;
+        }
+    }
+
+    /// Handles one received message (a UDP datagram, or a TCP frame without its length prefix)
+    /// that came from `from` (the datagram's source address, or the peer of the TCP connection
+    /// it came on). Answers go to the address in the message's header (its sender's listening
+    /// address); a message whose header names another sender address than `from` is dropped
+    /// as [`DropReason::SourceMismatch`] (and counted), so that nobody can make this node answer,
+    /// forward or send anything to an address that did not send the message.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Disposition {
+        self.stats.received += 1;
+        let message = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Disposition::Malformed(e);
+            }
+        };
+        if self.state == State::Departed {
+            self.stats.after_leave += 1;
+            return Disposition::Dropped(DropReason::Departed);
+        }
+        if !same_endpoint(from, message.header.sender.addr) {
+            self.stats.source_mismatch += 1;
+            return Disposition::Dropped(DropReason::SourceMismatch);
+        }
+        let Header { message_id, sender } = message.header;
+        let me = self.config.local;
+        if sender.addr == me.addr {
+            self.stats.self_talk += 1;
+            return Disposition::Dropped(DropReason::SelfTalk);
+        }
+        if sender.id == me.id {
+            if message.body == Body::InitConnect {
+                self.send(
+                    sender.addr,
+                    message_id,
+                    Out::Reply(Reply::error(ErrorCode::JoinSelf)),
+                );
+                return Disposition::Handled;
+            }
+            self.stats.self_talk += 1;
+            return Disposition::Dropped(DropReason::SelfTalk);
+        }
+        if self.leaf.get(sender.id) == Some(sender) {
+            self.leaf.note_alive(sender.id);
+            self.suspects.retain(|s| *s != sender.id);
+        }
+        match message.body {
+            Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. } => {
+                self.on_request(now, sender, message_id, &message.body)
+            }
+            Body::Replicate { key, value } => {
+                self.on_replicate(now, sender, message_id, key, value)
+            }
+            Body::Value { .. }
+            | Body::PutAck { .. }
+            | Body::Locked { .. }
+            | Body::LockDenied { .. }
+            | Body::Unlocked { .. }
+            | Body::Error { .. } => self.on_response(now, sender, message_id, &message.body),
+            Body::InitConnect => self.on_init_connect(now, sender, message_id),
+            Body::RequestInsertion { joining } => {
+                self.on_request_insertion(now, joining, message_id)
+            }
+            Body::Join { side, nodes } => self.on_join(now, sender, message_id, side, nodes),
+            Body::Leave { nodes } => self.on_leave(now, sender, nodes),
+        }
+    }
+
+    /// Lets time pass: expires request attempts (retrying, failing loudly, or declaring
+    /// unresponsive neighbours down) and starts the periodic stabilization.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Departed {
+            return;
+        }
+        while let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.sent.is_some() && p.deadline <= now)
+        {
+            let p = self.pending.swap_remove(i);
+            self.stats.timeouts += 1;
+            match p.task {
+                Task::Ping => {
+                    if let Some(id) = p.to_id {
+                        self.note_failure(now, id);
+                    }
+                }
+                Task::Join { attempts } => {
+                    if attempts < self.config.max_attempts {
+                        let _ = self.pending.push(Pending {
+                            sent: None,
+                            task: Task::Join {
+                                attempts: attempts + 1,
+                            },
+                            ..p
+                        });
+                    } else {
+                        self.state = State::Active;
+                        self.emit(Event::JoinFailed {
+                            error: RequestError::Timeout,
+                        });
+                    }
+                }
+                Task::Request {
+                    origin,
+                    request,
+                    attempts,
+                } => match origin {
+                    Origin::Local(id) => {
+                        if let Some(to) = p.to_id {
+                            self.note_failure(now, to);
+                        }
+                        if attempts < self.config.max_attempts {
+                            self.stats.retries += 1;
+                            self.start_request(now, origin, request, attempts + 1);
+                        } else {
+                            self.emit(Event::Failed {
+                                id,
+                                op: request.op,
+                                error: RequestError::Timeout,
+                            });
+                        }
+                    }
+                    Origin::Remote { .. } => {
+                        // Tell the requester at once, so it can try again along another path.
+                        self.respond(origin, request.op, Reply::error(ErrorCode::NotOwner), now);
+                    }
+                },
+            }
+        }
+        let mut failed: Vec<NodeId, 8> = Vec::new();
+        for round in self.rounds.iter_mut() {
+            for t in round.targets.iter_mut() {
+                if t.in_flight.is_some_and(|f| f.deadline <= now) {
+                    t.in_flight = None;
+                    t.retry_at = now;
+                    self.stats.timeouts += 1;
+                    if !failed.contains(&t.node.id) {
+                        let _ = failed.push(t.node.id);
+                    }
+                }
+            }
+        }
+        for id in failed {
+            self.note_failure(now, id);
+        }
+        let mut probation_ended = false;
+        for t in self.tombstones.iter_mut() {
+            if !t.probation_over && now >= t.probation_until {
+                t.probation_over = true;
+                probation_ended = true;
+            }
+        }
+        if probation_ended {
+            // Writes no longer wait for replicas that stayed unreachable through probation.
+            for ri in 0..self.rounds.len() {
+                self.retarget(now, ri);
+            }
+            self.check_rounds(now);
+        }
+        if now >= self.next_stabilize {
+            self.next_stabilize = now + self.config.stabilize_interval;
+            self.stabilize(now);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work to do (an instant in the past
+    /// means now), or `None` when only a message or a call can wake the node.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if !self.queue.is_empty() {
+            consider(Instant::ZERO);
+        }
+        if self.state == State::Departed {
+            return next;
+        }
+        for p in &self.pending {
+            consider(if p.sent.is_some() {
+                p.deadline
+            } else {
+                Instant::ZERO
+            });
+        }
+        for round in &self.rounds {
+            let version = self
+                .store
+                .iter()
+                .find(|e| e.key == round.key)
+                .map_or(0, |e| e.version);
+            for t in &round.targets {
+                match t.in_flight {
+                    Some(f) => consider(f.deadline),
+                    None if t.acked < version => consider(t.retry_at),
+                    None => {}
+                }
+            }
+        }
+        if self.sweep.is_some() && !self.rounds.is_full() {
+            consider(Instant::ZERO);
+        }
+        if !self.leaf.is_empty() || self.tombstones.iter().any(|t| t.probe) {
+            consider(self.next_stabilize);
+        }
+        for t in &self.tombstones {
+            if !t.probation_over {
+                consider(t.probation_until);
+            }
+        }
+        next
+    }
+
+    /// Takes the next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        self.events.pop_front()
+    }
+
+    /// Writes the next message to send into `buf` (give it [`Self::MAX_TRANSMIT_LEN`] bytes) and
+    /// says which peer it goes to; `None` when there is nothing to send. Call until `None`.
+    ///
+    /// Answers and membership messages go first, then requests, then replicas.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.state != State::Departed {
+            self.advance_sweep(now);
+        }
+        loop {
+            if let Some(o) = self.queue.pop_front() {
+                if let Some(len) = self.write_out(&o, buf) {
+                    return Some(Transmit {
+                        destination: o.to,
+                        len,
+                    });
+                }
+                continue;
+            }
+            if self.state == State::Departed {
+                return None;
+            }
+            if let Some(i) = self.pending.iter().position(|p| p.sent.is_none()) {
+                let relay = matches!(
+                    self.pending[i].task,
+                    Task::Request {
+                        origin: Origin::Remote { .. },
+                        ..
+                    }
+                );
+                let timeout = if relay {
+                    self.config.request_timeout / 2
+                } else {
+                    self.config.request_timeout
+                };
+                let me = self.config.local;
+                let p = &mut self.pending[i];
+                p.sent = Some(now);
+                p.deadline = now + timeout;
+                let body = match &p.task {
+                    Task::Request { request, .. } => request.body(),
+                    Task::Ping | Task::Join { .. } => Body::InitConnect,
+                };
+                let message = Message {
+                    header: Header {
+                        message_id: p.message_id,
+                        sender: me,
+                    },
+                    body,
+                };
+                let to = p.to;
+                match message.encode(buf) {
+                    Ok(len) => {
+                        self.stats.sent += 1;
+                        return Some(Transmit {
+                            destination: to,
+                            len,
+                        });
+                    }
+                    Err(_) => {
+                        self.stats.encode_failed += 1;
+                        continue;
+                    }
+                }
+            }
+            return self.write_replica(now, buf);
+        }
+    }
+
+    fn write_out(&mut self, o: &Outgoing<KEY, VALUE>, buf: &mut [u8]) -> Option<usize> {
+        let header = Header {
+            message_id: o.message_id,
+            sender: self.config.local,
+        };
+        let encoded = match &o.out {
+            Out::Reply(reply) => Message {
+                header,
+                body: reply.body(),
+            }
+            .encode(buf),
+            Out::Neighbours { about, side } => {
+                let list = self.leaf.view_for(*about, *side);
+                Message {
+                    header,
+                    body: Body::Join {
+                        side: *side,
+                        nodes: NodeSet::Slice(&list),
+                    },
+                }
+                .encode(buf)
+            }
+            Out::Announce { node, side } => Message {
+                header,
+                body: Body::Join {
+                    side: *side,
+                    nodes: NodeSet::Slice(core::slice::from_ref(node)),
+                },
+            }
+            .encode(buf),
+            Out::Leave => {
+                let mut list: Vec<NodeAddr, MAX_NODE_LIST> = Vec::new();
+                for n in self.leaf.nodes() {
+                    let _ = list.push(n);
+                }
+                Message {
+                    header,
+                    body: Body::Leave {
+                        nodes: NodeSet::Slice(&list),
+                    },
+                }
+                .encode(buf)
+            }
+            Out::Insertion { joining } => Message {
+                header,
+                body: Body::RequestInsertion { joining: *joining },
+            }
+            .encode(buf),
+        };
+        match encoded {
+            Ok(len) => {
+                self.stats.sent += 1;
+                Some(len)
+            }
+            Err(_) => {
+                self.stats.encode_failed += 1;
+                None
+            }
+        }
+    }
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DatagramCore for DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    type Event = Event<VALUE>;
+    type Disposition = Disposition;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Disposition {
+        Self::handle_datagram(self, now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        Self::poll_transmit(self, now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event<VALUE>> {
+        Self::poll_event(self)
+    }
+}

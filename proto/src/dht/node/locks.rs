@@ -1,0 +1,83 @@
+//! Leased locks, at the key's owner.
+
+use core::time::Duration;
+
+use heapless::Vec;
+use rand_core::CryptoRng;
+
+use super::routing::Reply;
+use super::{DhtNode, millis};
+use crate::dht::{ErrorCode, Kind, NodeId};
+use crate::time::Instant;
+
+#[derive(Clone, Debug)]
+pub(super) struct LockEntry<const KEY: usize> {
+    pub(super) key: Vec<u8, KEY>,
+    pub(super) holder: NodeId,
+    pub(super) expires: Instant,
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    pub(super) fn lock_op(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        holder: NodeId,
+        lease_ms: u32,
+    ) -> Reply<KEY, VALUE> {
+        let max = millis(self.config.max_lease).max(1);
+        let lease_ms = lease_ms.clamp(1, max);
+        let lease = Duration::from_millis(u64::from(lease_ms));
+        self.locks.retain(|l| l.expires > now);
+        if let Some(l) = self.locks.iter_mut().find(|l| l.key == key) {
+            if l.holder == holder {
+                l.expires = now + lease;
+                return Reply::lock(Kind::Locked, key, holder, lease_ms);
+            }
+            let remaining = millis(l.expires - now);
+            return Reply::lock(Kind::LockDenied, key, l.holder, remaining);
+        }
+        if now < self.grace_until {
+            let remaining = millis(self.grace_until - now);
+            return Reply::lock(Kind::LockDenied, key, NodeId::default(), remaining);
+        }
+        let entry = LockEntry {
+            key: Vec::from_slice(key).unwrap_or_default(),
+            holder,
+            expires: now + lease,
+        };
+        if self.locks.push(entry).is_err() {
+            self.stats.full += 1;
+            return Reply::error(ErrorCode::Full);
+        }
+        Reply::lock(Kind::Locked, key, holder, lease_ms)
+    }
+
+    pub(super) fn unlock_op(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        holder: NodeId,
+    ) -> Reply<KEY, VALUE> {
+        self.locks.retain(|l| l.expires > now);
+        match self
+            .locks
+            .iter()
+            .position(|l| l.key == key && l.holder == holder)
+        {
+            Some(i) => {
+                self.locks.swap_remove(i);
+                Reply::new(Kind::Unlocked, key)
+            }
+            None => Reply::error(ErrorCode::NotHolder),
+        }
+    }
+}

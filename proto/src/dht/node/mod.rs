@@ -1,0 +1,587 @@
+//! The DHT node as a sans-IO state machine: ring membership, routed get/put, replication and
+//! leased locks.
+//!
+//! See [`DhtNode`] for the protocol it runs and the exact guarantees it gives.
+
+use core::time::Duration;
+
+use heapless::{Deque, Vec};
+use rand_core::CryptoRng;
+
+use super::ring::LeafSet;
+use super::{
+    ErrorCode, HEADER_LEN, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN, NodeAddr, NodeId,
+};
+use crate::Error;
+use crate::time::Instant;
+
+mod io;
+mod locks;
+mod membership;
+mod replication;
+mod routing;
+
+pub(super) use routing::{Reply, Request};
+
+use io::Outgoing;
+use locks::LockEntry;
+use membership::Tombstone;
+use replication::{Entry, Round};
+use routing::Pending;
+
+/// How many events a node buffers; further events are dropped and counted in
+/// [`Stats::events_dropped`] (and new client requests are refused with [`Error::Capacity`] while
+/// the buffer is full, so that their outcome cannot be lost).
+pub const EVENT_CAPACITY: usize = 32;
+/// How many puts of one key may wait for their replication at the same time at its owner; a
+/// further put is answered [`ErrorCode::Full`].
+pub const MAX_WAITERS: usize = 4;
+/// How many nodes recently declared down a node remembers (see [`Config::tombstone`]).
+pub const TOMBSTONES: usize = 16;
+/// How many suspected leaf-set members (ones a neighbour no longer lists) a node checks at
+/// every stabilization, ahead of its round robin.
+const SUSPECTS: usize = 4;
+
+/// Timing and behaviour of a [`DhtNode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node: its id (from [`NodeId::from_name`] or [`NodeId::random`]) and the address its
+    /// peers reach it at (the sender of every message it sends).
+    pub local: NodeAddr,
+    /// Nodes kept in the leaf set on each side, `1..=L` (clamped).
+    pub leaf_size: usize,
+    /// R: how many of the owner's successors hold a replica of each key, `0..=leaf_size`
+    /// (clamped). A put is acknowledged once the owner and these replicas stored it.
+    pub replicas: usize,
+    /// How long one attempt of a request waits for its answer. A node that forwards a request
+    /// waits half of it, so that its "not reachable" answer reaches the requester in time.
+    pub request_timeout: Duration,
+    /// Attempts of a client request (and of a join) before it fails with
+    /// [`RequestError::Timeout`]; at least 1.
+    pub max_attempts: u8,
+    /// How often a node exchanges leaf sets with its nearest neighbours and one other leaf-set
+    /// member (round robin), which also checks that they are alive.
+    pub stabilize_interval: Duration,
+    /// Consecutive unanswered requests after which a leaf-set member is declared down; at least 1.
+    /// A node declared down is on probation for `(max_failures + 1) × stabilize_interval`: it is
+    /// still sent replicas and probed, and writes to keys taken over from it wait (see
+    /// [`DhtNode`]).
+    pub max_failures: u8,
+    /// The longest lock lease granted (longer requests are shortened). It is also the grace
+    /// period during which a node that has just taken over keys grants no new lock on them.
+    pub max_lease: Duration,
+    /// How long a node declared down (or gone with Leave) is kept out of the leaf set when others
+    /// still mention it. A message from the node itself asking to (re)join ends it earlier.
+    pub tombstone: Duration,
+}
+
+impl Config {
+    /// The defaults for a node at `local`: 4 nodes on each side, 2 replicas, 500 ms per attempt,
+    /// 3 attempts, stabilization every second, 3 failures, 10 s leases, 30 s tombstones.
+    pub fn new(local: NodeAddr) -> Config {
+        Config {
+            local,
+            leaf_size: 4,
+            replicas: 2,
+            request_timeout: Duration::from_millis(500),
+            max_attempts: 3,
+            stabilize_interval: Duration::from_secs(1),
+            max_failures: 3,
+            max_lease: Duration::from_secs(10),
+            tombstone: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The handle of a client request ([`DhtNode::get`], [`put`](DhtNode::put),
+/// [`lock`](DhtNode::lock), [`unlock`](DhtNode::unlock)); its outcome comes back as an [`Event`]
+/// carrying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestId(pub u64);
+
+/// The kind of a client request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Op {
+    /// [`DhtNode::get`].
+    Get,
+    /// [`DhtNode::put`].
+    Put,
+    /// [`DhtNode::lock`].
+    Lock,
+    /// [`DhtNode::unlock`].
+    Unlock,
+}
+
+/// Why a client request or a join failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RequestError {
+    /// No answer after [`Config::max_attempts`] attempts.
+    Timeout,
+    /// The owner (or a node on the way) refused it: [`ErrorCode::Full`] (out of storage, or a
+    /// value too large for a node on the way), [`ErrorCode::NotHolder`] (an unlock by a node that
+    /// does not hold the lock), [`ErrorCode::NotOwner`] (the owner was unreachable on every
+    /// attempt), [`ErrorCode::JoinSelf`] (a join on oneself).
+    Refused(ErrorCode),
+    /// The node left the ring ([`DhtNode::leave`]) before the request completed.
+    Departed,
+    /// The connection to the node the request went to was lost while the request was in
+    /// flight ([`DhtClient::fail_node`](super::DhtClient::fail_node)): it may or may not have
+    /// taken effect.
+    Disconnected,
+}
+
+/// What a node tells its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event<const VALUE: usize> {
+    /// The node is in the ring: `via` told it its neighbours (the node that inserted it, or one
+    /// it announced the joiner to when that answer was lost).
+    Joined {
+        /// The node whose Join completed the join.
+        via: NodeAddr,
+    },
+    /// A [`DhtNode::join`] failed.
+    JoinFailed {
+        /// Why.
+        error: RequestError,
+    },
+    /// A leaf-set member was removed: it left, did not answer [`Config::max_failures`] requests
+    /// in a row, or the application reported it down.
+    NeighbourDown {
+        /// The node.
+        node: NodeAddr,
+    },
+    /// A [`DhtNode::get`] was answered by the key's owner.
+    GetDone {
+        /// The request.
+        id: RequestId,
+        /// The value, or `None` if the owner stores none.
+        value: Option<Vec<u8, VALUE>>,
+    },
+    /// A [`DhtNode::put`] was acknowledged: the owner and its replicas stored it.
+    PutDone {
+        /// The request.
+        id: RequestId,
+    },
+    /// A [`DhtNode::lock`] succeeded: this node holds the lock until `until` at the latest
+    /// (the lease counted from when the request was sent, so never later than the owner's).
+    Locked {
+        /// The request.
+        id: RequestId,
+        /// When the lease ends unless renewed by locking again.
+        until: Instant,
+    },
+    /// A [`DhtNode::lock`] was refused: someone else holds the lock.
+    LockDenied {
+        /// The request.
+        id: RequestId,
+        /// The holder, or the all-zero id while the owner is in its grace period after taking
+        /// the key over (it cannot know who holds it).
+        holder: NodeId,
+        /// How long until that lease (or grace period) ends, at the latest.
+        remaining: Duration,
+    },
+    /// A [`DhtNode::unlock`] released the lock.
+    Unlocked {
+        /// The request.
+        id: RequestId,
+    },
+    /// A client request failed.
+    Failed {
+        /// The request.
+        id: RequestId,
+        /// What it was.
+        op: Op,
+        /// Why.
+        error: RequestError,
+    },
+}
+
+impl<const VALUE: usize> Event<VALUE> {
+    /// The request this event is the outcome of; `None` for a membership event (`Joined`,
+    /// `JoinFailed`, `NeighbourDown`).
+    pub fn request_id(&self) -> Option<RequestId> {
+        match *self {
+            Event::GetDone { id, .. }
+            | Event::PutDone { id }
+            | Event::Locked { id, .. }
+            | Event::LockDenied { id, .. }
+            | Event::Unlocked { id }
+            | Event::Failed { id, .. } => Some(id),
+            Event::Joined { .. } | Event::JoinFailed { .. } | Event::NeighbourDown { .. } => None,
+        }
+    }
+}
+
+/// Counters of what a node did and, above all, what it refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Messages handed to [`DhtNode::handle_datagram`].
+    pub received: u64,
+    /// Messages that did not parse (dropped, never answered).
+    pub malformed: u64,
+    /// Responses whose message id matched no outstanding request, or whose kind or key did not
+    /// fit it.
+    pub unmatched: u64,
+    /// Responses with an outstanding message id but from another node than the request went to.
+    pub wrong_sender: u64,
+    /// Messages claiming to come from this node's own address (or from its id).
+    pub self_talk: u64,
+    /// Messages that arrived after [`DhtNode::leave`].
+    pub after_leave: u64,
+    /// Messages written by [`DhtNode::poll_transmit`].
+    pub sent: u64,
+    /// Get/put/lock/unlock requests this node answered as the key's owner.
+    pub served: u64,
+    /// Requests (and insertion requests) forwarded toward the owner.
+    pub forwarded: u64,
+    /// Joiners this node inserted next to itself.
+    pub insertions: u64,
+    /// Replicas written to other nodes (Replicate messages sent).
+    pub replicates_sent: u64,
+    /// Request attempts that timed out.
+    pub timeouts: u64,
+    /// Client requests sent again (after a timeout or a `NotOwner`).
+    pub retries: u64,
+    /// Leaf-set members removed (left, timed out, or reported down).
+    pub peers_down: u64,
+    /// Requests refused with [`ErrorCode::Full`] (store, lock table, routing or replication
+    /// tables full, or a key or value larger than this node keeps).
+    pub full: u64,
+    /// Messages not queued because the transmit queue was full.
+    pub queue_full: u64,
+    /// Messages that could not be encoded (a buffer smaller than
+    /// [`DhtNode::MAX_TRANSMIT_LEN`]).
+    pub encode_failed: u64,
+    /// Events dropped because nobody polled them.
+    pub events_dropped: u64,
+    /// Messages whose header named another sender address than the one they came from
+    /// (see [`DhtNode::handle_datagram`]).
+    pub source_mismatch: u64,
+}
+
+/// What [`DhtNode::handle_datagram`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Disposition {
+    /// Processed.
+    Handled,
+    /// Dropped and counted in [`Stats`].
+    Dropped(DropReason),
+    /// Not a valid message; dropped, counted, never answered.
+    Malformed(Error),
+}
+
+/// Why a well-formed message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DropReason {
+    /// A response to no outstanding request (unknown or stale message id, or a kind or key that
+    /// does not fit the request).
+    Unmatched,
+    /// A response with an outstanding message id from another node than the request's.
+    WrongSender,
+    /// It claims to come from this node.
+    SelfTalk,
+    /// This node has left the ring.
+    Departed,
+    /// The header names another sender address than the one the message came from
+    /// ([`DhtNode::handle_datagram`]).
+    SourceMismatch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// In a ring (possibly a ring of one).
+    Active,
+    /// Waiting for the answer to a join.
+    Joining,
+    /// Left with [`DhtNode::leave`].
+    Departed,
+}
+
+pub(super) fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A DHT node, without sockets or clocks.
+///
+/// Feed it messages with [`handle_datagram`](Self::handle_datagram) and the passing of time with
+/// [`handle_timeout`](Self::handle_timeout); send what [`poll_transmit`](Self::poll_transmit)
+/// writes (to the peer it names); sleep until [`poll_timeout`](Self::poll_timeout); read
+/// [`poll_event`](Self::poll_event). Every call takes `now`; the node never reads a clock.
+///
+/// Storage is fixed at compile time: `L` leaf-set nodes on each side at most (`1..=16`), `KEYS`
+/// stored keys (and as many locks), keys of at most `KEY` bytes and values of at most `VALUE`
+/// bytes (larger ones are refused with [`ErrorCode::Full`]), `PENDING` outstanding requests,
+/// replication rounds and queued messages.
+///
+/// # The ring
+/// Nodes are ordered by id; each keeps a [`LeafSet`] of its nearest [`Config::leaf_size`]
+/// predecessors and successors. A new node joins through any member ([`join`](Self::join)):
+/// InitConnect to the entry, which forwards a RequestInsertion toward the joiner's id; the node
+/// that owns that id (the joiner's successor) takes the joiner as its left neighbour, answers it
+/// with two Join messages (its left and right neighbours) and announces it to its leaf set. A
+/// join on oneself (same id or address) is refused with [`ErrorCode::JoinSelf`]. Every
+/// [`Config::stabilize_interval`] a node sends InitConnect to its nearest neighbours and one other
+/// member; a member answers with Join messages listing the neighbours it knows for the asker, so
+/// leaf sets converge after concurrent joins and lost messages, and a member that answers no
+/// request [`Config::max_failures`] times in a row is declared down (so is one the application
+/// reports with [`handle_peer_down`](Self::handle_peer_down), or one that sends Leave). A node
+/// declared down is kept out of the leaf set for [`Config::tombstone`] so that stale gossip
+/// cannot bring it back.
+///
+/// # Keys
+/// A key's id is [`NodeId::from_name`]`(key)`; its **owner is the first node at or after that
+/// id clockwise** (see [`ring`](super::ring)). A get, put, lock or unlock goes to the node of the
+/// leaf set closest to the key; a node that does not own the key forwards it the same way (each
+/// hop strictly closer, so requests never loop) and relays the owner's answer back, so every
+/// response comes from the node the request was sent to and is matched by message id *and*
+/// sender. A forwarding node that gets no answer in half a request timeout answers
+/// [`ErrorCode::NotOwner`]; the requesting node then tries again (up to
+/// [`Config::max_attempts`]) along its current view of the ring.
+///
+/// # Replication guarantee
+/// The owner stores a put and sends Replicate to its R nearest successors (its replicas), at
+/// most one in flight per replica and key, always with the value current when sent. A PutAck
+/// to a Replicate means "I now hold exactly this value". The owner acknowledges the put
+/// (PutDone / PutAck) only when
+/// * every replica of its current view has acknowledged that value or a newer one (with fewer
+///   than R other nodes in the ring, all of them; a replica declared down stays a target for
+///   its probation, `(max_failures + 1) × stabilize_interval`),
+/// * it still owns the key by its view at that moment (else it answers
+///   [`ErrorCode::NotOwner`] and the requester tries again), and
+/// * no node it took the key over from is still on probation (that node may be alive and
+///   serving the key: the write waits, and is refused if that node comes back).
+///
+/// So an acknowledged value is held by R + 1 nodes; when the owner dies its successor — a
+/// replica — owns the key, and a single crash (R ≥ 1; R ≥ 2 keeps a second copy while the ring
+/// re-replicates) loses no acknowledged write. Replicate carries no version, so who may
+/// overwrite whom is settled by ownership: a node takes a value over its own only from the node
+/// it sees as the key's owner; as owner it stores an offered key it lacks but keeps its own copy
+/// (answering NotOwner to a different value); a node that is neither keeps a copy if it has
+/// none and overwrites nothing. On every leaf-set change each node re-replicates the keys it
+/// owns to its new replica set and offers the keys whose owner changed to the new owner.
+///
+/// What this assumes, exactly: (1) no message is delayed past a request timeout (a late copy
+/// could overwrite a newer value), as TCP gives; (2) a node declared down while alive answers
+/// a probe within its probation (otherwise two nodes may act as the key's owner). Reads during
+/// a join, or right after a crash, may miss a key until the handover reaches the new owner.
+/// After a real crash, writes to the dead node's keys wait for its probation.
+///
+/// # Locks
+/// A lock lives at the key's owner, per holder (the requesting node's id), with a lease of at
+/// most [`Config::max_lease`]. The owner grants it when the key is free or its lease has
+/// passed, renews it when its holder locks again, refuses everyone else (LockDenied: holder and
+/// remaining lease; nobody waits, so there is no deadlock), and releases it only for its holder
+/// ([`ErrorCode::NotHolder`] otherwise). A node that takes over keys (it joined, or its left
+/// neighbour went away) grants no new lock on them for one `max_lease`, so a lock granted by the
+/// previous owner is never granted twice. The holder counts its lease from when it sent the
+/// request, so it always believes it holds the lock for less time than the owner grants it.
+/// Locks are not replicated: the grace period is what makes an owner change safe. Mutual
+/// exclusion assumes clocks that run at the same rate and at most one node that believes it
+/// owns a key at a time (a node declared down while alive is probed and taken back well within
+/// the grace period, so its successor never grants while it still does).
+#[derive(Debug)]
+pub struct DhtNode<
+    R,
+    const L: usize = 4,
+    const KEYS: usize = 32,
+    const KEY: usize = 32,
+    const VALUE: usize = 128,
+    const PENDING: usize = 32,
+> {
+    config: Config,
+    rng: R,
+    leaf: LeafSet<L>,
+    state: State,
+    store: Vec<Entry<KEY, VALUE>, KEYS>,
+    locks: Vec<LockEntry<KEY>, KEYS>,
+    rounds: Vec<Round<KEY, L>, PENDING>,
+    pending: Vec<Pending<KEY, VALUE>, PENDING>,
+    queue: Deque<Outgoing<KEY, VALUE>, PENDING>,
+    events: Deque<Event<VALUE>, EVENT_CAPACITY>,
+    tombstones: Vec<Tombstone, TOMBSTONES>,
+    suspects: Vec<NodeId, SUSPECTS>,
+    stats: Stats,
+    next_request: u64,
+    next_stabilize: Instant,
+    ping_cursor: usize,
+    sweep: Option<usize>,
+    grace_until: Instant,
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    const CHECK: () = assert!(
+        L >= 1
+            && 2 * L <= MAX_NODE_LIST
+            && KEY <= MAX_KEY_LEN
+            && VALUE <= MAX_VALUE_LEN
+            && PENDING >= 2,
+        "DhtNode: L must be 1..=16, KEY ≤ 255, VALUE ≤ 65535, PENDING ≥ 2"
+    );
+
+    /// The longest message this node writes: give [`poll_transmit`](Self::poll_transmit) a
+    /// buffer this large.
+    pub const MAX_TRANSMIT_LEN: usize = {
+        let kv = HEADER_LEN + 1 + KEY + 1 + 2 + VALUE;
+        let join = HEADER_LEN + 2 + L * NODE_LEN;
+        let leave = HEADER_LEN + 1 + 2 * L * NODE_LEN;
+        let lock = HEADER_LEN + 1 + KEY + 16 + 4;
+        let mut max = kv;
+        if join > max {
+            max = join;
+        }
+        if leave > max {
+            max = leave;
+        }
+        if lock > max {
+            max = lock;
+        }
+        max
+    };
+
+    /// Request slots kept free for stabilization, so that a flood of requests cannot stop
+    /// failure detection.
+    const RESERVE: usize = if PENDING > 8 { 2 } else { 0 };
+
+    /// A node alone in its own ring (it owns every key until it joins others or others join it),
+    /// drawing message ids from `rng` (use a CSPRNG so that ids cannot be guessed).
+    pub fn new(mut config: Config, rng: R) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CHECK;
+        config.leaf_size = config.leaf_size.clamp(1, L);
+        config.replicas = config.replicas.min(config.leaf_size);
+        config.max_attempts = config.max_attempts.max(1);
+        config.max_failures = config.max_failures.max(1);
+        DhtNode {
+            leaf: LeafSet::new(config.local, config.leaf_size),
+            config,
+            rng,
+            state: State::Active,
+            store: Vec::new(),
+            locks: Vec::new(),
+            rounds: Vec::new(),
+            pending: Vec::new(),
+            queue: Deque::new(),
+            events: Deque::new(),
+            tombstones: Vec::new(),
+            suspects: Vec::new(),
+            stats: Stats::default(),
+            next_request: 1,
+            next_stabilize: Instant::ZERO,
+            ping_cursor: 0,
+            sweep: None,
+            grace_until: Instant::ZERO,
+        }
+    }
+
+    /// The node's configuration (as clamped by [`new`](Self::new)).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This node.
+    pub fn local(&self) -> NodeAddr {
+        self.config.local
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The node's view of the ring around it.
+    pub fn leaf_set(&self) -> &LeafSet<L> {
+        &self.leaf
+    }
+
+    /// Whether the node is in a ring with other nodes (joined, or joined by others, and not
+    /// left).
+    pub fn in_ring(&self) -> bool {
+        self.state == State::Active && !self.leaf.is_empty()
+    }
+
+    /// Whether the node has left ([`leave`](Self::leave)).
+    pub fn has_left(&self) -> bool {
+        self.state == State::Departed
+    }
+
+    /// The owner of `key` as this node sees the ring.
+    pub fn owner_of(&self, key: &[u8]) -> NodeAddr {
+        self.leaf.owner(NodeId::from_name(key))
+    }
+
+    /// The value this node stores for `key` (as owner or replica), if any.
+    pub fn stored(&self, key: &[u8]) -> Option<&[u8]> {
+        self.store
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| &e.value[..])
+    }
+
+    /// How many keys this node stores.
+    pub fn stored_len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// The current holder of the lock on `key` at this node, if it holds one that has not expired
+    /// at `now`.
+    pub fn lock_holder(&self, now: Instant, key: &[u8]) -> Option<NodeId> {
+        self.locks
+            .iter()
+            .find(|l| l.key == key && l.expires > now)
+            .map(|l| l.holder)
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn emit(&mut self, event: Event<VALUE>) {
+        if self.events.push_back(event).is_err() {
+            self.stats.events_dropped += 1;
+        }
+    }
+}
+
+#[cfg(feature = "defmt")]
+mod defmt_impls {
+    use super::Event;
+    use defmt::{Format, Formatter, write};
+
+    impl<const VALUE: usize> Format for Event<VALUE> {
+        fn format(&self, f: Formatter<'_>) {
+            match self {
+                Event::Joined { via } => write!(f, "joined via {}", via),
+                Event::JoinFailed { error } => write!(f, "join failed: {}", error),
+                Event::NeighbourDown { node } => write!(f, "neighbour down {}", node),
+                Event::GetDone { id, value } => {
+                    write!(f, "get {} done: {=?}", id, value.as_deref())
+                }
+                Event::PutDone { id } => write!(f, "put {} done", id),
+                Event::Locked { id, until } => write!(f, "lock {} held until {}", id, until),
+                Event::LockDenied { id, holder, .. } => {
+                    write!(f, "lock {} denied, held by {}", id, holder)
+                }
+                Event::Unlocked { id } => write!(f, "unlock {} done", id),
+                Event::Failed { id, op, error } => write!(f, "{} {} failed: {}", op, id, error),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "../sim_tests.rs"]
+mod sim_tests;

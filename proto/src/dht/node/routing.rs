@@ -1,0 +1,543 @@
+//! Client requests and their routing: submitting get/put/lock/unlock, serving them at the key's
+//! owner or forwarding them toward it (the outstanding-request table), and relaying the answers.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use heapless::Vec;
+use rand_core::CryptoRng;
+
+use super::io::Out;
+use super::{DhtNode, Disposition, DropReason, Event, Op, RequestError, RequestId, State, millis};
+use crate::dht::{Body, ErrorCode, Kind, NodeAddr, NodeId};
+use crate::time::Instant;
+use crate::{Error, Result};
+
+/// A request as it travels: owned, to be sent (again).
+#[derive(Clone, Debug)]
+pub(in crate::dht) struct Request<const KEY: usize, const VALUE: usize> {
+    pub(in crate::dht) op: Op,
+    pub(in crate::dht) key: Vec<u8, KEY>,
+    pub(in crate::dht) value: Vec<u8, VALUE>,
+    pub(in crate::dht) holder: NodeId,
+    pub(in crate::dht) lease_ms: u32,
+}
+
+impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
+    pub(in crate::dht) fn body(&self) -> Body<'_> {
+        let key = &self.key[..];
+        match self.op {
+            Op::Get => Body::Get { key },
+            Op::Put => Body::Put {
+                key,
+                value: &self.value,
+            },
+            Op::Lock => Body::Lock {
+                key,
+                holder: self.holder,
+                lease_ms: self.lease_ms,
+            },
+            Op::Unlock => Body::Unlock {
+                key,
+                holder: self.holder,
+            },
+        }
+    }
+
+    /// The request of a message body; `None` if it is no request or does not fit.
+    fn from_body(body: &Body<'_>) -> Option<Self> {
+        let (op, key, value, holder, lease_ms) = match *body {
+            Body::Get { key } => (Op::Get, key, &[][..], NodeId::default(), 0),
+            Body::Put { key, value } => (Op::Put, key, value, NodeId::default(), 0),
+            Body::Lock {
+                key,
+                holder,
+                lease_ms,
+            } => (Op::Lock, key, &[][..], holder, lease_ms),
+            Body::Unlock { key, holder } => (Op::Unlock, key, &[][..], holder, 0),
+            _ => return None,
+        };
+        Some(Request {
+            op,
+            key: Vec::from_slice(key).ok()?,
+            value: Vec::from_slice(value).ok()?,
+            holder,
+            lease_ms,
+        })
+    }
+
+    /// Whether `body` is an answer to this request.
+    pub(in crate::dht) fn is_answered_by(&self, body: &Body<'_>) -> bool {
+        let key = &self.key[..];
+        match (self.op, body) {
+            (_, Body::Error { .. }) => true,
+            (Op::Get, Body::Value { key: k, .. })
+            | (Op::Put, Body::PutAck { key: k })
+            | (Op::Unlock, Body::Unlocked { key: k })
+            | (Op::Lock, Body::LockDenied { key: k, .. }) => *k == key,
+            (Op::Lock, Body::Locked { key: k, holder, .. }) => *k == key && *holder == self.holder,
+            _ => false,
+        }
+    }
+}
+
+/// A response, owned until it is sent (or turned into an event).
+#[derive(Clone, Debug)]
+pub(in crate::dht) struct Reply<const KEY: usize, const VALUE: usize> {
+    kind: Kind,
+    key: Vec<u8, KEY>,
+    value: Option<Vec<u8, VALUE>>,
+    holder: NodeId,
+    ms: u32,
+    code: ErrorCode,
+}
+
+impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
+    pub(super) fn new(kind: Kind, key: &[u8]) -> Self {
+        Reply {
+            kind,
+            // Keys here come from requests that were checked to fit.
+            key: Vec::from_slice(key).unwrap_or_default(),
+            value: None,
+            holder: NodeId::default(),
+            ms: 0,
+            code: ErrorCode::Unsupported,
+        }
+    }
+
+    pub(super) fn error(code: ErrorCode) -> Self {
+        let mut r = Reply::new(Kind::Error, &[]);
+        r.code = code;
+        r
+    }
+
+    pub(super) fn lock(kind: Kind, key: &[u8], holder: NodeId, ms: u32) -> Self {
+        let mut r = Reply::new(kind, key);
+        r.holder = holder;
+        r.ms = ms;
+        r
+    }
+
+    pub(super) fn body(&self) -> Body<'_> {
+        let key = &self.key[..];
+        match self.kind {
+            Kind::Value => Body::Value {
+                key,
+                value: self.value.as_deref(),
+            },
+            Kind::PutAck => Body::PutAck { key },
+            Kind::Locked => Body::Locked {
+                key,
+                holder: self.holder,
+                lease_ms: self.ms,
+            },
+            Kind::LockDenied => Body::LockDenied {
+                key,
+                holder: self.holder,
+                remaining_ms: self.ms,
+            },
+            Kind::Unlocked => Body::Unlocked { key },
+            _ => Body::Error { code: self.code },
+        }
+    }
+
+    /// The outcome of the local request `id` (an `op`) answered by this reply; `since` is when
+    /// the answered attempt was sent, from which a lock's lease is counted.
+    pub(in crate::dht) fn into_event(self, id: RequestId, op: Op, since: Instant) -> Event<VALUE> {
+        match self.kind {
+            Kind::Value => Event::GetDone {
+                id,
+                value: self.value,
+            },
+            Kind::PutAck => Event::PutDone { id },
+            Kind::Locked => Event::Locked {
+                id,
+                until: since + Duration::from_millis(u64::from(self.ms)),
+            },
+            Kind::LockDenied => Event::LockDenied {
+                id,
+                holder: self.holder,
+                remaining: Duration::from_millis(u64::from(self.ms)),
+            },
+            Kind::Unlocked => Event::Unlocked { id },
+            _ => Event::Failed {
+                id,
+                op,
+                error: RequestError::Refused(self.code),
+            },
+        }
+    }
+
+    /// The owned copy of a response body; a value too large for this node becomes `Full`.
+    pub(in crate::dht) fn from_body(body: &Body<'_>) -> Self {
+        let copy = |kind, key: &[u8]| Reply::new(kind, key);
+        match *body {
+            Body::Value { key, value } => {
+                let mut r = copy(Kind::Value, key);
+                if let Some(v) = value {
+                    match Vec::from_slice(v) {
+                        Ok(v) => r.value = Some(v),
+                        Err(_) => return Reply::error(ErrorCode::Full),
+                    }
+                }
+                r
+            }
+            Body::PutAck { key } => copy(Kind::PutAck, key),
+            Body::Locked {
+                key,
+                holder,
+                lease_ms,
+            } => Reply::lock(Kind::Locked, key, holder, lease_ms),
+            Body::LockDenied {
+                key,
+                holder,
+                remaining_ms,
+            } => Reply::lock(Kind::LockDenied, key, holder, remaining_ms),
+            Body::Unlocked { key } => copy(Kind::Unlocked, key),
+            Body::Error { code } => Reply::error(code),
+            _ => Reply::error(ErrorCode::Unsupported),
+        }
+    }
+}
+
+/// Who waits for the answer of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// This node's application.
+    Local(RequestId),
+    /// The node that forwarded it here (or sent it), with its message id.
+    Remote { to: SocketAddr, message_id: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Task<const KEY: usize, const VALUE: usize> {
+    Request {
+        origin: Origin,
+        request: Request<KEY, VALUE>,
+        attempts: u8,
+    },
+    /// A stabilization InitConnect to a leaf-set member.
+    Ping,
+    /// This node's InitConnect to an entry node.
+    Join { attempts: u8 },
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Pending<const KEY: usize, const VALUE: usize> {
+    pub(super) message_id: u64,
+    pub(super) to: SocketAddr,
+    pub(super) to_id: Option<NodeId>,
+    /// When it was sent; `None`: still to send.
+    pub(super) sent: Option<Instant>,
+    pub(super) deadline: Instant,
+    pub(super) task: Task<KEY, VALUE>,
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    /// Reads `key` at its owner; the outcome is [`Event::GetDone`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for a key longer than `KEY`; [`Error::Capacity`] when the request or
+    /// event table is full.
+    pub fn get(&mut self, now: Instant, key: &[u8]) -> Result<RequestId> {
+        self.submit(now, Op::Get, key, &[], 0)
+    }
+
+    /// Writes `value` under `key` at its owner and its replicas; the outcome is
+    /// [`Event::PutDone`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for a key longer than `KEY` or a value longer than `VALUE`;
+    /// [`Error::Capacity`] when the request or event table is full.
+    pub fn put(&mut self, now: Instant, key: &[u8], value: &[u8]) -> Result<RequestId> {
+        self.submit(now, Op::Put, key, value, 0)
+    }
+
+    /// Takes (or renews) the lock on `key` for this node, for `lease` (at most
+    /// [`Config::max_lease`](super::Config::max_lease), at least 1 ms); the outcome is
+    /// [`Event::Locked`], [`Event::LockDenied`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lock(&mut self, now: Instant, key: &[u8], lease: Duration) -> Result<RequestId> {
+        let lease_ms = millis(lease.min(self.config.max_lease)).max(1);
+        self.submit(now, Op::Lock, key, &[], lease_ms)
+    }
+
+    /// Releases this node's lock on `key`; the outcome is [`Event::Unlocked`] or
+    /// [`Event::Failed`] ([`ErrorCode::NotHolder`] if this node does not hold it — also when a
+    /// first attempt released it but its answer was lost).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn unlock(&mut self, now: Instant, key: &[u8]) -> Result<RequestId> {
+        self.submit(now, Op::Unlock, key, &[], 0)
+    }
+
+    fn submit(
+        &mut self,
+        now: Instant,
+        op: Op,
+        key: &[u8],
+        value: &[u8],
+        lease_ms: u32,
+    ) -> Result<RequestId> {
+        let key: Vec<u8, KEY> = Vec::from_slice(key).map_err(|_| Error::TooLarge)?;
+        let value: Vec<u8, VALUE> = Vec::from_slice(value).map_err(|_| Error::TooLarge)?;
+        if self.events.is_full() {
+            return Err(Error::Capacity);
+        }
+        let id = RequestId(self.next_request);
+        if self.state == State::Departed {
+            self.next_request = self.next_request.wrapping_add(1);
+            self.emit(Event::Failed {
+                id,
+                op,
+                error: RequestError::Departed,
+            });
+            return Ok(id);
+        }
+        if self.leaf.next_hop(NodeId::from_name(&key)).is_some() && !self.request_room() {
+            return Err(Error::Capacity);
+        }
+        self.next_request = self.next_request.wrapping_add(1);
+        let request = Request {
+            op,
+            key,
+            value,
+            holder: self.config.local.id,
+            lease_ms,
+        };
+        self.start_request(now, Origin::Local(id), request, 1);
+        Ok(id)
+    }
+
+    fn request_room(&self) -> bool {
+        self.pending.len() + Self::RESERVE < PENDING
+    }
+
+    /// Serves `request` here if this node owns its key, or queues it toward the owner.
+    pub(super) fn start_request(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        request: Request<KEY, VALUE>,
+        attempts: u8,
+    ) {
+        match self.leaf.next_hop(NodeId::from_name(&request.key)) {
+            None => self.serve(now, origin, &request),
+            Some(hop) => {
+                if !self.request_room() {
+                    self.stats.full += 1;
+                    self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
+                    return;
+                }
+                if matches!(origin, Origin::Remote { .. }) {
+                    self.stats.forwarded += 1;
+                }
+                let message_id = self.fresh_id();
+                let _ = self.pending.push(Pending {
+                    message_id,
+                    to: hop.addr,
+                    to_id: Some(hop.id),
+                    sent: None,
+                    deadline: now,
+                    task: Task::Request {
+                        origin,
+                        request,
+                        attempts,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Answers a request for a key this node owns.
+    fn serve(&mut self, now: Instant, origin: Origin, request: &Request<KEY, VALUE>) {
+        self.stats.served += 1;
+        let key = &request.key[..];
+        let reply = match request.op {
+            Op::Get => {
+                let mut reply = Reply::new(Kind::Value, key);
+                reply.value = self
+                    .store
+                    .iter()
+                    .find(|e| e.key == key)
+                    .and_then(|e| Vec::from_slice(&e.value).ok());
+                reply
+            }
+            Op::Put => {
+                self.serve_put(now, origin, key, &request.value);
+                return;
+            }
+            Op::Lock => self.lock_op(now, key, request.holder, request.lease_ms),
+            Op::Unlock => self.unlock_op(now, key, request.holder),
+        };
+        self.respond(origin, request.op, reply, now);
+    }
+
+    /// Delivers an answer: queued to the node that asked, or as an event to the application.
+    /// `since` is when the answered attempt was sent (for lock leases).
+    pub(super) fn respond(
+        &mut self,
+        origin: Origin,
+        op: Op,
+        reply: Reply<KEY, VALUE>,
+        since: Instant,
+    ) {
+        match origin {
+            Origin::Remote { to, message_id } => self.send(to, message_id, Out::Reply(reply)),
+            Origin::Local(id) => self.emit(reply.into_event(id, op, since)),
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        sender: NodeAddr,
+        message_id: u64,
+        body: &Body<'_>,
+    ) -> Disposition {
+        let origin = Origin::Remote {
+            to: sender.addr,
+            message_id,
+        };
+        match Request::from_body(body) {
+            Some(request) => self.start_request(now, origin, request, self.config.max_attempts),
+            None => {
+                // A key or value larger than this node keeps.
+                self.stats.full += 1;
+                self.send(
+                    sender.addr,
+                    message_id,
+                    Out::Reply(Reply::error(ErrorCode::Full)),
+                );
+            }
+        }
+        Disposition::Handled
+    }
+
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        sender: NodeAddr,
+        message_id: u64,
+        body: &Body<'_>,
+    ) -> Disposition {
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.message_id == message_id && p.sent.is_some())
+        {
+            let p = &self.pending[i];
+            let any_sender = matches!(p.task, Task::Join { .. });
+            let from_ok = p.to == sender.addr && p.to_id.is_none_or(|id| id == sender.id);
+            if !any_sender && !from_ok {
+                self.stats.wrong_sender += 1;
+                return Disposition::Dropped(DropReason::WrongSender);
+            }
+            let fits = match &p.task {
+                Task::Request { request, .. } => request.is_answered_by(body),
+                Task::Join { .. } | Task::Ping => matches!(body, Body::Error { .. }),
+            };
+            if !fits {
+                self.stats.unmatched += 1;
+                return Disposition::Dropped(DropReason::Unmatched);
+            }
+            let p = self.pending.swap_remove(i);
+            let since = p.sent.unwrap_or(now);
+            match p.task {
+                Task::Request {
+                    origin,
+                    request,
+                    attempts,
+                } => match origin {
+                    Origin::Local(id) => {
+                        let retry = matches!(
+                            body,
+                            Body::Error {
+                                code: ErrorCode::NotOwner
+                            }
+                        ) && attempts < self.config.max_attempts;
+                        if retry {
+                            self.stats.retries += 1;
+                            self.start_request(now, origin, request, attempts + 1);
+                        } else {
+                            self.respond(
+                                Origin::Local(id),
+                                request.op,
+                                Reply::from_body(body),
+                                since,
+                            );
+                        }
+                    }
+                    Origin::Remote { .. } => {
+                        self.respond(origin, request.op, Reply::from_body(body), since);
+                    }
+                },
+                Task::Join { .. } => {
+                    if let Body::Error { code } = *body {
+                        self.state = State::Active;
+                        self.emit(Event::JoinFailed {
+                            error: RequestError::Refused(code),
+                        });
+                    }
+                }
+                Task::Ping => {}
+            }
+            return Disposition::Handled;
+        }
+        // The answer to a Replicate?
+        let mut hit = None;
+        for (ri, round) in self.rounds.iter().enumerate() {
+            for (ti, t) in round.targets.iter().enumerate() {
+                if t.in_flight.is_some_and(|f| f.message_id == message_id) {
+                    hit = Some((ri, ti));
+                }
+            }
+        }
+        if let Some((ri, ti)) = hit {
+            let owner = self.leaf.owner(self.rounds[ri].id).id == self.config.local.id;
+            let round = &mut self.rounds[ri];
+            let t = &mut round.targets[ti];
+            if t.node != sender {
+                self.stats.wrong_sender += 1;
+                return Disposition::Dropped(DropReason::WrongSender);
+            }
+            match body {
+                Body::PutAck { key } if *key == &round.key[..] => {
+                    if let Some(f) = t.in_flight.take() {
+                        t.acked = t.acked.max(f.version);
+                    }
+                }
+                Body::Error { .. } if !owner => {
+                    // An offer refused: the owner keeps its own copy, which is the authority.
+                    t.in_flight = None;
+                    t.acked = u64::MAX;
+                }
+                Body::Error { .. } => {
+                    // A replica that cannot take the value yet (full, or it does not see this
+                    // node as the owner yet): try again later.
+                    t.in_flight = None;
+                    t.retry_at = now + self.config.request_timeout;
+                }
+                _ => {
+                    self.stats.unmatched += 1;
+                    return Disposition::Dropped(DropReason::Unmatched);
+                }
+            }
+            self.check_rounds(now);
+            return Disposition::Handled;
+        }
+        self.stats.unmatched += 1;
+        Disposition::Dropped(DropReason::Unmatched)
+    }
+}
