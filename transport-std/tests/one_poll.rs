@@ -5,7 +5,7 @@
 //! The ZooKeeper part needs a real server: run with `SINEW_ZK_SERVER=host:port` and
 //! `--include-ignored` (scripts/test.sh does).
 
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;

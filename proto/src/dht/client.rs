@@ -89,7 +89,7 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// refusal with its [`ErrorCode`], or [`RequestError::Timeout`].
 ///
 /// Sans-IO like [`DhtNode`](super::DhtNode): the adapter hands it the messages that arrive
-/// ([`handle_message`](Self::handle_datagram)) and the time
+/// ([`handle_datagram`](Self::handle_datagram)) and the time
 /// ([`handle_timeout`](Self::handle_timeout)), and sends what
 /// [`poll_transmit`](Self::poll_transmit) writes — one UDP datagram or one TCP frame per
 /// message. A retry uses a fresh message id, so a late answer to an earlier attempt is
