@@ -14,8 +14,8 @@
 
 use sinew_proto::Error;
 use sinew_proto::zk::{
-    ConnectRequest, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameStatus, Request, RequestBody,
-    FrameDecoder,
+    ConnectRequest, DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameStatus, Request,
+    RequestBody,
 };
 
 use crate::zk_check::{Exceptions, assert_reencodes, check_framed, encode_exact};

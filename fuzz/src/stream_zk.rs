@@ -9,7 +9,7 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
-use sinew_proto::zk::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameStatus, FrameDecoder};
+use sinew_proto::zk::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameDecoder, FrameStatus};
 
 /// One frame in the stream.
 #[derive(Clone, Debug, Arbitrary)]

@@ -19,10 +19,10 @@ use sinew_proto::time::Instant;
 use sinew_proto::zk::session::{Config, Event, Xid, ZkSession};
 use sinew_proto::zk::{Acl, ErrorCode};
 use sinew_proto::zk::{
-    ConnectRequest, ConnectResponse, CreateMode, CreateRequest, EventType, FrameStatus,
-    GetDataResponse, KeeperState, List, MultiOp, OpCode, PathRequest, PathVersionRequest,
-    PathWatchRequest, Reply, ReplyBody, ReplyHeader, Request, RequestBody, SetDataRequest, Stat,
-    WatcherEvent, FrameDecoder, ZkStr,
+    ConnectRequest, ConnectResponse, CreateMode, CreateRequest, EventType, FrameDecoder,
+    FrameStatus, GetDataResponse, KeeperState, List, MultiOp, OpCode, PathRequest,
+    PathVersionRequest, PathWatchRequest, Reply, ReplyBody, ReplyHeader, Request, RequestBody,
+    SetDataRequest, Stat, WatcherEvent, ZkStr,
 };
 
 const PATHS: [&str; 4] = ["/", "/a", "/a/b", "/c"];
