@@ -31,7 +31,7 @@ use crate::{Adapter, Clock, Error, NonceRng, Result, SocketStats, TimedEvent, Ud
 /// * shared: [`register`](Self::register) the node with your `Poll` under a token of your choice,
 ///   call [`process`](Self::process) when that token is ready or the node's
 ///   [`poll_timeout`](Self::poll_timeout) has come, and sleep until the earliest timeout of all
-///   your sources ([`NodeGroup`](crate::NodeGroup) does this for a set of nodes).
+///   your sources ([`Group`](crate::Group) does this for any mix of adapters).
 ///
 /// A node can be [`stop`](Self::stop)ped (its socket closed) and later [`start`](Self::start)ed
 /// or [`restart`](Self::restart)ed on the same address.
