@@ -9,7 +9,7 @@
 //!
 //! * **Caller-owned memory**: the frame buffers live in a [`DhtBuffers`] the caller owns; the
 //!   client's tables are sized by const generics. Nothing allocates.
-//! * **Non-blocking**: [`poll`](DhtTcpClient::poll) never waits; `nb::WouldBlock` means "try
+//! * **Non-blocking**: [`process`](DhtTcpClient::process) never waits; `nb::WouldBlock` means "try
 //!   again", and a frame the stack took only in part is finished on the next call.
 //! * **Connected on demand**: the client connects when a request is waiting and keeps the
 //!   connection; a connection that fails, closes, or does not come up within one request
@@ -34,7 +34,7 @@
 //!     DhtTcpClient::new(core, "127.0.0.1:1".parse().unwrap(), &mut buffers);
 //! let id = dht.put(Instant::ZERO, b"temperature", b"21.5")?;
 //! for _ in 0..100 {
-//!     dht.poll(&mut stack, Instant::ZERO)?;
+//!     dht.process(&mut stack, Instant::ZERO)?;
 //!     if dht.core().outstanding() == 0 { break; }
 //!     std::thread::sleep(std::time::Duration::from_millis(10));
 //! }
@@ -114,7 +114,7 @@ pub struct DhtIoStats {
 /// ring member at `node`.
 ///
 /// The stack is passed to every call rather than owned, so that one stack can serve several
-/// clients; always pass the same stack. Call [`poll`](Self::poll) whenever data may have
+/// clients; always pass the same stack. Call [`process`](Self::process) whenever data may have
 /// arrived and at the latest at the instant it returns.
 pub struct DhtTcpClient<
     'b,
@@ -225,9 +225,9 @@ where
     ///
     /// # Errors
     /// [`Error::Network`] if the stack cannot open a socket (the outstanding requests fail with
-    /// [`RequestError::Disconnected`] too). A connection's failures are not errors of `poll`:
+    /// [`RequestError::Disconnected`] too). A connection's failures are not errors of `process`:
     /// they fail the requests in flight.
-    pub fn poll(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
+    pub fn process(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
         self.connect(stack, now)?;
         self.receive(stack, now);
         self.core.handle_timeout(now);

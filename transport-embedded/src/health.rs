@@ -17,7 +17,7 @@ use crate::{Error, Result};
 pub const RX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN + 1;
 /// Size of the transmit buffer: the largest datagram the protocol sends.
 pub const TX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN;
-/// The most datagrams one [`HealthEndpoint::poll`] reads before it lets time pass and transmits,
+/// The most datagrams one [`HealthEndpoint::process`] reads before it lets time pass and transmits,
 /// so that a flood of requests cannot starve the node's own checks.
 pub const RX_BURST: usize = 16;
 
@@ -53,7 +53,7 @@ impl Default for HealthBuffers {
 /// so that one stack can serve this endpoint and other clients; always pass the stack the socket
 /// came from.
 ///
-/// Call [`poll`](Self::poll) whenever a datagram may have arrived and at the latest at the
+/// Call [`process`](Self::process) whenever a datagram may have arrived and at the latest at the
 /// instant it returns; a call too many is harmless.
 pub struct HealthEndpoint<
     'b,
@@ -120,7 +120,7 @@ where
     /// # Errors
     /// [`Error::Network`] when the stack fails to receive or send (the datagram being sent is
     /// dropped; its check will count as missed). The endpoint stays usable: log and call again.
-    pub fn poll(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
+    pub fn process(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
         let drained = self.receive(stack, now)?;
         self.node.handle_timeout(now);
         if !self.transmit(stack, now)? || !drained {
@@ -168,7 +168,7 @@ where
         }
     }
 
-    /// Sends one health check to `addr` at the next [`poll`](Self::poll); its answer comes back as
+    /// Sends one health check to `addr` at the next [`process`](Self::process); its answer comes back as
     /// [`Event::Pong`] or [`Event::PingTimeout`] from [`poll_event`](Self::poll_event).
     ///
     /// # Errors
@@ -178,7 +178,7 @@ where
         Ok(self.node.ping(now, addr)?)
     }
 
-    /// Adds a seed, probed at the next [`poll`](Self::poll) and retried until it answers.
+    /// Adds a seed, probed at the next [`process`](Self::process) and retried until it answers.
     ///
     /// # Errors
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) beyond
