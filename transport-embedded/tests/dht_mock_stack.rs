@@ -111,10 +111,7 @@ fn ring_member() -> DhtNode<UnwrapErr<SysRng>> {
 /// Splits the bytes the client sent into frames, checking each prefix; leaves a partial frame.
 fn take_frames(sent: &mut Vec<u8>) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
-    loop {
-        let Some(prefix) = sent.first_chunk::<4>() else {
-            break;
-        };
+    while let Some(prefix) = sent.first_chunk::<4>() {
         let len = u32::from_be_bytes(*prefix) as usize;
         assert!(len <= MAX_DATAGRAM_LEN, "a frame of {len} bytes");
         if sent.len() < 4 + len {
