@@ -1,11 +1,11 @@
 //! A DHT client on an embedded-nal TCP stack: [`DhtTcpClient`], the sans-IO [`DhtClient`] of
 //! `sinew_proto` driven over one connection to a ring member.
 //!
-//! Requests travel as frames — a 4-byte big-endian length, then one DHT message — and every
-//! answer comes back as a frame on the same connection (a node started with
-//! `sinew dht node --tcp`, or `UdpDhtNode::listen_tcp` of `sinew-transport-std`, serves
-//! them). The member routes each request to the key's owner, so one connection reaches the
-//! whole ring.
+//! Requests travel as frames — a 4-byte big-endian length, then one DHT message, as
+//! [`sinew_proto::frame`] writes and reads them for every stream protocol — and every answer
+//! comes back as a frame on the same connection (a node started with `sinew dht node --tcp`, or
+//! `UdpDhtNode::listen_tcp` of `sinew-transport-std`, serves them). The member routes each
+//! request to the key's owner, so one connection reaches the whole ring.
 //!
 //! * **Caller-owned memory**: the frame buffers live in a [`DhtBuffers`] the caller owns; the
 //!   client's tables are sized by const generics. Nothing allocates.
@@ -52,20 +52,24 @@ use core::time::Duration;
 
 use embedded_nal::{TcpClientStack, nb};
 use rand_core::CryptoRng;
-use sinew_proto::dht::{DhtClient, Event, MAX_DATAGRAM_LEN, NodeId, RequestError, RequestId};
+use sinew_proto::datagram::MAX_DATAGRAM_LEN;
+use sinew_proto::dht::{DhtClient, Event, NodeId, RequestError, RequestId};
+use sinew_proto::frame::{FRAME_HEADER_LEN, FrameDecoder, FrameStatus, encode_frame};
 use sinew_proto::time::Instant;
 
 use crate::{Error, Result};
 
-/// Length of a frame's length prefix.
-const PREFIX: usize = 4;
 /// Size of the receive buffer: the longest frame this client takes (a message of up to
 /// [`MAX_DATAGRAM_LEN`] bytes, which every answer of a node with datagram-sized keys and
 /// values is, and its prefix). A longer frame ends the connection.
-pub const RX_BUFFER_LEN: usize = PREFIX + MAX_DATAGRAM_LEN;
+pub const RX_BUFFER_LEN: usize = FRAME_HEADER_LEN + MAX_DATAGRAM_LEN;
 /// Size of the transmit buffer: room for two frames, so that one can be written while the
 /// stack still holds part of the other.
-pub const TX_BUFFER_LEN: usize = 2 * (PREFIX + MAX_DATAGRAM_LEN);
+pub const TX_BUFFER_LEN: usize = 2 * (FRAME_HEADER_LEN + MAX_DATAGRAM_LEN);
+
+/// Splits the stream from the node into messages: frames of up to [`MAX_DATAGRAM_LEN`] bytes,
+/// all the receive buffer holds.
+const FRAMES: FrameDecoder = FrameDecoder::with_max_frame_len(MAX_DATAGRAM_LEN as u32);
 
 /// The buffers a [`DhtTcpClient`] works in, owned by the caller.
 #[derive(Clone, Debug)]
@@ -104,7 +108,8 @@ pub struct DhtIoStats {
     pub frames_sent: u64,
     /// Frames received and handed to the client.
     pub frames_received: u64,
-    /// Connections ended because a frame was longer than [`RX_BUFFER_LEN`].
+    /// Connections ended because a frame was longer than [`RX_BUFFER_LEN`] holds, or stated a
+    /// negative length.
     pub oversized: u64,
     /// Sends the stack took only in part.
     pub partial_sends: u64,
@@ -301,21 +306,21 @@ where
             }
             // Whole frames out; the rest moves to the front.
             let mut at = 0;
-            while let Some(head) = self.buffers.rx[..self.rx_len].get(at..at + PREFIX) {
-                let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                if len > RX_BUFFER_LEN - PREFIX {
-                    self.io.oversized += 1;
-                    self.drop_connection(stack);
-                    return;
+            loop {
+                match FRAMES.decode(&self.buffers.rx[at..self.rx_len]) {
+                    Ok(FrameStatus::Complete { frame, consumed }) => {
+                        self.io.frames_received += 1;
+                        let _ = self.core.handle_datagram(now, self.node, frame);
+                        at += consumed;
+                    }
+                    Ok(FrameStatus::Partial { .. }) => break,
+                    // Too long for the buffer, or negative: the stream cannot be followed.
+                    Err(_) => {
+                        self.io.oversized += 1;
+                        self.drop_connection(stack);
+                        return;
+                    }
                 }
-                let Some(frame) =
-                    self.buffers.rx[..self.rx_len].get(at + PREFIX..at + PREFIX + len)
-                else {
-                    break;
-                };
-                self.io.frames_received += 1;
-                let _ = self.core.handle_datagram(now, self.node, frame);
-                at += PREFIX + len;
             }
             self.buffers.rx.copy_within(at..self.rx_len, 0);
             self.rx_len -= at;
@@ -336,14 +341,18 @@ where
                 self.tx_end = 0;
             }
             // Frame as many requests as fit behind what is pending.
-            while self.tx_end + PREFIX + MAX_DATAGRAM_LEN <= TX_BUFFER_LEN {
-                let body = &mut self.buffers.tx[self.tx_end + PREFIX..];
-                let Some(t) = self.core.poll_transmit(now, body) else {
+            while self.tx_end + FRAME_HEADER_LEN + MAX_DATAGRAM_LEN <= TX_BUFFER_LEN {
+                let mut transmit = None;
+                let framed = encode_frame(&mut self.buffers.tx[self.tx_end..], |payload| {
+                    transmit = self.core.poll_transmit(now, payload);
+                    Ok(transmit.map_or(0, |t| t.len))
+                });
+                // Nothing to send (the empty frame written is not kept), or a message no
+                // frame can carry, which a request within `FITS` never is.
+                let (Some(_), Ok(len)) = (transmit, framed) else {
                     break;
                 };
-                let len = u32::try_from(t.len).unwrap_or(u32::MAX).to_be_bytes();
-                self.buffers.tx[self.tx_end..self.tx_end + PREFIX].copy_from_slice(&len);
-                self.tx_end += PREFIX + t.len;
+                self.tx_end += len;
                 self.io.frames_sent += 1;
             }
             if self.tx_start == self.tx_end {

@@ -168,8 +168,8 @@ where
         }
     }
 
-    /// Sends one health check to `addr` at the next [`process`](Self::process); its answer comes back as
-    /// [`Event::Pong`] or [`Event::PingTimeout`] from [`poll_event`](Self::poll_event).
+    /// Sends one health check to `addr` at the next [`process`](Self::process); its answer comes
+    /// back as [`Event::Pong`] or [`Event::PingTimeout`] from [`poll_event`](Self::poll_event).
     ///
     /// # Errors
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) when the node has too many
