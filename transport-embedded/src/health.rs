@@ -5,7 +5,8 @@ use core::net::SocketAddr;
 
 use embedded_nal::{UdpFullStack, nb};
 use rand_core::CryptoRng;
-use sinew_proto::health::{Event, HealthNode, MAX_DATAGRAM_LEN, Transmit};
+use sinew_proto::datagram::{MAX_DATAGRAM_LEN, Transmit};
+use sinew_proto::health::{Event, HealthNode};
 use sinew_proto::nonce::Nonce;
 use sinew_proto::time::Instant;
 
@@ -17,8 +18,8 @@ use crate::{Error, Result};
 pub const RX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN + 1;
 /// Size of the transmit buffer: the largest datagram the protocol sends.
 pub const TX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN;
-/// The most datagrams one [`HealthEndpoint::process`] reads before it lets time pass and transmits,
-/// so that a flood of requests cannot starve the node's own checks.
+/// The most datagrams one [`HealthEndpoint::process`] reads before it lets time pass and
+/// transmits, so that a flood of requests cannot starve the node's own checks.
 pub const RX_BURST: usize = 16;
 
 /// The buffers a [`HealthEndpoint`] works in, owned by the caller (a `static`, a local of `main`,
@@ -42,6 +43,20 @@ impl HealthBuffers {
 impl Default for HealthBuffers {
     fn default() -> HealthBuffers {
         HealthBuffers::new()
+    }
+}
+
+impl HealthBuffers {
+    /// The datagram a receive of `len` bytes left in the receive buffer. A stack that reports
+    /// the untruncated length of a long datagram still hands the node more than
+    /// [`MAX_DATAGRAM_LEN`] bytes, which it refuses.
+    pub(crate) fn received(&self, len: usize) -> &[u8] {
+        &self.rx[..len.min(RX_BUFFER_LEN)]
+    }
+
+    /// The datagram the node wrote into the transmit buffer for `transmit`.
+    pub(crate) fn transmitted(&self, transmit: &Transmit) -> &[u8] {
+        &self.tx[..transmit.len.min(TX_BUFFER_LEN)]
     }
 }
 
@@ -108,9 +123,9 @@ where
         }
     }
 
-    /// Does all the work that is due at `now` without blocking: reads up to [`RX_BURST`] datagrams
-    /// into the node, lets time pass ([`HealthNode::handle_timeout`]), and sends every datagram
-    /// the node has to send.
+    /// Does all the work that is due at `now` without blocking: reads up to [`RX_BURST`]
+    /// datagrams into the node, lets time pass ([`HealthNode::handle_timeout`]), and sends every
+    /// datagram the node has to send.
     ///
     /// Returns when to call again at the latest: `Some(now)` if work is left (a send the stack
     /// refused with `WouldBlock`, more datagrams than one burst), the node's
@@ -134,9 +149,7 @@ where
         for _ in 0..RX_BURST {
             match stack.receive(&mut self.socket, &mut self.buffers.rx) {
                 Ok((len, from)) => {
-                    // A stack that reports the untruncated length of a long datagram still hands
-                    // the node more than MAX_DATAGRAM_LEN bytes, which it refuses.
-                    let datagram = &self.buffers.rx[..len.min(RX_BUFFER_LEN)];
+                    let datagram = self.buffers.received(len);
                     let _ = self.node.handle_datagram(now, canonical(from), datagram);
                 }
                 Err(nb::Error::WouldBlock) => return Ok(true),
@@ -156,7 +169,7 @@ where
                     None => return Ok(true),
                 },
             };
-            let datagram = &self.buffers.tx[..transmit.len.min(TX_BUFFER_LEN)];
+            let datagram = self.buffers.transmitted(&transmit);
             match stack.send_to(&mut self.socket, transmit.destination, datagram) {
                 Ok(()) => {}
                 Err(nb::Error::WouldBlock) => {
