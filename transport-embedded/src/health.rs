@@ -20,7 +20,7 @@ pub const RX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN + 1;
 pub const TX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN;
 /// The most datagrams one [`HealthEndpoint::process`] reads before it lets time pass and
 /// transmits, so that a flood of requests cannot starve the node's own checks.
-pub const RX_BURST: usize = 16;
+pub const READ_BURST: usize = 16;
 
 /// The buffers a [`HealthEndpoint`] works in, owned by the caller (a `static`, a local of `main`,
 /// a field of the application's state): the adapter allocates nothing.
@@ -123,7 +123,7 @@ where
         }
     }
 
-    /// Does all the work that is due at `now` without blocking: reads up to [`RX_BURST`]
+    /// Does all the work that is due at `now` without blocking: reads up to [`READ_BURST`]
     /// datagrams into the node, lets time pass ([`HealthNode::handle_timeout`]), and sends every
     /// datagram the node has to send.
     ///
@@ -146,7 +146,7 @@ where
 
     /// Reads datagrams until the stack has none (`true`) or the burst is used up (`false`).
     fn receive(&mut self, stack: &mut S, now: Instant) -> Result<bool, S::Error> {
-        for _ in 0..RX_BURST {
+        for _ in 0..READ_BURST {
             match stack.receive(&mut self.socket, &mut self.buffers.rx) {
                 Ok((len, from)) => {
                     let datagram = self.buffers.received(len);

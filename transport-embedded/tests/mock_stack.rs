@@ -1,6 +1,6 @@
 //! The endpoint against a scripted stack: `WouldBlock` keeps the datagram for the next `process`,
 //! stack errors come back as `Error::Network` and leave the endpoint usable, and a burst of
-//! requests is read at most `RX_BURST` at a time.
+//! requests is read at most `READ_BURST` at a time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use sinew_proto::health::{Config, HealthNode};
 use sinew_proto::time::Instant;
-use sinew_transport_embedded::health::RX_BURST;
+use sinew_transport_embedded::health::READ_BURST;
 use sinew_transport_embedded::{Error, HealthBuffers, HealthEndpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,7 @@ fn a_burst_is_read_at_most_rx_burst_at_a_time() {
     let mut buffers = HealthBuffers::new();
     let mut endpoint = endpoint(&mut stack, &mut buffers);
     let now = Instant::from_millis(1);
-    for i in 0..RX_BURST + 4 {
+    for i in 0..READ_BURST + 4 {
         stack.inbox.push_back((PEER, request(i as u8)));
     }
     assert_eq!(
@@ -195,10 +195,10 @@ fn a_burst_is_read_at_most_rx_burst_at_a_time() {
         Ok(Some(now)),
         "more to read"
     );
-    assert_eq!(stack.outbox.len(), RX_BURST);
+    assert_eq!(stack.outbox.len(), READ_BURST);
     assert_eq!(stack.inbox.len(), 4);
     assert_eq!(endpoint.process(&mut stack, now), Ok(None), "nothing left");
-    assert_eq!(stack.outbox.len(), RX_BURST + 4);
+    assert_eq!(stack.outbox.len(), READ_BURST + 4);
 }
 
 #[test]
