@@ -43,6 +43,8 @@
 //!     dht.poll_event(),
 //!     Some(Event::Failed { id, op: sinew_proto::dht::Op::Put, error: RequestError::Disconnected })
 //! );
+//! // Why, for the log.
+//! assert!(dht.take_network_error().is_some());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -427,9 +429,11 @@ where
         &self.io
     }
 
-    /// The last error the stack reported on a connection (which failed it).
-    pub fn last_error(&self) -> Option<&S::Error> {
-        self.last_error.as_ref()
+    /// The stack's last error on a connection (a refused `connect`, a failed `send` or
+    /// `receive`), taken: why requests last failed with [`RequestError::Disconnected`], for the
+    /// log. (The same as [`ZkClient::take_network_error`](crate::ZkClient::take_network_error).)
+    pub fn take_network_error(&mut self) -> Option<S::Error> {
+        self.last_error.take()
     }
 }
 

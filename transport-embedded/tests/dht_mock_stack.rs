@@ -249,6 +249,7 @@ fn refused_prefix(prefix: [u8; 4]) {
     let io = *dht.io_stats();
     assert_eq!((io.oversized, io.frames_received), (1, 0));
     assert_eq!(io.connections_lost, 0, "ended by the client, not lost");
+    assert_eq!(dht.take_network_error(), None, "the stack reported nothing");
     assert!(!dht.is_connected());
     assert_eq!(stack.closed, 1);
     assert_eq!(
