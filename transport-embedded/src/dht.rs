@@ -1,15 +1,15 @@
 //! A DHT client on an embedded-nal TCP stack: [`DhtTcpClient`], the sans-IO [`DhtClient`] of
 //! `sinew_proto` driven over one connection to a ring member.
 //!
-//! Requests travel as frames — a 4-byte big-endian length, then one DHT message — and every
-//! answer comes back as a frame on the same connection (a node started with
-//! `sinew dht node --tcp`, or `UdpDhtNode::listen_tcp` of `sinew-transport-std`, serves
-//! them). The member routes each request to the key's owner, so one connection reaches the
-//! whole ring.
+//! Requests travel as frames — a 4-byte big-endian length, then one DHT message, as
+//! [`sinew_proto::frame`] writes and reads them for every stream protocol — and every answer
+//! comes back as a frame on the same connection (a node started with `sinew dht node --tcp`, or
+//! `UdpDhtNode::listen_tcp` of `sinew-transport-std`, serves them). The member routes each
+//! request to the key's owner, so one connection reaches the whole ring.
 //!
 //! * **Caller-owned memory**: the frame buffers live in a [`DhtBuffers`] the caller owns; the
 //!   client's tables are sized by const generics. Nothing allocates.
-//! * **Non-blocking**: [`poll`](DhtTcpClient::poll) never waits; `nb::WouldBlock` means "try
+//! * **Non-blocking**: [`process`](DhtTcpClient::process) never waits; `nb::WouldBlock` means "try
 //!   again", and a frame the stack took only in part is finished on the next call.
 //! * **Connected on demand**: the client connects when a request is waiting and keeps the
 //!   connection; a connection that fails, closes, or does not come up within one request
@@ -34,7 +34,7 @@
 //!     DhtTcpClient::new(core, "127.0.0.1:1".parse().unwrap(), &mut buffers);
 //! let id = dht.put(Instant::ZERO, b"temperature", b"21.5")?;
 //! for _ in 0..100 {
-//!     dht.poll(&mut stack, Instant::ZERO)?;
+//!     dht.process(&mut stack, Instant::ZERO)?;
 //!     if dht.core().outstanding() == 0 { break; }
 //!     std::thread::sleep(std::time::Duration::from_millis(10));
 //! }
@@ -43,6 +43,8 @@
 //!     dht.poll_event(),
 //!     Some(Event::Failed { id, op: sinew_proto::dht::Op::Put, error: RequestError::Disconnected })
 //! );
+//! // Why, for the log.
+//! assert!(dht.take_network_error().is_some());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -52,20 +54,24 @@ use core::time::Duration;
 
 use embedded_nal::{TcpClientStack, nb};
 use rand_core::CryptoRng;
-use sinew_proto::dht::{DhtClient, Event, MAX_DATAGRAM_LEN, NodeId, RequestError, RequestId};
+use sinew_proto::datagram::MAX_DATAGRAM_LEN;
+use sinew_proto::dht::{DhtClient, Event, NodeId, RequestError, RequestId};
+use sinew_proto::frame::{FRAME_HEADER_LEN, FrameDecoder, FrameStatus, encode_frame};
 use sinew_proto::time::Instant;
 
 use crate::{Error, Result};
 
-/// Length of a frame's length prefix.
-const PREFIX: usize = 4;
 /// Size of the receive buffer: the longest frame this client takes (a message of up to
 /// [`MAX_DATAGRAM_LEN`] bytes, which every answer of a node with datagram-sized keys and
 /// values is, and its prefix). A longer frame ends the connection.
-pub const RX_BUFFER_LEN: usize = PREFIX + MAX_DATAGRAM_LEN;
+pub const RX_BUFFER_LEN: usize = FRAME_HEADER_LEN + MAX_DATAGRAM_LEN;
 /// Size of the transmit buffer: room for two frames, so that one can be written while the
 /// stack still holds part of the other.
-pub const TX_BUFFER_LEN: usize = 2 * (PREFIX + MAX_DATAGRAM_LEN);
+pub const TX_BUFFER_LEN: usize = 2 * (FRAME_HEADER_LEN + MAX_DATAGRAM_LEN);
+
+/// Splits the stream from the node into messages: frames of up to [`MAX_DATAGRAM_LEN`] bytes,
+/// all the receive buffer holds.
+const FRAMES: FrameDecoder = FrameDecoder::with_max_frame_len(MAX_DATAGRAM_LEN as u32);
 
 /// The buffers a [`DhtTcpClient`] works in, owned by the caller.
 #[derive(Clone, Debug)]
@@ -104,7 +110,8 @@ pub struct DhtIoStats {
     pub frames_sent: u64,
     /// Frames received and handed to the client.
     pub frames_received: u64,
-    /// Connections ended because a frame was longer than [`RX_BUFFER_LEN`].
+    /// Connections ended because a frame was longer than [`RX_BUFFER_LEN`] holds, or stated a
+    /// negative length.
     pub oversized: u64,
     /// Sends the stack took only in part.
     pub partial_sends: u64,
@@ -114,7 +121,7 @@ pub struct DhtIoStats {
 /// ring member at `node`.
 ///
 /// The stack is passed to every call rather than owned, so that one stack can serve several
-/// clients; always pass the same stack. Call [`poll`](Self::poll) whenever data may have
+/// clients; always pass the same stack. Call [`process`](Self::process) whenever data may have
 /// arrived and at the latest at the instant it returns.
 pub struct DhtTcpClient<
     'b,
@@ -225,9 +232,9 @@ where
     ///
     /// # Errors
     /// [`Error::Network`] if the stack cannot open a socket (the outstanding requests fail with
-    /// [`RequestError::Disconnected`] too). A connection's failures are not errors of `poll`:
+    /// [`RequestError::Disconnected`] too). A connection's failures are not errors of `process`:
     /// they fail the requests in flight.
-    pub fn poll(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
+    pub fn process(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
         self.connect(stack, now)?;
         self.receive(stack, now);
         self.core.handle_timeout(now);
@@ -301,21 +308,21 @@ where
             }
             // Whole frames out; the rest moves to the front.
             let mut at = 0;
-            while let Some(head) = self.buffers.rx[..self.rx_len].get(at..at + PREFIX) {
-                let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                if len > RX_BUFFER_LEN - PREFIX {
-                    self.io.oversized += 1;
-                    self.drop_connection(stack);
-                    return;
+            loop {
+                match FRAMES.decode(&self.buffers.rx[at..self.rx_len]) {
+                    Ok(FrameStatus::Complete { frame, consumed }) => {
+                        self.io.frames_received += 1;
+                        let _ = self.core.handle_datagram(now, self.node, frame);
+                        at += consumed;
+                    }
+                    Ok(FrameStatus::Partial { .. }) => break,
+                    // Too long for the buffer, or negative: the stream cannot be followed.
+                    Err(_) => {
+                        self.io.oversized += 1;
+                        self.drop_connection(stack);
+                        return;
+                    }
                 }
-                let Some(frame) =
-                    self.buffers.rx[..self.rx_len].get(at + PREFIX..at + PREFIX + len)
-                else {
-                    break;
-                };
-                self.io.frames_received += 1;
-                let _ = self.core.handle_datagram(now, self.node, frame);
-                at += PREFIX + len;
             }
             self.buffers.rx.copy_within(at..self.rx_len, 0);
             self.rx_len -= at;
@@ -336,14 +343,18 @@ where
                 self.tx_end = 0;
             }
             // Frame as many requests as fit behind what is pending.
-            while self.tx_end + PREFIX + MAX_DATAGRAM_LEN <= TX_BUFFER_LEN {
-                let body = &mut self.buffers.tx[self.tx_end + PREFIX..];
-                let Some(t) = self.core.poll_transmit(now, body) else {
+            while self.tx_end + FRAME_HEADER_LEN + MAX_DATAGRAM_LEN <= TX_BUFFER_LEN {
+                let mut transmit = None;
+                let framed = encode_frame(&mut self.buffers.tx[self.tx_end..], |payload| {
+                    transmit = self.core.poll_transmit(now, payload);
+                    Ok(transmit.map_or(0, |t| t.len))
+                });
+                // Nothing to send (the empty frame written is not kept), or a message no
+                // frame can carry, which a request within `FITS` never is.
+                let (Some(_), Ok(len)) = (transmit, framed) else {
                     break;
                 };
-                let len = u32::try_from(t.len).unwrap_or(u32::MAX).to_be_bytes();
-                self.buffers.tx[self.tx_end..self.tx_end + PREFIX].copy_from_slice(&len);
-                self.tx_end += PREFIX + t.len;
+                self.tx_end += len;
                 self.io.frames_sent += 1;
             }
             if self.tx_start == self.tx_end {
@@ -418,9 +429,11 @@ where
         &self.io
     }
 
-    /// The last error the stack reported on a connection (which failed it).
-    pub fn last_error(&self) -> Option<&S::Error> {
-        self.last_error.as_ref()
+    /// The stack's last error on a connection (a refused `connect`, a failed `send` or
+    /// `receive`), taken: why requests last failed with [`RequestError::Disconnected`], for the
+    /// log. (The same as [`ZkClient::take_network_error`](crate::ZkClient::take_network_error).)
+    pub fn take_network_error(&mut self) -> Option<S::Error> {
+        self.last_error.take()
     }
 }
 

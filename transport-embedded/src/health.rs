@@ -5,7 +5,8 @@ use core::net::SocketAddr;
 
 use embedded_nal::{UdpFullStack, nb};
 use rand_core::CryptoRng;
-use sinew_proto::health::{Event, HealthNode, MAX_DATAGRAM_LEN, Transmit};
+use sinew_proto::datagram::{MAX_DATAGRAM_LEN, Transmit};
+use sinew_proto::health::{Event, HealthNode};
 use sinew_proto::nonce::Nonce;
 use sinew_proto::time::Instant;
 
@@ -17,9 +18,9 @@ use crate::{Error, Result};
 pub const RX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN + 1;
 /// Size of the transmit buffer: the largest datagram the protocol sends.
 pub const TX_BUFFER_LEN: usize = MAX_DATAGRAM_LEN;
-/// The most datagrams one [`HealthEndpoint::poll`] reads before it lets time pass and transmits,
-/// so that a flood of requests cannot starve the node's own checks.
-pub const RX_BURST: usize = 16;
+/// The most datagrams one [`HealthEndpoint::process`] reads before it lets time pass and
+/// transmits, so that a flood of requests cannot starve the node's own checks.
+pub const READ_BURST: usize = 16;
 
 /// The buffers a [`HealthEndpoint`] works in, owned by the caller (a `static`, a local of `main`,
 /// a field of the application's state): the adapter allocates nothing.
@@ -45,6 +46,20 @@ impl Default for HealthBuffers {
     }
 }
 
+impl HealthBuffers {
+    /// The datagram a receive of `len` bytes left in the receive buffer. A stack that reports
+    /// the untruncated length of a long datagram still hands the node more than
+    /// [`MAX_DATAGRAM_LEN`] bytes, which it refuses.
+    pub(crate) fn received(&self, len: usize) -> &[u8] {
+        &self.rx[..len.min(RX_BUFFER_LEN)]
+    }
+
+    /// The datagram the node wrote into the transmit buffer for `transmit`.
+    pub(crate) fn transmitted(&self, transmit: &Transmit) -> &[u8] {
+        &self.tx[..transmit.len.min(TX_BUFFER_LEN)]
+    }
+}
+
 /// A [`HealthNode`] driven over one UDP socket of an embedded-nal [`UdpFullStack`].
 ///
 /// The endpoint only moves bytes and time: it reads datagrams from the socket into the node,
@@ -53,7 +68,7 @@ impl Default for HealthBuffers {
 /// so that one stack can serve this endpoint and other clients; always pass the stack the socket
 /// came from.
 ///
-/// Call [`poll`](Self::poll) whenever a datagram may have arrived and at the latest at the
+/// Call [`process`](Self::process) whenever a datagram may have arrived and at the latest at the
 /// instant it returns; a call too many is harmless.
 pub struct HealthEndpoint<
     'b,
@@ -108,9 +123,9 @@ where
         }
     }
 
-    /// Does all the work that is due at `now` without blocking: reads up to [`RX_BURST`] datagrams
-    /// into the node, lets time pass ([`HealthNode::handle_timeout`]), and sends every datagram
-    /// the node has to send.
+    /// Does all the work that is due at `now` without blocking: reads up to [`READ_BURST`]
+    /// datagrams into the node, lets time pass ([`HealthNode::handle_timeout`]), and sends every
+    /// datagram the node has to send.
     ///
     /// Returns when to call again at the latest: `Some(now)` if work is left (a send the stack
     /// refused with `WouldBlock`, more datagrams than one burst), the node's
@@ -120,7 +135,7 @@ where
     /// # Errors
     /// [`Error::Network`] when the stack fails to receive or send (the datagram being sent is
     /// dropped; its check will count as missed). The endpoint stays usable: log and call again.
-    pub fn poll(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
+    pub fn process(&mut self, stack: &mut S, now: Instant) -> Result<Option<Instant>, S::Error> {
         let drained = self.receive(stack, now)?;
         self.node.handle_timeout(now);
         if !self.transmit(stack, now)? || !drained {
@@ -131,12 +146,10 @@ where
 
     /// Reads datagrams until the stack has none (`true`) or the burst is used up (`false`).
     fn receive(&mut self, stack: &mut S, now: Instant) -> Result<bool, S::Error> {
-        for _ in 0..RX_BURST {
+        for _ in 0..READ_BURST {
             match stack.receive(&mut self.socket, &mut self.buffers.rx) {
                 Ok((len, from)) => {
-                    // A stack that reports the untruncated length of a long datagram still hands
-                    // the node more than MAX_DATAGRAM_LEN bytes, which it refuses.
-                    let datagram = &self.buffers.rx[..len.min(RX_BUFFER_LEN)];
+                    let datagram = self.buffers.received(len);
                     let _ = self.node.handle_datagram(now, canonical(from), datagram);
                 }
                 Err(nb::Error::WouldBlock) => return Ok(true),
@@ -156,7 +169,7 @@ where
                     None => return Ok(true),
                 },
             };
-            let datagram = &self.buffers.tx[..transmit.len.min(TX_BUFFER_LEN)];
+            let datagram = self.buffers.transmitted(&transmit);
             match stack.send_to(&mut self.socket, transmit.destination, datagram) {
                 Ok(()) => {}
                 Err(nb::Error::WouldBlock) => {
@@ -168,8 +181,8 @@ where
         }
     }
 
-    /// Sends one health check to `addr` at the next [`poll`](Self::poll); its answer comes back as
-    /// [`Event::Pong`] or [`Event::PingTimeout`] from [`poll_event`](Self::poll_event).
+    /// Sends one health check to `addr` at the next [`process`](Self::process); its answer comes
+    /// back as [`Event::Pong`] or [`Event::PingTimeout`] from [`poll_event`](Self::poll_event).
     ///
     /// # Errors
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) when the node has too many
@@ -178,7 +191,7 @@ where
         Ok(self.node.ping(now, addr)?)
     }
 
-    /// Adds a seed, probed at the next [`poll`](Self::poll) and retried until it answers.
+    /// Adds a seed, probed at the next [`process`](Self::process) and retried until it answers.
     ///
     /// # Errors
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) beyond

@@ -18,7 +18,7 @@ use rand_core::CryptoRng;
 use sinew_proto::health::{Event, HealthNode};
 use sinew_proto::nonce::Nonce;
 
-use crate::health::{RX_BUFFER_LEN, TX_BUFFER_LEN, canonical};
+use crate::health::canonical;
 use crate::{Clock, Error, HealthBuffers, Result};
 
 /// The longest one [`step`](AsyncHealthEndpoint::step) waits when the node has no timeout.
@@ -81,7 +81,7 @@ where
         let now = clock.now();
         self.node.handle_timeout(now);
         while let Some(transmit) = self.node.poll_transmit(now, &mut self.buffers.tx) {
-            let datagram = &self.buffers.tx[..transmit.len.min(TX_BUFFER_LEN)];
+            let datagram = self.buffers.transmitted(&transmit);
             self.socket
                 .send(self.local, transmit.destination, datagram)
                 .await
@@ -108,8 +108,7 @@ where
         };
         match received {
             Some(Ok((len, _local, remote))) => {
-                // As in the nb endpoint: a truncated long datagram still arrives too long.
-                let datagram = &self.buffers.rx[..len.min(RX_BUFFER_LEN)];
+                let datagram = self.buffers.received(len);
                 let _ = self
                     .node
                     .handle_datagram(clock.now(), canonical(remote), datagram);

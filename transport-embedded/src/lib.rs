@@ -16,7 +16,7 @@
 //!   clock: every call takes `now`.
 //!
 //! `nb::WouldBlock` from the stack is never an error: the endpoint keeps what it could not finish
-//! and [`poll`](HealthEndpoint::poll) says to come back at once.
+//! and [`process`](HealthEndpoint::process) says to come back at once.
 //!
 //! ```
 //! use std_embedded_nal::Stack;
@@ -31,7 +31,7 @@
 //! let node: HealthNode<_, 8, 8, 4> = HealthNode::new(Config::default(), UnwrapErr(SysRng));
 //! let mut endpoint = HealthEndpoint::bind(&mut stack, 0, node, &mut buffers)?;
 //! endpoint.add_seed("127.0.0.1:7000".parse().unwrap())?;
-//! let next_wakeup = endpoint.poll(&mut stack, Instant::ZERO)?;
+//! let next_wakeup = endpoint.process(&mut stack, Instant::ZERO)?;
 //! assert!(next_wakeup.is_some());
 //! # Ok::<(), sinew_transport_embedded::Error<std::io::Error>>(())
 //! ```

@@ -111,7 +111,7 @@ fn outcome(
             client.io_stats(),
             client.core().stats()
         );
-        client.poll(stack, now(base)).unwrap();
+        client.process(stack, now(base)).unwrap();
         while let Some(e) = client.poll_event() {
             seen.push(e);
         }

@@ -69,7 +69,7 @@ fn run(
     while StdInstant::now() < end {
         let now = Instant::from_micros(clock.elapsed().as_micros() as u64);
         for endpoint in endpoints.iter_mut() {
-            endpoint.poll(stack, now).unwrap();
+            endpoint.process(stack, now).unwrap();
         }
         for node in nodes.iter_mut() {
             node.process().unwrap();

@@ -69,7 +69,7 @@ fn run(
     let end = StdInstant::now() + deadline;
     while StdInstant::now() < end {
         for endpoint in endpoints.iter_mut() {
-            endpoint.poll(stack, clock.now()).unwrap();
+            endpoint.process(stack, clock.now()).unwrap();
         }
         if done(endpoints) {
             return true;
@@ -265,7 +265,7 @@ fn raw_bytes_from_a_plain_socket() {
     let mut got = None;
     let end = StdInstant::now() + Duration::from_secs(2);
     while got.is_none() && StdInstant::now() < end {
-        a.poll(&mut stack, clock.now()).unwrap();
+        a.process(&mut stack, clock.now()).unwrap();
         raw.set_nonblocking(true).unwrap();
         if let Ok((len, _)) = raw.recv_from(&mut answered) {
             got = Some(len);
@@ -282,7 +282,7 @@ fn raw_bytes_from_a_plain_socket() {
     // answer to any malformed datagram).
     raw.set_nonblocking(false).unwrap();
     for _ in 0..50 {
-        a.poll(&mut stack, clock.now()).unwrap();
+        a.process(&mut stack, clock.now()).unwrap();
         std::thread::sleep(Duration::from_millis(2));
     }
     while let Ok((len, _)) = raw.recv_from(&mut answered) {

@@ -1,6 +1,6 @@
-//! The endpoint against a scripted stack: `WouldBlock` keeps the datagram for the next poll,
+//! The endpoint against a scripted stack: `WouldBlock` keeps the datagram for the next `process`,
 //! stack errors come back as `Error::Network` and leave the endpoint usable, and a burst of
-//! requests is read at most `RX_BURST` at a time.
+//! requests is read at most `READ_BURST` at a time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use sinew_proto::health::{Config, HealthNode};
 use sinew_proto::time::Instant;
-use sinew_transport_embedded::health::RX_BURST;
+use sinew_transport_embedded::health::READ_BURST;
 use sinew_transport_embedded::{Error, HealthBuffers, HealthEndpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ fn bind_and_close() {
 }
 
 #[test]
-fn would_block_keeps_the_datagram_for_the_next_poll() {
+fn would_block_keeps_the_datagram_for_the_next_process() {
     let mut stack = MockStack::default();
     let mut buffers = HealthBuffers::new();
     let mut endpoint = endpoint(&mut stack, &mut buffers);
@@ -129,14 +129,18 @@ fn would_block_keeps_the_datagram_for_the_next_poll() {
     let nonce = endpoint.ping(now, PEER).unwrap();
 
     stack.block_sends = 2;
-    assert_eq!(endpoint.poll(&mut stack, now), Ok(Some(now)), "try again");
+    assert_eq!(
+        endpoint.process(&mut stack, now),
+        Ok(Some(now)),
+        "try again"
+    );
     assert!(endpoint.is_stalled());
-    assert_eq!(endpoint.poll(&mut stack, now), Ok(Some(now)));
+    assert_eq!(endpoint.process(&mut stack, now), Ok(Some(now)));
     assert!(stack.outbox.is_empty());
 
-    let next = endpoint.poll(&mut stack, now).unwrap();
+    let next = endpoint.process(&mut stack, now).unwrap();
     assert!(!endpoint.is_stalled());
-    assert_eq!(stack.outbox.len(), 1, "sent once, not once per poll");
+    assert_eq!(stack.outbox.len(), 1, "sent once, not once per process");
     let (to, datagram) = &stack.outbox[0];
     assert_eq!(*to, PEER);
     assert_eq!(datagram[0], 0x01);
@@ -155,11 +159,11 @@ fn stack_errors_are_reported_and_the_endpoint_goes_on() {
     stack.fail_receive = true;
     stack.inbox.push_back((PEER, request(1)));
     assert_eq!(
-        endpoint.poll(&mut stack, now),
+        endpoint.process(&mut stack, now),
         Err(Error::Network(MockError::Receive))
     );
-    // The datagram is still there; the next poll reads and answers it.
-    endpoint.poll(&mut stack, now).unwrap();
+    // The datagram is still there; the next process reads and answers it.
+    endpoint.process(&mut stack, now).unwrap();
     assert_eq!(stack.outbox.len(), 1);
     assert_eq!(stack.outbox[0].1[0], 0x02);
 
@@ -167,11 +171,11 @@ fn stack_errors_are_reported_and_the_endpoint_goes_on() {
     stack.inbox.push_back((PEER, request(2)));
     stack.inbox.push_back((PEER, request(3)));
     assert_eq!(
-        endpoint.poll(&mut stack, now),
+        endpoint.process(&mut stack, now),
         Err(Error::Network(MockError::Send))
     );
-    // The answer to 2 was lost with the error; the answer to 3 goes out at the next poll.
-    endpoint.poll(&mut stack, now).unwrap();
+    // The answer to 2 was lost with the error; the answer to 3 goes out at the next process.
+    endpoint.process(&mut stack, now).unwrap();
     assert_eq!(stack.outbox.len(), 2);
     assert_eq!(stack.outbox[1].1[1], 3);
     assert_eq!(endpoint.node().stats().requests_answered, 3);
@@ -183,18 +187,18 @@ fn a_burst_is_read_at_most_rx_burst_at_a_time() {
     let mut buffers = HealthBuffers::new();
     let mut endpoint = endpoint(&mut stack, &mut buffers);
     let now = Instant::from_millis(1);
-    for i in 0..RX_BURST + 4 {
+    for i in 0..READ_BURST + 4 {
         stack.inbox.push_back((PEER, request(i as u8)));
     }
     assert_eq!(
-        endpoint.poll(&mut stack, now),
+        endpoint.process(&mut stack, now),
         Ok(Some(now)),
         "more to read"
     );
-    assert_eq!(stack.outbox.len(), RX_BURST);
+    assert_eq!(stack.outbox.len(), READ_BURST);
     assert_eq!(stack.inbox.len(), 4);
-    assert_eq!(endpoint.poll(&mut stack, now), Ok(None), "nothing left");
-    assert_eq!(stack.outbox.len(), RX_BURST + 4);
+    assert_eq!(endpoint.process(&mut stack, now), Ok(None), "nothing left");
+    assert_eq!(stack.outbox.len(), READ_BURST + 4);
 }
 
 #[test]
@@ -210,7 +214,7 @@ fn an_oversized_datagram_is_refused_however_the_stack_reports_it() {
     // ...or with its full length reported.
     stack.inbox.push_back((PEER, long));
     stack.report_len = Some(1000);
-    endpoint.poll(&mut stack, now).unwrap();
+    endpoint.process(&mut stack, now).unwrap();
     assert_eq!(endpoint.node().stats().malformed, 2);
     assert!(stack.outbox.is_empty());
 }

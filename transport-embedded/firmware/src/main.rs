@@ -235,13 +235,13 @@ fn main() -> ! {
     loop {
         let now = clock.now();
         stack.poll(now);
-        match endpoint.poll(stack, now) {
+        match endpoint.process(stack, now) {
             Ok(_) => {}
             // A loopback or IPv6 address learned from a peer's table: not reachable from here.
             Err(Error::Network(nal::NetError::Unaddressable)) => {
-                defmt::debug!("poll: unaddressable destination")
+                defmt::debug!("health: unaddressable destination")
             }
-            Err(error) => defmt::warn!("poll: {}", error),
+            Err(error) => defmt::warn!("health: {}", error),
         }
         if let Err(error) = zk.process(stack, now, |event| registration.on_event(now, &event)) {
             defmt::warn!("zk: {}", error);
