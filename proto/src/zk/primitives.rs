@@ -659,6 +659,22 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
         }
     }
 
+    /// The count and the element bytes of a list read from the wire; `None` for the null list
+    /// (and for one built from a slice, which parsing never makes).
+    pub(crate) const fn wire_parts(&self) -> Option<(u32, &'a [u8])> {
+        match self.repr {
+            ListRepr::Wire { count, bytes } => Some((count, bytes)),
+            _ => None,
+        }
+    }
+
+    /// The list of [`wire_parts`](Self::wire_parts) again, over `bytes` that hold the same
+    /// `count` valid elements (the bytes it was read from, or those bytes rewritten element by
+    /// element): they are not validated a second time.
+    pub(crate) const fn from_wire_parts(count: u32, bytes: &'a [u8]) -> List<'a, T> {
+        List::wire(count, bytes)
+    }
+
     /// A list of as many valid elements as `bytes` starts with, for fuzzing round trips.
     #[cfg(feature = "arbitrary")]
     pub(crate) fn arbitrary_with(

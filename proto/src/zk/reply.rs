@@ -629,6 +629,143 @@ impl<'a> Reply<'a> {
 
 super::frame::framed_api!(Reply<'a>);
 
+// ---------------------------------------------------------------------------------------------
+// A parsed body kept without its borrow
+// ---------------------------------------------------------------------------------------------
+
+/// A parsed [`ReplyBody`] that no longer borrows its payload: the body with its one borrowed
+/// part (path, data, list, token or raw body) emptied, and where that part lies in the payload.
+///
+/// The session checks a reply when it looks at the frame and hands the body out later, with
+/// state changes between that must not hold a borrow of the receive buffer; this is how it keeps
+/// the first parse instead of parsing again. [`attach`](Self::attach) gives the body back over
+/// the same bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DetachedBody {
+    /// The body, its borrowed part null or empty.
+    shape: ReplyBody<'static>,
+    /// The borrowed part's place in the payload and, for a list, its count; `None` when the
+    /// part is null (or the body has none).
+    part: Option<(usize, usize, u32)>,
+}
+
+impl DetachedBody {
+    /// Detaches `body`, parsed from `payload`.
+    pub(crate) fn new(body: ReplyBody<'_>, payload: &[u8]) -> DetachedBody {
+        use ReplyBody as B;
+        // Every borrowed part of a parsed body is a subslice of its payload.
+        let span = |part: &[u8], count: u32| {
+            let start = part.as_ptr().addr().checked_sub(payload.as_ptr().addr())?;
+            let end = start.checked_add(part.len())?;
+            (end <= payload.len()).then_some((start, end, count))
+        };
+        let string = |s: ZkStr<'_>| s.to_wire().and_then(|bytes| span(bytes, 0));
+        let bytes = |b: Option<&[u8]>| b.and_then(|bytes| span(bytes, 0));
+        macro_rules! list {
+            ($list:expr) => {
+                $list
+                    .wire_parts()
+                    .and_then(|(count, bytes)| span(bytes, count))
+            };
+        }
+        let (shape, part) = match body {
+            B::Empty => (B::Empty, None),
+            B::Stat(stat) => (B::Stat(stat), None),
+            B::Count(count) => (B::Count(count), None),
+            B::Status(err) => (B::Status(err), None),
+            B::Notification(event) => (
+                B::Notification(WatcherEvent {
+                    path: ZkStr::NULL,
+                    ..event
+                }),
+                string(event.path),
+            ),
+            B::Path(path) => (B::Path(ZkStr::NULL), string(path)),
+            B::Created(r) => (
+                B::Created(Create2Response {
+                    path: ZkStr::NULL,
+                    stat: r.stat,
+                }),
+                string(r.path),
+            ),
+            B::Data(r) => (
+                B::Data(GetDataResponse {
+                    data: None,
+                    stat: r.stat,
+                }),
+                bytes(r.data),
+            ),
+            B::Acl(r) => (
+                B::Acl(GetAclResponse {
+                    acl: List::null(),
+                    stat: r.stat,
+                }),
+                list!(r.acl),
+            ),
+            B::Children(children) => (B::Children(List::null()), list!(children)),
+            B::Children2(r) => (
+                B::Children2(GetChildren2Response {
+                    children: List::null(),
+                    stat: r.stat,
+                }),
+                list!(r.children),
+            ),
+            B::Multi(results) => (B::Multi(List::null()), list!(results)),
+            B::Sasl(token) => (B::Sasl(None), bytes(token)),
+            B::WhoAmI(infos) => (B::WhoAmI(List::null()), list!(infos)),
+            B::Other { op, body } => (B::Other { op, body: &[] }, span(body, 0)),
+        };
+        DetachedBody { shape, part }
+    }
+
+    /// The borrowed part lost its last `n` bytes: its elements were rewritten shorter in place
+    /// (the session strips the chroot from the paths of a list so).
+    pub(crate) fn shorten(&mut self, n: usize) {
+        if let Some((start, end, count)) = self.part {
+            self.part = Some((start, end.saturating_sub(n).max(start), count));
+        }
+    }
+
+    /// The body again, over `payload`: the bytes it was parsed from (or rewritten as
+    /// [`shorten`](Self::shorten) says).
+    pub(crate) fn attach(self, payload: &[u8]) -> ReplyBody<'_> {
+        use ReplyBody as B;
+        let Some((start, end, count)) = self.part else {
+            return self.shape;
+        };
+        let part = payload.get(start..end).unwrap_or_default();
+        match self.shape {
+            B::Notification(event) => B::Notification(WatcherEvent {
+                path: ZkStr::from_bytes(part),
+                ..event
+            }),
+            B::Path(_) => B::Path(ZkStr::from_bytes(part)),
+            B::Created(r) => B::Created(Create2Response {
+                path: ZkStr::from_bytes(part),
+                stat: r.stat,
+            }),
+            B::Data(r) => B::Data(GetDataResponse {
+                data: Some(part),
+                stat: r.stat,
+            }),
+            B::Acl(r) => B::Acl(GetAclResponse {
+                acl: List::from_wire_parts(count, part),
+                stat: r.stat,
+            }),
+            B::Children(_) => B::Children(List::from_wire_parts(count, part)),
+            B::Children2(r) => B::Children2(GetChildren2Response {
+                children: List::from_wire_parts(count, part),
+                stat: r.stat,
+            }),
+            B::Multi(_) => B::Multi(List::from_wire_parts(count, part)),
+            B::Sasl(_) => B::Sasl(Some(part)),
+            B::WhoAmI(_) => B::WhoAmI(List::from_wire_parts(count, part)),
+            B::Other { op, .. } => B::Other { op, body: part },
+            shape @ (B::Empty | B::Stat(_) | B::Count(_) | B::Status(_)) => shape,
+        }
+    }
+}
+
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Reply<'a> {
     /// A consistent reply: one that [`Reply::parse`] with `body.reply_to()` gives back.
@@ -693,6 +830,25 @@ mod tests {
                     prop_assert_eq!(Ok(fast), general);
                 }
                 prop_assert_eq!(Reply::parse(op, bytes), general);
+            }
+        }
+
+        /// A body detached from the payload it was parsed from and attached again is the body.
+        #[cfg(feature = "arbitrary")]
+        #[test]
+        fn detached_body_attaches_to_what_was_parsed(seed in proptest::collection::vec(any::<u8>(), 0..600)) {
+            use arbitrary::Arbitrary;
+            let mut u = arbitrary::Unstructured::new(&seed);
+            let Ok(reply) = Reply::arbitrary(&mut u) else { return Ok(()) };
+            let mut buf = std::vec![0xa5; reply.encoded_len()];
+            let n = reply.encode(&mut buf).unwrap();
+            let payload = &buf[..n];
+            let parsed = Reply::parse(reply.body.reply_to(), payload).unwrap();
+            let back = DetachedBody::new(parsed.body, payload).attach(payload);
+            prop_assert_eq!(back, parsed.body);
+            // The same bytes, not a copy that happens to be equal.
+            if let (ReplyBody::Data(a), ReplyBody::Data(b)) = (back, parsed.body) {
+                prop_assert_eq!(a.data.map(<[u8]>::as_ptr), b.data.map(<[u8]>::as_ptr));
             }
         }
     }

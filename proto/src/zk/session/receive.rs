@@ -7,6 +7,7 @@ use super::chroot::{strip_body, strip_list_in_place};
 use super::{DisconnectReason, Event, Replay, ReplyEvent, SessionState, WatchEvent, ZkSession};
 use crate::Error;
 use crate::time::Instant;
+use crate::zk::reply::DetachedBody;
 use crate::zk::{
     AUTH_XID, ConnectResponse, ErrorCode, FRAME_HEADER_LEN, FrameDecoder, FrameStatus,
     NOTIFICATION_XID, OpCode, PING_XID, REPLY_HEADER_LEN, Reply, ReplyHeader, SET_WATCHES_XID,
@@ -151,7 +152,8 @@ where
                     end,
                     consumed,
                     header,
-                } => return Some(self.reply_event(start, end, consumed, header)),
+                    body,
+                } => return Some(self.reply_event(start, end, consumed, header, body)),
             }
         }
     }
@@ -243,8 +245,9 @@ where
     }
 
     /// Handles the frame at `start..end` while connected: what makes no event is done here; a
-    /// reply is checked (and its path lists stripped of the chroot in place) and left at
-    /// `rx_head` for [`reply_event`](Self::reply_event); a notification starts a fan-out.
+    /// reply is parsed (and its path lists stripped of the chroot in place) and left at
+    /// `rx_head` for [`reply_event`](Self::reply_event), which hands out the body parsed here;
+    /// a notification starts a fan-out.
     fn on_frame(&mut self, start: usize, end: usize, consumed: usize) -> Step {
         let header = match self
             .rx
@@ -280,9 +283,10 @@ where
                 }
                 let op = self.pending.front().map_or(OpCode::Error, |p| p.op);
                 let frame = self.rx.as_mut().get_mut(start..end).unwrap_or_default();
-                if let Err(e) = Reply::parse(op, frame) {
-                    return self.protocol_error(DisconnectReason::Protocol(e));
-                }
+                let mut body = match Reply::parse(op, frame) {
+                    Ok(reply) => DetachedBody::new(reply.body, frame),
+                    Err(e) => return self.protocol_error(DisconnectReason::Protocol(e)),
+                };
                 let mut len = end - start;
                 if !self.chroot.is_empty()
                     && header.err.is_ok()
@@ -291,9 +295,12 @@ where
                         OpCode::Multi | OpCode::MultiRead | OpCode::GetEphemerals
                     )
                 {
-                    let body = frame.get_mut(REPLY_HEADER_LEN..).unwrap_or_default();
-                    match strip_list_in_place(body, op, &self.chroot) {
-                        Some(n) => len = REPLY_HEADER_LEN + n,
+                    let list = frame.get_mut(REPLY_HEADER_LEN..).unwrap_or_default();
+                    match strip_list_in_place(list, op, &self.chroot) {
+                        Some(n) => {
+                            body.shorten(len - (REPLY_HEADER_LEN + n));
+                            len = REPLY_HEADER_LEN + n;
+                        }
                         None => {
                             return self
                                 .protocol_error(DisconnectReason::Protocol(Error::BadLength));
@@ -305,19 +312,21 @@ where
                     end: start + len,
                     consumed,
                     header,
+                    body,
                 }
             }
         }
     }
 
-    /// The reply at `start..end` (checked by [`on_frame`](Self::on_frame)) to the oldest
-    /// pending request, as an event.
+    /// The reply at `start..end` (parsed by [`on_frame`](Self::on_frame) into `header` and
+    /// `body`) to the oldest pending request, as an event.
     fn reply_event(
         &mut self,
         start: usize,
         end: usize,
         consumed: usize,
         header: ReplyHeader,
+        body: DetachedBody,
     ) -> Event<'_> {
         let pending = self.pending.pop_front();
         let (xid, op, watch) =
@@ -337,11 +346,10 @@ where
             self.push_state_event(Event::Closed);
         }
         let frame = self.rx.as_ref().get(start..end).unwrap_or_default();
-        let result = match Reply::parse(op, frame) {
-            Ok(reply) if reply.header.err.is_ok() => Ok(strip_body(reply.body, &self.chroot)),
-            Ok(reply) => Err(reply.header.err),
-            // Checked before; unreachable.
-            Err(_) => Err(ErrorCode::MarshallingError),
+        let result = if header.err.is_ok() {
+            Ok(strip_body(body.attach(frame), &self.chroot))
+        } else {
+            Err(header.err)
         };
         Event::Reply(ReplyEvent {
             xid,
@@ -365,11 +373,12 @@ pub(super) enum Step {
     Owned(Event<'static>),
     /// A notification whose fan-out starts.
     Fanout,
-    /// A checked reply to the oldest pending request.
+    /// A parsed reply to the oldest pending request.
     Reply {
         start: usize,
         end: usize,
         consumed: usize,
         header: ReplyHeader,
+        body: DetachedBody,
     },
 }

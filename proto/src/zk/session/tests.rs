@@ -1421,7 +1421,9 @@ fn test_zero_copy_receive_and_byte_by_byte_feeding_agree() {
 // ---------------------------------------------------------------------------------------------
 
 mod prop {
+    use super::super::chroot::strip_list_in_place;
     use super::*;
+    use crate::zk::REPLY_HEADER_LEN;
     use proptest::collection::vec as pvec;
     use proptest::prelude::*;
 
@@ -1472,6 +1474,69 @@ mod prop {
             if s.wants_connect(now) {
                 s.handle_connected(now);
             }
+        }
+    }
+
+    fn path_choice() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("/c"),
+            Just("/c/x"),
+            Just("/cx"),
+            Just("/"),
+            Just("/c/"),
+            Just("/o/c"),
+            Just(""),
+            Just("/c/x/yy")
+        ]
+    }
+
+    proptest! {
+        /// Throwaway: the chroot-stripped multi / getEphemerals body, parsed once and shortened,
+        /// is what parsing the rewritten bytes again gives.
+        #[test]
+        fn stripped_lists_parse_once_as_twice(
+            paths in pvec(path_choice(), 0..6),
+            kinds in pvec(0u8..6, 0..6),
+            ephemerals: bool,
+            xid in 1i32..5,
+        ) {
+            use crate::zk::reply::DetachedBody;
+            let strs: StdVec<ZkStr<'_>> = paths.iter().map(|p| ZkStr::new(p)).collect();
+            let mut results = StdVec::new();
+            for (i, k) in kinds.iter().enumerate() {
+                let p = strs.get(i).copied().unwrap_or(ZkStr::new("/c/z"));
+                results.push(match k {
+                    0 => MultiResult::Create(p),
+                    1 => MultiResult::Create2(Create2Response { path: p, stat: stat(3) }),
+                    2 => MultiResult::Delete,
+                    3 => MultiResult::SetData(stat(4)),
+                    4 => MultiResult::Check,
+                    _ => MultiResult::Error(ErrorCode::NoNode),
+                });
+            }
+            let (op, body) = if ephemerals {
+                (OpCode::GetEphemerals, ReplyBody::Children(List::from_slice(&strs)))
+            } else {
+                (OpCode::Multi, ReplyBody::Multi(List::from_slice(&results)))
+            };
+            let r = Reply { header: ReplyHeader { xid, zxid: 9, err: ErrorCode::Ok }, body };
+            let mut old = std::vec![0u8; r.encoded_len()];
+            let n = r.encode(&mut old).unwrap();
+            old.truncate(n);
+            let mut new = old.clone();
+            // Old route: check, strip, parse the rewritten bytes.
+            Reply::parse(op, &old).unwrap();
+            let m = strip_list_in_place(&mut old[REPLY_HEADER_LEN..], op, b"/c").unwrap();
+            let old_body = Reply::parse(op, &old[..REPLY_HEADER_LEN + m]).unwrap().body;
+            // New route: parse once, strip, shorten, attach.
+            let mut detached = DetachedBody::new(Reply::parse(op, &new).unwrap().body, &new);
+            let len = new.len();
+            let m2 = strip_list_in_place(&mut new[REPLY_HEADER_LEN..], op, b"/c").unwrap();
+            prop_assert_eq!(m, m2);
+            detached.shorten(len - (REPLY_HEADER_LEN + m2));
+            let new_body = detached.attach(&new[..REPLY_HEADER_LEN + m2]);
+            prop_assert_eq!(new_body, old_body);
+            prop_assert_eq!(std::format!("{new_body:?}"), std::format!("{old_body:?}"));
         }
     }
 
