@@ -778,6 +778,29 @@ fn pings_keep_an_idle_session_alive() {
     zk.close().unwrap();
 }
 
+#[test]
+#[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
+fn connect_passes_over_a_closed_port_to_the_next_server() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let live: SocketAddr = server().parse().expect("SINEW_ZK_SERVER as ip:port");
+    let start = Instant::now();
+    // connect_with checks that the first event is Connected: no Disconnected for the closed
+    // port, which was passed over within the same attempt.
+    let mut zk = connect_with(&format!("{dead},{live}"), ClientConfig::default());
+    let elapsed = start.elapsed();
+    println!("a closed port, then the server: connected after {elapsed:?}");
+    assert_eq!(zk.servers(), [dead, live]);
+    assert_eq!(zk.current_server(), Some(live));
+    assert_eq!(zk.io_stats().connect_failures, 1);
+    // At once: not after a connect timeout, nor after a back-off.
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(zk.exists("/", None).unwrap().map(|s| s.czxid), Some(0));
+    zk.close().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pipelining and limits
 // ---------------------------------------------------------------------------------------------
