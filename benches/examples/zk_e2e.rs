@@ -4,10 +4,10 @@
 //! * `raw`: pre-encoded getData frames on a plain blocking socket, replies only framed (not
 //!   parsed), every reply's replacement written at once and all of a read's replacements in one
 //!   `write`: the server's ceiling on this machine;
-//! * `sinew`: [`ZkClient`] submitting and processing replies zero-copy (`submit` + `process`),
-//!   every reply parsed;
-//! * `sinew-batch`: the same with [`Batching::PIPELINED`] (a step with 32 or more requests in
-//!   flight first sleeps while about half of them are answered, at most 1 ms, so that one
+//! * `sinew`: [`ZkClient`] standalone, submitting and handling replies zero-copy (`submit`, a
+//!   handler, `run_until`), every reply parsed;
+//! * `sinew-batch`: the same with [`Batching::PIPELINED`] (with 32 or more requests in flight
+//!   the client naps while about half of them are answered, at most 1 ms, so that one
 //!   wake-up takes in many replies);
 //! * `rust`: the `zookeeper-client` crate (async, on a current-thread tokio runtime): a
 //!   `get_data` future per request, `DEPTH` of them in a `FuturesUnordered`;
@@ -35,6 +35,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -44,7 +46,8 @@ use sinew_proto::zk::{
     Acl, ConnectRequest, ConnectResponse, CreateMode, FrameDecoder, FrameStatus, OpCode,
     PathWatchRequest, Reply, ReplyBody, Request, RequestBody, ZkStr,
 };
-use sinew_transport_std::zk::{Batching, ClientConfig, ZkClient, ZkError};
+use sinew_transport_std::Error;
+use sinew_transport_std::zk::{Batching, ClientConfig, ZkClient};
 
 const PATH: &str = "/sinew-e2e-bench";
 const DATA_LEN: usize = 100;
@@ -101,7 +104,7 @@ fn main() -> Result<(), BoxError> {
         Acl::OPEN_ACL_UNSAFE,
         CreateMode::Persistent,
     ) {
-        Ok(_) | Err(ZkError::Zk(_)) => {}
+        Ok(_) | Err(Error::Zk(_)) => {}
         Err(e) => return Err(e.into()),
     }
     zk.set_data(PATH, &[0x42; DATA_LEN], -1)?;
@@ -213,7 +216,7 @@ fn sinew(
     depth: usize,
     duration: Duration,
     batching: Option<Batching>,
-) -> Result<Run, ZkError> {
+) -> Result<Run, Error> {
     let config = ClientConfig {
         batching,
         ..ClientConfig::default()
@@ -223,37 +226,40 @@ fn sinew(
         path: ZkStr::new(PATH),
         watch: false,
     });
-    let mut in_flight = 0;
-    let mut done = 0u64;
-    let mut failed = 0u64;
+    // Replies as they come, zero-copy: counted by a handler.
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (done2, failed2) = (Arc::clone(&done), Arc::clone(&failed));
+    zk.set_handler(move |event| {
+        if let Event::Reply(reply) = event {
+            let counter = match reply.result {
+                Ok(ReplyBody::Data(data)) if data.data.map(<[u8]>::len) == Some(DATA_LEN) => &done2,
+                _ => &failed2,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let answered = || done.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
+    let mut sent = 0u64;
     let cpu = cpu_time();
     let start = Instant::now();
     let mut end = None;
     loop {
         let elapsed = start.elapsed();
+        let before = answered();
         if end.is_none() && elapsed >= duration {
-            end = Some((done, elapsed, cpu_since(cpu)));
+            end = Some((done.load(Ordering::Relaxed), elapsed, cpu_since(cpu)));
         }
-        if end.is_some() && in_flight == 0 {
+        if end.is_some() && sent == before {
             break;
         }
-        while end.is_none() && in_flight < depth {
+        while end.is_none() && sent - before < depth as u64 {
             zk.submit(body)?;
-            in_flight += 1;
+            sent += 1;
         }
-        zk.process(Some(Duration::from_millis(100)), &mut |event| {
-            if let Event::Reply(reply) = event {
-                in_flight -= 1;
-                match reply.result {
-                    Ok(ReplyBody::Data(data)) if data.data.map(<[u8]>::len) == Some(DATA_LEN) => {
-                        done += 1
-                    }
-                    _ => failed += 1,
-                }
-            }
-        })?;
+        // Until replies come: their replacements are submitted above, written by the next step.
+        zk.run_until(Duration::from_millis(100), |_| answered() > before)?;
     }
-    assert_eq!(failed, 0, "getData failed");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "getData failed");
     let (ops, elapsed, cpu) = end.unwrap_or_default();
     zk.close()?;
     Ok(Run { ops, elapsed, cpu })

@@ -233,6 +233,33 @@ fn decode_zk_refuses_malformed_input() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// sinew zk, without a server
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn zk_says_what_happened_at_each_server() {
+    let closed = |_| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (a, b) = (closed(0), closed(1));
+    let start = std::time::Instant::now();
+    let run = sinew(&["zk", &format!("--server={a},{b}"), "ls", "/"]);
+    let elapsed = start.elapsed();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // Both refused at once: no connect timeout (10 s here) waited out.
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let line = run.stderr.trim_end();
+    assert!(
+        line.starts_with(&format!("sinew: could not connect to {a}: ")),
+        "{line}"
+    );
+    assert!(line.contains(&format!("; {b}: ")), "{line}");
+    assert_eq!(line.matches("refused").count(), 2, "{line}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // sinew zk, against a server
 // ---------------------------------------------------------------------------------------------
 

@@ -1,18 +1,20 @@
 //! The mio ZooKeeper client against a scripted fake server on loopback: failover across the
-//! server list and re-attaching the session, without a real ZooKeeper.
+//! server list and re-attaching the session, and connect errors that say what happened at
+//! each server (a closed port, a silent server), without a real ZooKeeper.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sinew_proto::zk::session::SessionState;
 use sinew_proto::zk::{
     ConnectRequest, ConnectResponse, ErrorCode, GetDataResponse, Reply, ReplyBody, ReplyHeader,
     Request, RequestBody, Stat,
 };
-use sinew_transport_std::zk::{ClientConfig, ZkClient, ZkError, ZkEvent};
+use sinew_transport_std::Error;
+use sinew_transport_std::zk::{ClientConfig, ZkClient, ZkEvent};
 
 const SESSION: i64 = 0x77;
 const PASSWD: &[u8; 16] = b"fake-password-16";
@@ -169,21 +171,83 @@ fn fails_over_and_reattaches_the_session() {
     server.join().unwrap();
     // After close, requests fail at once, without a connection.
     match zk.get_data("/x", None) {
-        Err(ZkError::Zk(ErrorCode::SessionExpired)) => {}
+        Err(Error::Zk(ErrorCode::SessionExpired)) => {}
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn no_server_reachable_times_out() {
+fn connect_to_a_closed_port_fails_at_once_naming_it() {
+    let dead = closed_port();
+    let start = Instant::now();
+    // The default config: a 30 s session timeout, hence a 30 s connect timeout.
+    let err = ZkClient::connect(&dead.to_string(), ClientConfig::default()).unwrap_err();
+    let elapsed = start.elapsed();
+    println!("a closed port: failed after {elapsed:?}: {err}");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    let Error::Connect(connect) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(connect.attempts.len(), 1, "{connect:?}");
+    assert_eq!(connect.attempts[0].0, dead);
+    assert_eq!(connect.attempts[0].1.kind(), ErrorKind::ConnectionRefused);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("could not connect to {dead}: ")) && text.contains("refused"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_silent_server_fails_after_the_connect_timeout_and_every_server_is_named() {
+    // A listener that never accepts: the kernel completes the TCP handshake, nobody answers
+    // the ZooKeeper one.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let dead = closed_port();
     let config = ClientConfig {
-        session_timeout: Duration::from_secs(2),
-        connect_timeout: Some(Duration::from_millis(500)),
+        session_timeout: Duration::from_secs(6),
+        connect_timeout: Some(Duration::from_millis(300)),
         ..ClientConfig::default()
     };
-    let err = ZkClient::connect(&closed_port().to_string(), config).unwrap_err();
-    assert!(matches!(err, ZkError::Timeout), "{err:?}");
-    // An oversized request is refused before any connection exists.
+    let mut zk = ZkClient::new(vec![silent_addr, dead], config).unwrap();
+    let start = Instant::now();
+    let err = zk.wait_connected(Duration::from_secs(5)).unwrap_err();
+    let elapsed = start.elapsed();
+    println!("a silent server and a closed port: failed after {elapsed:?}: {err}");
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    let Error::Connect(connect) = &err else {
+        panic!("{err:?}")
+    };
+    let kinds: Vec<_> = connect
+        .attempts
+        .iter()
+        .map(|(addr, e)| (*addr, e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (silent_addr, ErrorKind::TimedOut),
+            (dead, ErrorKind::ConnectionRefused)
+        ]
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "{silent_addr}: connected, but no answer to the handshake within 300ms"
+        )),
+        "{text}"
+    );
+    // The session is not over: it would go on trying if driven.
+    assert!(!zk.state().is_terminal());
+    drop(silent);
+}
+
+#[test]
+fn an_oversized_request_is_refused_before_any_connection() {
     let mut zk = ZkClient::new(vec![closed_port()], ClientConfig::default()).unwrap();
     let big = vec![0u8; 0x100000];
     let err = zk
@@ -194,7 +258,8 @@ fn no_server_reachable_times_out() {
         }))
         .unwrap_err();
     assert!(
-        matches!(err, ZkError::Proto(sinew_proto::Error::TooLarge)),
+        matches!(err, Error::Proto(sinew_proto::Error::TooLarge)),
         "{err:?}"
     );
+    assert_eq!(zk.io_stats().connects, 0);
 }

@@ -25,8 +25,9 @@ use sinew_proto::zk::{
     MultiOp, PathRequest, PathVersionRequest, PathWatchRequest, Perms, ReconfigRequest, ReplyBody,
     RequestBody, SetDataRequest, WatcherType, WatchesRequest, ZkStr,
 };
+use sinew_transport_std::Error;
 use sinew_transport_std::zk::{
-    Batching, ClientConfig, OpResult, OwnedReply, WatchNotification, ZkClient, ZkError, ZkEvent,
+    Batching, ClientConfig, OpResult, OwnedReply, WatchNotification, ZkClient, ZkEvent,
 };
 
 const OPEN: &[Acl<'static>] = Acl::OPEN_ACL_UNSAFE;
@@ -90,9 +91,9 @@ fn delete_tree(zk: &mut ZkClient, path: &str) {
     let _ = zk.delete(path, -1);
 }
 
-fn code<T: std::fmt::Debug>(result: Result<T, ZkError>) -> ErrorCode {
+fn code<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorCode {
     match result {
-        Err(ZkError::Zk(code)) => code,
+        Err(Error::Zk(code)) => code,
         other => panic!("expected a ZooKeeper error, got {other:?}"),
     }
 }
@@ -239,7 +240,7 @@ fn every_other_op_of_3_8() {
     }));
     match ttl {
         Ok(OwnedReply::Created { .. }) => {}
-        Err(ZkError::Zk(ErrorCode::Unimplemented)) => {}
+        Err(Error::Zk(ErrorCode::Unimplemented)) => {}
         other => panic!("createTTL: {other:?}"),
     }
     if zk.state() != SessionState::Connected {
@@ -252,7 +253,7 @@ fn every_other_op_of_3_8() {
     }));
     // Seen on 3.8.0: refused to clients with BadArguments; the session carries on.
     assert!(
-        matches!(deleted, Err(ZkError::Zk(ErrorCode::BadArguments)) | Ok(_)),
+        matches!(deleted, Err(Error::Zk(ErrorCode::BadArguments)) | Ok(_)),
         "{deleted:?}"
     );
     assert_eq!(zk.state(), SessionState::Connected);
@@ -296,7 +297,7 @@ fn every_other_op_of_3_8() {
         new_members: ZkStr::NULL,
         cur_config_id: -1,
     }));
-    assert!(matches!(reconfig, Err(ZkError::Zk(_))), "{reconfig:?}");
+    assert!(matches!(reconfig, Err(Error::Zk(_))), "{reconfig:?}");
     if zk.state() != SessionState::Connected {
         zk.wait_connected(Duration::from_secs(10)).unwrap();
     }
@@ -777,6 +778,29 @@ fn pings_keep_an_idle_session_alive() {
     zk.close().unwrap();
 }
 
+#[test]
+#[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
+fn connect_passes_over_a_closed_port_to_the_next_server() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let live: SocketAddr = server().parse().expect("SINEW_ZK_SERVER as ip:port");
+    let start = Instant::now();
+    // connect_with checks that the first event is Connected: no Disconnected for the closed
+    // port, which was passed over within the same attempt.
+    let mut zk = connect_with(&format!("{dead},{live}"), ClientConfig::default());
+    let elapsed = start.elapsed();
+    println!("a closed port, then the server: connected after {elapsed:?}");
+    assert_eq!(zk.servers(), [dead, live]);
+    assert_eq!(zk.current_server(), Some(live));
+    assert_eq!(zk.io_stats().connect_failures, 1);
+    // At once: not after a connect timeout, nor after a back-off.
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(zk.exists("/", None).unwrap().map(|s| s.czxid), Some(0));
+    zk.close().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pipelining and limits
 // ---------------------------------------------------------------------------------------------
@@ -799,22 +823,24 @@ fn pipelined_requests_zero_copy() {
             .unwrap(),
         );
     }
-    let mut answered = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while answered.len() < xids.len() && Instant::now() < deadline {
-        zk.process(Some(Duration::from_millis(100)), &mut |event| {
-            if let Event::Reply(r) = event {
-                match r.result {
-                    Ok(ReplyBody::Data(d)) => {
-                        assert_eq!(d.data, Some(&[42u8; 100][..]));
-                        answered.push(r.xid);
-                    }
-                    other => panic!("{other:?}"),
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&answered);
+    zk.set_handler(move |event| {
+        if let Event::Reply(r) = event {
+            match r.result {
+                Ok(ReplyBody::Data(d)) => {
+                    assert_eq!(d.data, Some(&[42u8; 100][..]));
+                    log.lock().unwrap().push(r.xid);
                 }
+                other => panic!("{other:?}"),
             }
-        })
-        .unwrap();
-    }
+        }
+    });
+    zk.run_until(Duration::from_secs(20), |_| {
+        answered.lock().unwrap().len() == xids.len()
+    })
+    .unwrap();
+    let answered = answered.lock().unwrap().clone();
     assert_eq!(answered, xids, "every reply, in order");
     let writes = zk.io_stats().writes - writes_before;
     // 500 requests of ~45 bytes: a handful of writes, not 500.
@@ -843,32 +869,39 @@ fn batching_gathers_replies_and_leaves_lone_calls_alone() {
     // 64 in flight for 5000 requests: every reply, in order, many per read.
     let (total, depth) = (5000, 64);
     let before = *zk.io_stats();
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&replies);
+    zk.set_handler(move |event| {
+        if let Event::Reply(r) = event {
+            match r.result {
+                Ok(ReplyBody::Data(d)) => assert_eq!(d.data, Some(&[7u8; 100][..])),
+                other => panic!("{other:?}"),
+            }
+            log.lock().unwrap().push(r.xid);
+        }
+    });
     let mut submitted = std::collections::VecDeque::new();
     let mut done = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while done < total {
-        assert!(Instant::now() < deadline, "{done} of {total} replies");
-        while submitted.len() < depth && done + submitted.len() < total {
-            let xid = zk
-                .submit(RequestBody::GetData(PathWatchRequest {
-                    path: ZkStr::new(&node),
-                    watch: false,
-                }))
-                .unwrap();
-            submitted.push_back(xid);
-        }
-        zk.process(Some(Duration::from_millis(100)), &mut |event| {
-            if let Event::Reply(r) = event {
-                assert_eq!(Some(r.xid), submitted.pop_front(), "replies in order");
-                match r.result {
-                    Ok(ReplyBody::Data(d)) => assert_eq!(d.data, Some(&[7u8; 100][..])),
-                    other => panic!("{other:?}"),
-                }
+    // Each step's replies are taken and replaced after it, as a pipelining caller does.
+    let finished = zk
+        .run_until(Duration::from_secs(60), |zk| {
+            for xid in replies.lock().unwrap().drain(..) {
+                assert_eq!(Some(xid), submitted.pop_front(), "replies in order");
                 done += 1;
             }
+            while submitted.len() < depth && done + submitted.len() < total {
+                let xid = zk
+                    .submit(RequestBody::GetData(PathWatchRequest {
+                        path: ZkStr::new(&node),
+                        watch: false,
+                    }))
+                    .unwrap();
+                submitted.push_back(xid);
+            }
+            done == total
         })
         .unwrap();
-    }
+    assert!(finished, "{done} of {total} replies");
     let io = *zk.io_stats();
     let (reads, waits) = (io.reads - before.reads, io.batch_waits);
     println!("{total} replies in {reads} reads, {waits} batching waits");
@@ -891,7 +924,7 @@ fn oversized_frame_is_refused_locally() {
     zk.create(&node, b"", OPEN, CreateMode::Persistent).unwrap();
     let big = vec![7u8; 0x100000];
     match zk.set_data(&node, &big, -1) {
-        Err(ZkError::Proto(sinew_proto::Error::TooLarge)) => {}
+        Err(Error::Proto(sinew_proto::Error::TooLarge)) => {}
         other => panic!("{other:?}"),
     }
     // Nothing was sent: the connection is fine, and a large frame under the limit works.
@@ -1034,7 +1067,7 @@ fn connection_cut_under_load() {
         );
     }
     zk.flush().unwrap();
-    zk.poll(Some(Duration::from_millis(100))).unwrap();
+    zk.run_for(Duration::from_millis(100)).unwrap();
     proxy.cut();
     proxy.stall(false);
 
@@ -1162,27 +1195,34 @@ fn pipelined_throughput() {
     let node = root("rate");
     zk.create(&node, &[1; 100], OPEN, CreateMode::Persistent)
         .unwrap();
-    for depth in [1usize, 16, 128] {
+    let answered = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&answered);
+    zk.set_handler(move |event| {
+        if let Event::Reply(r) = event {
+            assert!(matches!(r.result, Ok(ReplyBody::Data(_))), "{r:?}");
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    for depth in [1u64, 16, 128] {
         let total = 20_000;
-        let (mut sent, mut done) = (0, 0);
+        answered.store(0, Ordering::Relaxed);
+        let mut sent = 0;
         let start = Instant::now();
-        while done < total {
-            while sent < total && sent - done < depth {
-                zk.submit(RequestBody::GetData(PathWatchRequest {
-                    path: ZkStr::new(&node),
-                    watch: false,
-                }))
-                .unwrap();
-                sent += 1;
-            }
-            zk.process(Some(Duration::from_secs(5)), &mut |event| {
-                if let Event::Reply(r) = event {
-                    assert!(matches!(r.result, Ok(ReplyBody::Data(_))), "{r:?}");
-                    done += 1;
+        let finished = zk
+            .run_until(Duration::from_secs(60), |zk| {
+                let done = answered.load(Ordering::Relaxed);
+                while sent < total && sent - done < depth {
+                    zk.submit(RequestBody::GetData(PathWatchRequest {
+                        path: ZkStr::new(&node),
+                        watch: false,
+                    }))
+                    .unwrap();
+                    sent += 1;
                 }
+                done == total
             })
             .unwrap();
-        }
+        assert!(finished, "{depth} in flight: timed out");
         let rate = total as f64 / start.elapsed().as_secs_f64();
         let io = zk.io_stats();
         println!(

@@ -15,7 +15,8 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sinew_proto::zk::{Acl, CreateMode, ErrorCode};
-use sinew_transport_std::zk::{ClientConfig, ZkClient, ZkError};
+use sinew_transport_std::Error;
+use sinew_transport_std::zk::{ClientConfig, ZkClient};
 
 const OPEN: &[Acl<'static>] = Acl::OPEN_ACL_UNSAFE;
 
@@ -234,12 +235,12 @@ fn sinew_and_kazoo_read_each_others_nodes() {
     // kazoo's digest ACL: refused until sinew authenticates as carol.
     let secret = format!("{base}/secret");
     match zk.get_data(&secret, None) {
-        Err(ZkError::Zk(ErrorCode::NoAuth)) => {}
+        Err(Error::Zk(ErrorCode::NoAuth)) => {}
         other => panic!("{other:?}"),
     }
     // (Since 3.6 reading an ACL needs READ or ADMIN on the node too.)
     match zk.get_acl(&secret) {
-        Err(ZkError::Zk(ErrorCode::NoAuth)) => {}
+        Err(Error::Zk(ErrorCode::NoAuth)) => {}
         other => panic!("{other:?}"),
     }
     zk.add_auth("digest", b"carol:pw").unwrap();

@@ -14,7 +14,8 @@ use sinew_proto::zk::{
 };
 
 use super::is_set;
-use crate::zk::{ClientConfig, ZkClient, ZkError, ZkEvent};
+use crate::Error;
+use crate::zk::{ClientConfig, ZkClient, ZkEvent};
 
 /// Options of `sinew zk`.
 #[derive(Debug, Clone, Args)]
@@ -102,7 +103,8 @@ pub enum ZkCommand {
 /// zkCli words it).
 ///
 /// # Errors
-/// Write errors, and connection failures.
+/// Write errors, and connection failures ([`Error::Connect`] says what happened at each
+/// server).
 pub fn run(
     args: &ZkArgs,
     out: &mut dyn Write,
@@ -127,12 +129,12 @@ pub fn run(
             closed?;
             Ok(0)
         }
-        Err(Failure::Zk(ZkError::Zk(code), path)) => {
+        Err(Failure::Zk(Error::Zk(code), path)) => {
             out.flush()?;
             writeln!(err, "{}", describe(code, &path))?;
             Ok(1)
         }
-        Err(Failure::Zk(e, _)) => Err(e.into()),
+        Err(Failure::Zk(e, _)) => Err(e),
         Err(Failure::Io(e)) => Err(e.into()),
     }
 }
@@ -150,7 +152,7 @@ fn describe(code: ErrorCode, path: &str) -> String {
 }
 
 enum Failure {
-    Zk(ZkError, String),
+    Zk(Error, String),
     Io(io::Error),
 }
 
@@ -160,7 +162,7 @@ impl From<io::Error> for Failure {
     }
 }
 
-fn on(path: &str) -> impl Fn(ZkError) -> Failure + '_ {
+fn on(path: &str) -> impl Fn(Error) -> Failure + '_ {
     move |e| Failure::Zk(e, path.to_string())
 }
 
@@ -216,7 +218,7 @@ fn command(
             let stat = zk
                 .exists(path, None)
                 .map_err(on(path))?
-                .ok_or_else(|| Failure::Zk(ZkError::Zk(ErrorCode::NoNode), path.clone()))?;
+                .ok_or_else(|| Failure::Zk(Error::Zk(ErrorCode::NoNode), path.clone()))?;
             write_stat_zkcli(&stat, out)?;
         }
         ZkCommand::Watch {
@@ -250,7 +252,7 @@ fn command(
                     ZkEvent::Expired | ZkEvent::AuthFailed | ZkEvent::Closed => {
                         writeln!(out, "{event}")?;
                         return Err(Failure::Zk(
-                            ZkError::Zk(ErrorCode::SessionExpired),
+                            Error::Zk(ErrorCode::SessionExpired),
                             path.clone(),
                         ));
                     }

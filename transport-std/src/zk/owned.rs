@@ -1,8 +1,9 @@
 //! Owned copies of replies and events, for the blocking API and for callers that keep them.
 //!
-//! The zero-copy path ([`ZkClient::process`](super::ZkClient::process)) hands out the session's
-//! borrowed [`Event`]s; these types are what [`ZkClient::wait`](super::ZkClient::wait) and the
-//! blocking operations return.
+//! The zero-copy path (a handler, [`ZkClient::set_handler`](super::ZkClient::set_handler)) is
+//! handed the session's borrowed [`Event`]s; these types are what
+//! [`ZkClient::wait`](super::ZkClient::wait), [`ZkClient::next_event`](super::ZkClient::next_event)
+//! and the blocking operations return.
 
 use std::fmt;
 
@@ -305,6 +306,34 @@ impl ZkEvent {
             Event::Watch(w) => ZkEvent::Watch(w.into()),
             Event::Reply(_) => return None,
         })
+    }
+
+    /// The session event this is an owned copy of, borrowing from it.
+    pub fn as_event(&self) -> Event<'_> {
+        match self {
+            ZkEvent::Connected {
+                session_id,
+                timeout_ms,
+                read_only,
+                reattached,
+            } => Event::Connected {
+                session_id: *session_id,
+                timeout_ms: *timeout_ms,
+                read_only: *read_only,
+                reattached: *reattached,
+            },
+            ZkEvent::Disconnected(reason) => Event::Disconnected { reason: *reason },
+            ZkEvent::Expired => Event::Expired,
+            ZkEvent::AuthFailed => Event::AuthFailed,
+            ZkEvent::Closed => Event::Closed,
+            ZkEvent::Watch(w) => Event::Watch(WatchEvent {
+                watcher: w.watcher,
+                kind: w.kind,
+                event_type: w.event_type,
+                path: ZkStr::new(&w.path),
+                zxid: w.zxid,
+            }),
+        }
     }
 }
 
