@@ -44,7 +44,8 @@ fn one_user_poll_drives_health_dht_node_dht_client_zookeeper_and_a_socket_of_its
     let mut dht_client: UdpDhtClient = UdpDhtClient::connect(dht_node.local().addr).unwrap();
     let mut zk = ZkClient::new(zk_servers(), ClientConfig::default()).unwrap();
     {
-        let adapters: [&mut dyn Adapter; 4] = [&mut health, &mut dht_node, &mut dht_client, &mut zk];
+        let adapters: [&mut dyn Adapter; 4] =
+            [&mut health, &mut dht_node, &mut dht_client, &mut zk];
         for (i, adapter) in adapters.into_iter().enumerate() {
             adapter
                 .register(poll.registry(), Token((i + 1) * TOKEN_SPAN))
