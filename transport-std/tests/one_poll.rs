@@ -110,9 +110,26 @@ fn one_user_poll_drives_health_dht_node_dht_client_zookeeper_and_a_socket_of_its
             let mut answer = [0u8; 64];
             while let Ok((n, from)) = mine.recv_from(&mut answer) {
                 assert_eq!(from, health.local_addr());
-                let reply = HealthCheck::parse(&answer[..n]).unwrap();
-                assert_eq!((reply.kind, reply.nonce), (HealthKind::Response, nonce));
-                answered = true;
+                // A peer-table request: this host keeps no table to give.
+                let Ok(check) = HealthCheck::parse(&answer[..n]) else {
+                    continue;
+                };
+                match check.kind {
+                    // The node learnt the caller's socket from its request and probes it.
+                    HealthKind::Request => {
+                        let reply = HealthCheck {
+                            kind: HealthKind::Response,
+                            ..check
+                        };
+                        let len = reply.encode(&mut answer).unwrap();
+                        mine.send_to(&answer[..len], from).unwrap();
+                    }
+                    HealthKind::Response => {
+                        assert_eq!(check.nonce, nonce);
+                        answered = true;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
             }
         }
         if ready[1] || due(health.poll_timeout()) {
