@@ -114,14 +114,10 @@ impl Registration {
 
     /// Sleeps in the adapter's own poll for at most `timeout`; a signal ends the sleep early.
     fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
-        if let Some((poll, events)) = self.own.as_mut() {
-            match poll.poll(events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+        match self.own.as_mut() {
+            Some((poll, events)) => poll_precisely(poll, events, timeout),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -165,6 +161,42 @@ pub(crate) fn run_until<A: Standalone>(
         adapter
             .registration()
             .wait(wake.map(|w| w.saturating_duration_since(now)))?;
+    }
+}
+
+/// Sleeps in `poll` until a source is ready or `timeout` (`None`: no limit) passes, to the
+/// microsecond; a signal ends the sleep early (not an error).
+///
+/// mio's epoll backend rounds a timeout up to whole milliseconds, which would stretch every
+/// short timer (a ZooKeeper batching nap of 300 µs, a retry due in 2.4 ms) to the next
+/// millisecond. So the poll sleeps the whole milliseconds, and if nothing became ready the rest
+/// is slept with `thread::sleep` before one more look at the poll: a source that becomes ready
+/// in that remainder waits at most that remainder, less than a millisecond.
+pub(crate) fn poll_precisely(
+    poll: &mut Poll,
+    events: &mut Events,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    let deadline = timeout.and_then(|t| StdInstant::now().checked_add(t));
+    let whole =
+        timeout.map(|t| Duration::from_millis(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+    match poll.poll(events, whole) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let Some(deadline) = deadline else {
+        return Ok(());
+    };
+    let left = deadline.saturating_duration_since(StdInstant::now());
+    if !events.is_empty() || left.is_zero() {
+        return Ok(());
+    }
+    std::thread::sleep(left);
+    match poll.poll(events, Some(Duration::ZERO)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

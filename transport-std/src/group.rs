@@ -2,14 +2,13 @@
 
 use std::any::Any;
 use std::fmt;
-use std::io::ErrorKind;
 use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
 use std::time::{Duration, Instant as StdInstant};
 
 use mio::{Events, Poll, Registry, Token};
 
-use crate::adapter::{TOKEN_SPAN, earliest};
+use crate::adapter::{TOKEN_SPAN, earliest, poll_precisely};
 use crate::{Adapter, Result};
 
 /// Several [`Adapter`]s — health nodes, DHT nodes and clients, ZooKeeper clients, drivers of
@@ -215,14 +214,11 @@ impl Group {
         let now = StdInstant::now();
         let wake = earliest(self.poll_timeout(), limit);
         self.ready_tokens.clear();
-        match self.poll.poll(
+        poll_precisely(
+            &mut self.poll,
             &mut self.events,
             wake.map(|w| w.saturating_duration_since(now)),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
+        )?;
         for event in self.events.iter() {
             let token = event.token();
             match (token.0 / TOKEN_SPAN).checked_sub(1) {

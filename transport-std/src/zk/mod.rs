@@ -161,9 +161,9 @@ pub struct ClientConfig {
 ///
 /// It works the same standalone and on a caller's `Poll`: [`process`](ZkClient::process) never
 /// sleeps; the nap is the caller's sleep until [`poll_timeout`](ZkClient::poll_timeout), so a
-/// caller driving the client on its own `Poll` must honour that timeout. mio's epoll backend
-/// rounds a `Poll::poll` timeout up to whole milliseconds, so a nap shorter than 1 ms lasts
-/// about 1 ms there.
+/// caller driving the client on its own `Poll` must honour that timeout to the microsecond
+/// (mio's epoll backend rounds a `Poll::poll` timeout up to whole milliseconds; the client's
+/// own run loop and [`Group`](crate::Group) sleep the remainder, so a 300 µs nap lasts 300 µs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
     /// The longest nap.
