@@ -123,7 +123,7 @@ pub struct ClientArgs {
 /// Runs a `sinew dht` subcommand; returns the exit code.
 ///
 /// # Errors
-/// [`Error::Io`](crate::Error::Io) if a socket cannot be bound or `out` fails.
+/// [`Error::Io`] if a socket cannot be bound or `out` fails.
 pub fn run(
     args: &DhtArgs,
     out: &mut dyn Write,

@@ -136,7 +136,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// Reads `key`: its value, or `None` if the ring stores none.
     ///
     /// # Errors
-    /// [`Error::Request`] if the ring refused it or did not answer in time, and as
+    /// [`Error::Dht`] if the ring refused it or did not answer in time, and as
     /// [`submit`](Self::submit).
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let node = self.node;
@@ -182,7 +182,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// Releases `holder`'s lock on `key`.
     ///
     /// # Errors
-    /// [`Error::Request`] with [`ErrorCode::NotHolder`] if `holder` does not hold it, and as
+    /// [`Error::Dht`] with [`ErrorCode::NotHolder`](sinew_proto::dht::ErrorCode::NotHolder) if `holder` does not hold it, and as
     /// [`get`](Self::get).
     pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<()> {
         let node = self.node;
