@@ -137,17 +137,7 @@ pub(crate) fn run_until<A: Standalone>(
     mut done: impl FnMut(&mut A) -> bool,
 ) -> Result<bool> {
     let deadline = StdInstant::now().checked_add(timeout);
-    if adapter.registration().is_shared() {
-        return Err(Error::Io(io::Error::other(
-            "registered with a caller's Poll: drive it with process() there",
-        )));
-    }
-    if adapter.registration().own.is_none() {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        adapter.register(&registry, Token(0))?;
-        adapter.registration().own = Some((poll, Events::with_capacity(64)));
-    }
+    own_poll(adapter)?;
     loop {
         adapter.process()?;
         if done(adapter) {
@@ -162,6 +152,38 @@ pub(crate) fn run_until<A: Standalone>(
             .registration()
             .wait(wake.map(|w| w.saturating_duration_since(now)))?;
     }
+}
+
+/// Sleeps, with the adapter's own `Poll`, until one of its sockets is ready, its
+/// [`poll_timeout`](Adapter::poll_timeout) comes or `limit` passes, then takes one
+/// [`process`](Adapter::process) step: the wait of a blocking client that has just sent.
+///
+/// Refused with [`Error::Io`] if the adapter is registered with a caller's `Poll`.
+pub(crate) fn wait_and_process<A: Standalone>(adapter: &mut A, limit: Duration) -> Result<()> {
+    own_poll(adapter)?;
+    let now = StdInstant::now();
+    let wake = earliest(adapter.poll_timeout(), now.checked_add(limit));
+    adapter
+        .registration()
+        .wait(wake.map(|w| w.saturating_duration_since(now)))?;
+    adapter.process()
+}
+
+/// Gives the adapter a `Poll` of its own, unless it has one; refused with [`Error::Io`] if it
+/// is registered with a caller's `Poll`.
+fn own_poll<A: Standalone>(adapter: &mut A) -> Result<()> {
+    if adapter.registration().is_shared() {
+        return Err(Error::Io(io::Error::other(
+            "registered with a caller's Poll: drive it with process() there",
+        )));
+    }
+    if adapter.registration().own.is_none() {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        adapter.register(&registry, Token(0))?;
+        adapter.registration().own = Some((poll, Events::with_capacity(64)));
+    }
+    Ok(())
 }
 
 /// Sleeps in `poll` until a source is ready or `timeout` (`None`: no limit) passes, to the

@@ -253,9 +253,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// # Errors
     /// As [`process`](Self::process).
     pub fn wait(&mut self, timeout: Duration) -> Result<()> {
-        let mut woken = false;
-        adapter::run_until(self, timeout, |_| std::mem::replace(&mut woken, true))?;
-        Ok(())
+        adapter::wait_and_process(self, timeout)
     }
 
     /// Takes the next outcome, oldest first.
