@@ -219,20 +219,27 @@ impl<C: DatagramCore> UdpDriver<C> {
     }
 
     pub(crate) fn send_now_with(&mut self, divert: Divert<'_>) -> Result<()> {
-        let Some(socket) = self.socket.as_ref() else {
+        if self.socket.is_none() {
             return Err(Error::stopped());
-        };
-        let now = self.clock.now();
-        queue_transmits(
-            socket,
-            &mut *self.core,
-            now,
-            &mut self.batch,
-            &mut self.io,
-            divert,
-        );
-        self.batch.flush(socket, &mut self.io);
+        }
+        self.transmit(self.clock.now(), divert);
         Ok(())
+    }
+
+    /// Sends everything the core has to send at `now`, in batches; what `divert` takes goes
+    /// another way.
+    fn transmit(&mut self, now: Instant, divert: Divert<'_>) {
+        if let Some(socket) = self.socket.as_ref() {
+            queue_transmits(
+                socket,
+                &mut *self.core,
+                now,
+                &mut self.batch,
+                &mut self.io,
+                divert,
+            );
+            self.batch.flush(socket, &mut self.io);
+        }
     }
 
     /// Hands the core one message that came another way than the UDP socket (a DHT client's
@@ -267,17 +274,7 @@ impl<C: DatagramCore> UdpDriver<C> {
         self.more_to_read = self.receive(divert)?;
         let now = self.clock.now();
         self.core.handle_timeout(now);
-        if let Some(socket) = self.socket.as_ref() {
-            queue_transmits(
-                socket,
-                &mut *self.core,
-                now,
-                &mut self.batch,
-                &mut self.io,
-                divert,
-            );
-            self.batch.flush(socket, &mut self.io);
-        }
+        self.transmit(now, divert);
         self.collect_events(now);
         Ok(())
     }

@@ -430,15 +430,7 @@ impl Core {
             if self.out_start == self.out_end {
                 self.out_start = 0;
                 self.out_end = 0;
-                while self.out_end < self.out.len() {
-                    let n = self
-                        .session
-                        .poll_transmit(now, &mut self.out[self.out_end..]);
-                    if n == 0 {
-                        break;
-                    }
-                    self.out_end += n;
-                }
+                self.out_end = self.session.poll_transmit_all(now, &mut self.out);
                 if self.out_end == 0 {
                     return;
                 }

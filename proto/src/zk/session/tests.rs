@@ -614,6 +614,30 @@ fn test_transmit_in_small_pieces() {
     assert_eq!(s.poll_transmit(T0, &mut [0; 12]), 12);
 }
 
+#[test]
+fn test_transmit_all_packs_what_transmit_gives_call_after_call() {
+    // A ping due and two requests: the session writes them in separate calls when the buffer
+    // is small, and poll_transmit_all gives the same bytes in one.
+    let (mut a, mut b) = (connected(), connected());
+    for s in [&mut a, &mut b] {
+        s.ping_wanted = true;
+        s.submit(T0, get_data("/first", false)).unwrap();
+        s.submit(T0, get_data("/second", false)).unwrap();
+    }
+    let one_by_one = drain(&mut a, T0);
+    let mut buf = [0xa5u8; 4096];
+    let n = b.poll_transmit_all(T0, &mut buf);
+    assert_eq!(&buf[..n], &one_by_one[..]);
+    assert_eq!(buf[n], 0xa5, "nothing written past what it says");
+    let xids: StdVec<Xid> = frames(&buf[..n]).iter().map(|f| header_of(f).xid).collect();
+    assert_eq!(xids, [PING_XID, 1, 2]);
+    // Nothing more to send, and a buffer too short for a made-up frame takes nothing.
+    assert_eq!(b.poll_transmit_all(T0, &mut buf), 0);
+    b.ping_wanted = true;
+    assert_eq!(b.poll_transmit_all(T0, &mut [0; 5]), 0);
+    assert_eq!(b.poll_transmit_all(T0, &mut []), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Time
 // ---------------------------------------------------------------------------------------------

@@ -341,6 +341,20 @@ where
         n
     }
 
+    /// [`poll_transmit`](Self::poll_transmit) call after call into `buf`, until the session has
+    /// nothing more to send or the rest of `buf` is too short for its next frame; returns the
+    /// bytes written. For a transport that writes one buffer per system call.
+    pub fn poll_transmit_all(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        let mut written = 0;
+        while let Some(rest) = buf.get_mut(written..).filter(|rest| !rest.is_empty()) {
+            match self.poll_transmit(now, rest) {
+                0 => break,
+                n => written += n,
+            }
+        }
+        written
+    }
+
     fn connect_request(&self) -> ConnectRequest<'_> {
         const ZEROS: [u8; PASSWD_LEN] = [0; PASSWD_LEN];
         let timeout = i32::try_from(self.config.session_timeout.as_millis()).unwrap_or(i32::MAX);
