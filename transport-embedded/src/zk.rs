@@ -423,8 +423,7 @@ where
             };
             if self.out_start == self.out_end {
                 self.out_start = 0;
-                self.out_end = 0;
-                self.out_end = self.session.poll_transmit_all(now, &mut self.out);
+                self.out_end = self.session.poll_transmit_all(now, self.out);
                 if self.out_end == 0 {
                     return;
                 }

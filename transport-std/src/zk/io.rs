@@ -429,7 +429,6 @@ impl Core {
             };
             if self.out_start == self.out_end {
                 self.out_start = 0;
-                self.out_end = 0;
                 self.out_end = self.session.poll_transmit_all(now, &mut self.out);
                 if self.out_end == 0 {
                     return;
