@@ -193,7 +193,9 @@ fn own_poll<A: Standalone>(adapter: &mut A) -> Result<()> {
 /// short timer (a ZooKeeper batching nap of 300 µs, a retry due in 2.4 ms) to the next
 /// millisecond. So the poll sleeps the whole milliseconds, and if nothing became ready the rest
 /// is slept with `thread::sleep` before one more look at the poll: a source that becomes ready
-/// in that remainder waits at most that remainder, less than a millisecond.
+/// in that remainder waits at most that remainder, less than a millisecond. Only the standalone
+/// run loop (one adapter, whose own timer it is) sleeps so; [`Group`](crate::Group) wakes on
+/// any member's socket instead.
 pub(crate) fn poll_precisely(
     poll: &mut Poll,
     events: &mut Events,

@@ -2,13 +2,14 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io::ErrorKind;
 use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
 use std::time::{Duration, Instant as StdInstant};
 
 use mio::{Events, Poll, Registry, Token};
 
-use crate::adapter::{TOKEN_SPAN, earliest, poll_precisely};
+use crate::adapter::{TOKEN_SPAN, earliest};
 use crate::{Adapter, Result};
 
 /// Several [`Adapter`]s — health nodes, DHT nodes and clients, ZooKeeper clients, drivers of
@@ -214,11 +215,18 @@ impl Group {
         let now = StdInstant::now();
         let wake = earliest(self.poll_timeout(), limit);
         self.ready_tokens.clear();
-        poll_precisely(
-            &mut self.poll,
+        // Any member's socket wakes the group at once; a timer less than a millisecond away
+        // may fire up to a millisecond late (mio's epoll backend rounds up to whole
+        // milliseconds), which is better than leaving every other member's traffic waiting
+        // through a sleep.
+        match self.poll.poll(
             &mut self.events,
             wake.map(|w| w.saturating_duration_since(now)),
-        )?;
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
         for event in self.events.iter() {
             let token = event.token();
             match (token.0 / TOKEN_SPAN).checked_sub(1) {

@@ -43,6 +43,9 @@ pub(crate) struct Batch {
     send: [[u8; MAX_DATAGRAM_LEN]; BATCH],
     send_len: [usize; BATCH],
     send_to: [SocketAddr; BATCH],
+    /// The same addresses as the kernel takes them, converted once, when queued.
+    #[cfg(target_os = "linux")]
+    send_addr: [SocketAddrAny; BATCH],
     /// Datagrams waiting in `send` (the first `queued` slots).
     queued: usize,
 }
@@ -56,6 +59,10 @@ impl Batch {
             send: [[0; MAX_DATAGRAM_LEN]; BATCH],
             send_len: [0; BATCH],
             send_to: [SocketAddr::from(([0, 0, 0, 0], 0)); BATCH],
+            #[cfg(target_os = "linux")]
+            send_addr: std::array::from_fn(|_| {
+                SocketAddrAny::from(SocketAddr::from(([0, 0, 0, 0], 0)))
+            }),
             queued: 0,
         })
     }
@@ -148,6 +155,10 @@ impl Batch {
         }
         self.send_len[self.queued] = len;
         self.send_to[self.queued] = to;
+        #[cfg(target_os = "linux")]
+        {
+            self.send_addr[self.queued] = SocketAddrAny::from(to);
+        }
         self.queued += 1;
         true
     }
@@ -188,8 +199,7 @@ impl Batch {
                 self.send[i].get(..lens[i]).unwrap_or_default(),
             )]
         });
-        let addrs: [SocketAddrAny; BATCH] =
-            std::array::from_fn(|i| SocketAddrAny::from(self.send_to[i]));
+        let addrs = &self.send_addr;
         let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
             std::array::from_fn(|_| SendAncillaryBuffer::default());
         let mut i = 0;

@@ -163,7 +163,8 @@ pub struct ClientConfig {
 /// sleeps; the nap is the caller's sleep until [`poll_timeout`](ZkClient::poll_timeout), so a
 /// caller driving the client on its own `Poll` must honour that timeout to the microsecond
 /// (mio's epoll backend rounds a `Poll::poll` timeout up to whole milliseconds; the client's
-/// own run loop and [`Group`](crate::Group) sleep the remainder, so a 300 µs nap lasts 300 µs).
+/// own run loop sleeps the remainder, so a 300 µs nap lasts 300 µs there, while in a
+/// [`Group`](crate::Group), which wakes on any member's socket, a nap lasts at least 1 ms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
     /// The longest nap.
