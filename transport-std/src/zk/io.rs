@@ -105,10 +105,15 @@ impl Core {
                 let delivered = out.delivered();
                 self.advance(now, out)?;
                 // Something happened already: the caller looks at it before any nap.
-                if out.delivered() == delivered && self.start_nap(now)? {
-                    return Ok(());
+                if out.delivered() != delivered {
+                    false
+                } else {
+                    match self.start_nap(now)? {
+                        Nap::Deferred => return Ok(()),
+                        Nap::Slept => true,
+                        Nap::None => false,
+                    }
                 }
-                false
             }
         };
         let last_read = self.read(out)?;
@@ -163,9 +168,9 @@ impl Core {
     }
 
     /// Starts a nap if [`Batching`] wants one now; whether it did.
-    fn start_nap(&mut self, now: Instant) -> io::Result<bool> {
+    fn start_nap(&mut self, now: Instant) -> io::Result<Nap> {
         let Some(batching) = self.batching else {
-            return Ok(false);
+            return Ok(Nap::None);
         };
         let pending = self.session.pending();
         // Only with everything written: unsent requests are work the server lacks.
@@ -176,7 +181,7 @@ impl Core {
             || self.out_start != self.out_end
             || self.session.has_transmit()
         {
-            return Ok(false);
+            return Ok(Nap::None);
         }
         let nap = self
             .pace
@@ -184,12 +189,19 @@ impl Core {
             .unwrap_or_default()
             .min(batching.wait);
         if nap.is_zero() {
-            return Ok(false);
+            return Ok(Nap::None);
+        }
+        self.io.batch_waits += 1;
+        if !self.registration.is_shared() {
+            // Standalone, the thread is the client's own: sleep here and read at once, with
+            // no registry calls (taking the socket out of the Poll and back costs two system
+            // calls per nap).
+            std::thread::sleep(nap);
+            return Ok(Nap::Slept);
         }
         self.unwatch()?;
         self.nap_until = Some(now + nap);
-        self.io.batch_waits += 1;
-        Ok(true)
+        Ok(Nap::Deferred)
     }
 
     /// Registers the socket, if there is one and it is not registered.
@@ -539,6 +551,17 @@ impl ReplyPace {
         let half = u32::try_from(pending / 2).unwrap_or(u32::MAX);
         Some(self.interval?.saturating_mul(half))
     }
+}
+
+/// What [`Core::start_nap`] did.
+enum Nap {
+    /// No nap: read now.
+    None,
+    /// Slept in place (standalone): read now.
+    Slept,
+    /// The socket is out of the caller's `Poll` until the nap ends
+    /// ([`poll_timeout`](Core::poll_timeout) says when).
+    Deferred,
 }
 
 #[cfg(test)]
