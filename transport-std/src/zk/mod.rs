@@ -148,23 +148,23 @@ pub struct ClientConfig {
 /// replacement) costs ~10 µs of CPU, far more than handling the reply. With it, a
 /// [`process`](ZkClient::process) step that finds at least
 /// [`min_in_flight`](Self::min_in_flight) requests awaiting replies, on an established session,
-/// with every queued request written and nothing to deliver, reads nothing: it takes the
-/// socket out of the `Poll` and naps — [`poll_timeout`](ZkClient::poll_timeout) says when the
-/// nap ends, and replies arriving meanwhile wake nobody. The first step after the nap reads
-/// everything that came; the replacements the caller submits go out in one write. Steps
-/// during the nap (a timer, the caller's new requests) write and let time pass but read
-/// nothing. The nap lasts as long as the server takes to answer half of the requests in
+/// with every queued request written and nothing to deliver, naps before it reads, so that
+/// the read takes in everything that came; the replacements the caller submits go out in one
+/// write. The nap lasts as long as the server takes to answer half of the requests in
 /// flight (its reply interval is measured as replies come), at most [`wait`](Self::wait): the
 /// server keeps the other half to work on, so throughput is unchanged, and each reply is
 /// handled at most that much later. Steps with fewer requests in flight — a lone blocking
 /// call, an idle session, pings — never nap.
 ///
-/// It works the same standalone and on a caller's `Poll`: [`process`](ZkClient::process) never
-/// sleeps; the nap is the caller's sleep until [`poll_timeout`](ZkClient::poll_timeout), so a
-/// caller driving the client on its own `Poll` must honour that timeout to the microsecond
-/// (mio's epoll backend rounds a `Poll::poll` timeout up to whole milliseconds; the client's
-/// own run loop sleeps the remainder, so a 300 µs nap lasts 300 µs there, while in a
-/// [`Group`](crate::Group), which wakes on any member's socket, a nap lasts at least 1 ms).
+/// Standalone (the client's own `Poll`: [`run_until`](ZkClient::run_until) and the blocking
+/// calls), the thread is the client's and the step itself sleeps the nap (at most
+/// [`wait`](Self::wait)), then reads. On a caller's `Poll` [`process`](ZkClient::process) never
+/// sleeps: it takes the socket out of the `Poll`, [`poll_timeout`](ZkClient::poll_timeout) says
+/// when the nap ends, replies arriving meanwhile wake nobody, and steps during the nap (a timer,
+/// the caller's new requests) write and let time pass but read nothing; such a caller must
+/// honour that timeout (mio's epoll backend rounds a `Poll::poll` timeout up to whole
+/// milliseconds, so in a [`Group`](crate::Group), which wakes on any member's socket, a nap
+/// lasts at least 1 ms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
     /// The longest nap.
@@ -179,9 +179,9 @@ impl Batching {
     /// raised the rate from 0.93–0.96× a raw client's to 1.25× with server and client on a
     /// core each (0.93–0.94× sharing both cores; `benches/examples/zk_e2e.rs`). Shallower
     /// pipelines are left alone: with 16 in flight, batching cost a quarter of the rate there.
-    /// Since naps are the run loop's sleep (1 ms granularity), a later run with a core each
-    /// measured 2.85 / 2.04 / 1.85 µs per request at 32 / 64 / 128 in flight, at 1.05 / 1.21 /
-    /// 1.58× the raw client's rate (2.87 / 2.08 / 2.01 µs at 1.18 / 1.22 / 1.31× just before).
+    /// On 2026-12-04 (a faster day of this machine kind, a core each, medians of 3 rounds) it
+    /// took 1.93 / 1.62 µs per request at 64 / 128 in flight, at 1.35 / 1.36× the raw client's
+    /// rate.
     pub const PIPELINED: Batching = Batching {
         wait: Duration::from_millis(1),
         min_in_flight: 32,
