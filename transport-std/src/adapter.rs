@@ -75,6 +75,8 @@ pub(crate) struct Registration {
     at: Option<(Registry, Token)>,
     /// The adapter's own poll, when it runs standalone.
     own: Option<(Poll, Events)>,
+    /// The own poll's last sleep ended with a socket ready.
+    woken: bool,
 }
 
 impl Registration {
@@ -84,6 +86,17 @@ impl Registration {
         self.at = Some((registry.try_clone()?, token));
         self.own = None;
         Ok(())
+    }
+
+    /// Whether the adapter runs standalone, on a `Poll` of its own.
+    pub(crate) fn is_own(&self) -> bool {
+        self.own.is_some()
+    }
+
+    /// Whether the own poll's last sleep ended with a socket ready (asked once: it is then
+    /// forgotten).
+    pub(crate) fn take_woken(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
     }
 
     /// Whether the adapter runs on a caller's `Poll`.
@@ -115,7 +128,11 @@ impl Registration {
     /// Sleeps in the adapter's own poll for at most `timeout`; a signal ends the sleep early.
     fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
         match self.own.as_mut() {
-            Some((poll, events)) => poll_precisely(poll, events, timeout),
+            Some((poll, events)) => {
+                poll_precisely(poll, events, timeout)?;
+                self.woken |= !events.is_empty();
+                Ok(())
+            }
             None => Ok(()),
         }
     }

@@ -26,6 +26,9 @@ pub(super) struct Core {
     tcp_connecting: bool,
     /// Whether `stream` is in the registry (it is not during a nap).
     watched: bool,
+    /// The last read found the socket empty (a short read, or `WouldBlock`): until the poll
+    /// says the socket is readable again, a standalone step need not try another read.
+    drained: bool,
     pub(super) registration: Registration,
     pub(super) clock: Clock,
     out: Vec<u8>,
@@ -60,6 +63,7 @@ impl Core {
             stream: None,
             tcp_connecting: false,
             watched: false,
+            drained: false,
             registration: Registration::default(),
             clock: Clock::new(),
             out: vec![0; WRITE_BUFFER],
@@ -116,7 +120,13 @@ impl Core {
                 }
             }
         };
-        let last_read = self.read(out)?;
+        // Standalone, the run loop knows whether the socket woke it: a step it took for another
+        // reason (a timer, the caller's new requests) skips the read that would find nothing.
+        let skip_read = !napped
+            && self.drained
+            && self.registration.is_own()
+            && !self.registration.take_woken();
+        let last_read = if skip_read { None } else { self.read(out)? };
         if napped || last_read.is_some() {
             self.idle_nap = last_read.is_none();
         }
@@ -252,6 +262,7 @@ impl Core {
             match TcpStream::connect(addr) {
                 Ok(stream) => {
                     self.stream = Some(stream);
+                    self.drained = false;
                     self.tcp_connecting = true;
                     self.current = Some(addr);
                     return self.watch();
@@ -352,6 +363,7 @@ impl Core {
             let now = self.clock.now();
             self.finish_connect(now)?;
         }
+        self.drained = false;
         loop {
             if self.tcp_connecting {
                 return Ok(last);
@@ -400,10 +412,14 @@ impl Core {
                         // A short read emptied the socket's buffer; data arriving later
                         // wakes the poll again, so the read that would say WouldBlock is
                         // saved.
+                        self.drained = true;
                         return Ok(last);
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(last),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok(last);
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.lose_connection(e);
