@@ -153,7 +153,9 @@ impl Group {
             .filter_map(|m| (&*m.adapter as &dyn Any).downcast_ref())
     }
 
-    /// Every member of type `T`, in the order they were added, to call their methods.
+    /// Every member of type `T`, in the order they were added, to call their methods; each is
+    /// then processed at the next step whether or not its sockets woke it (as with
+    /// [`get_mut`](Self::get_mut)), so that what the caller queued goes out.
     pub fn iter_mut<T: Adapter>(&mut self) -> impl Iterator<Item = &mut T> + '_ {
         self.members.iter_mut().filter_map(|m| {
             m.ready = true;

@@ -12,13 +12,15 @@
 //! Run with `--include-ignored` but without `SINEW_ZK_SERVER`, every test fails: they never
 //! skip quietly.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
+use common::CuttingProxy;
 use sinew_proto::zk::session::{DisconnectReason, Event, SessionState, WatchKind, WatcherId};
 use sinew_proto::zk::{
     Acl, AddWatchMode, CreateMode, CreateRequest, CreateTtlRequest, ErrorCode, EventType, Id, List,
@@ -940,80 +942,6 @@ fn oversized_frame_is_refused_locally() {
 // Failures, through a proxy the tests control
 // ---------------------------------------------------------------------------------------------
 
-/// A TCP proxy to the server that can stall (hold every byte) and cut (close every
-/// connection).
-struct Proxy {
-    addr: SocketAddr,
-    stalled: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: &str) -> Proxy {
-        let upstream: SocketAddr = upstream.parse().expect("SINEW_ZK_SERVER as ip:port");
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stalled = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (stalled2, conns2) = (Arc::clone(&stalled), Arc::clone(&conns));
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                {
-                    let mut conns = conns2.lock().unwrap();
-                    conns.push(client.try_clone().unwrap());
-                    conns.push(server.try_clone().unwrap());
-                }
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let stalled = Arc::clone(&stalled2);
-                    thread::spawn(move || pump(from, to, &stalled));
-                }
-            }
-        });
-        Proxy {
-            addr,
-            stalled,
-            conns,
-        }
-    }
-
-    fn stall(&self, on: bool) {
-        self.stalled.store(on, Ordering::SeqCst);
-    }
-
-    fn cut(&self) {
-        for conn in self.conns.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, stalled: &AtomicBool) {
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        while stalled.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Both);
-    let _ = from.shutdown(Shutdown::Both);
-}
-
 /// Drives `zk` until `done` says so, collecting events; panics after `timeout`.
 fn drive_until(
     zk: &mut ZkClient,
@@ -1037,7 +965,7 @@ fn drive_until(
 #[test]
 #[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
 fn connection_cut_under_load() {
-    let proxy = Proxy::start(&server());
+    let proxy = CuttingProxy::start(server().parse().expect("SINEW_ZK_SERVER as ip:port"));
     let mut direct = client();
     let config = ClientConfig {
         session_timeout: Duration::from_secs(10),
@@ -1055,7 +983,7 @@ fn connection_cut_under_load() {
         .unwrap();
 
     // Requests in flight when the connection is cut: hold them in the proxy, then cut.
-    proxy.stall(true);
+    proxy.hold(true);
     let mut xids = Vec::new();
     for _ in 0..200 {
         xids.push(
@@ -1069,7 +997,7 @@ fn connection_cut_under_load() {
     zk.flush().unwrap();
     zk.run_for(Duration::from_millis(100)).unwrap();
     proxy.cut();
-    proxy.stall(false);
+    proxy.hold(false);
 
     // Every one of them fails, loudly, with ConnectionLoss.
     for &xid in &xids {
@@ -1132,7 +1060,7 @@ fn connection_cut_under_load() {
 #[test]
 #[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
 fn session_expiry_is_surfaced() {
-    let proxy = Proxy::start(&server());
+    let proxy = CuttingProxy::start(server().parse().expect("SINEW_ZK_SERVER as ip:port"));
     let mut direct = client();
     let config = ClientConfig {
         // The server's minimum (2 ticks of 2 s).
@@ -1145,7 +1073,7 @@ fn session_expiry_is_surfaced() {
     zk.create(&eph, b"", OPEN, CreateMode::Ephemeral).unwrap();
 
     // Silence for longer than the session timeout: the server expires the session.
-    proxy.stall(true);
+    proxy.hold(true);
     let stalled_at = Instant::now();
     let events = drive_until(&mut zk, Duration::from_secs(10), |seen| {
         seen.iter().any(|e| matches!(e, ZkEvent::Disconnected(_)))
@@ -1169,7 +1097,7 @@ fn session_expiry_is_surfaced() {
         thread::sleep(Duration::from_millis(200));
     }
     proxy.cut();
-    proxy.stall(false);
+    proxy.hold(false);
     let events = drive_until(&mut zk, Duration::from_secs(15), |seen| {
         seen.contains(&ZkEvent::Expired)
     });

@@ -11,13 +11,14 @@
 //!     cargo test -p sinew-transport-std --test zk_outcomes -- --include-ignored
 //! ```
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::CuttingProxy;
 use mio::{Events, Poll, Token};
 use sinew_proto::zk::session::{DisconnectReason, Event, SessionState, Xid};
 use sinew_proto::zk::{ErrorCode, PathWatchRequest, RequestBody, ZkStr};
@@ -31,72 +32,6 @@ fn server() -> SocketAddr {
             "SINEW_ZK_SERVER is not set. Start a server with `scripts/zookeeper.sh start DIR` \
              and run with SINEW_ZK_SERVER=127.0.0.1:$(cat DIR/port)"
         ),
-    }
-}
-
-/// A TCP proxy to the server that can hold every byte and cut every connection — with a
-/// reset on Linux, so that the client's next write fails.
-struct CuttingProxy {
-    addr: SocketAddr,
-    held: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl CuttingProxy {
-    fn start(upstream: SocketAddr) -> CuttingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (held2, conns2) = (Arc::clone(&held), Arc::clone(&conns));
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                conns2
-                    .lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let held = Arc::clone(&held2);
-                    thread::spawn(move || pump(from, to, &held));
-                }
-            }
-        });
-        CuttingProxy { addr, held, conns }
-    }
-
-    fn hold(&self, on: bool) {
-        self.held.store(on, Ordering::SeqCst);
-    }
-
-    /// Cuts every connection: the pumps stop and the sockets close, with a reset on Linux.
-    fn cut(&self) {
-        for conn in self.conns.lock().unwrap().drain(..) {
-            #[cfg(target_os = "linux")]
-            rustix::net::sockopt::set_socket_linger(&conn, Some(Duration::ZERO)).unwrap();
-            // Ends the pumps' reads without sending anything; the last close sends the reset.
-            let _ = conn.shutdown(Shutdown::Read);
-        }
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, held: &AtomicBool) {
-    let mut buf = [0u8; 65536];
-    while let Ok(n @ 1..) = from.read(&mut buf) {
-        while held.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
     }
 }
 
@@ -144,7 +79,7 @@ fn is_connected(seen: &Seen, reattached: bool) -> bool {
 
 /// The cut as the tests make it: the proxy cuts, a pause lets the reset arrive.
 fn cut_and_pause(proxy: &CuttingProxy) {
-    proxy.cut();
+    proxy.reset();
     thread::sleep(Duration::from_millis(200));
 }
 
