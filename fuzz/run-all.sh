@@ -26,11 +26,12 @@ fi
 # The committed seeds must be what src/seeds.rs generates, and none may crash.
 "${cargo[@]}" test --release --test seeds
 
-targets=(
-    parse_health roundtrip_health health_node
-    parse_zk_request parse_zk_reply roundtrip_zk stream_zk zk_session
-    parse_dht roundtrip_dht dht_node
-)
+# Every target cargo-fuzz finds in Cargo.toml.
+mapfile -t targets < <("${cargo[@]}" fuzz list)
+if [[ ${#targets[@]} -eq 0 ]]; then
+    echo "run-all: cargo fuzz list found no targets" >&2
+    exit 1
+fi
 mkdir -p artifacts logs
 failed=()
 for target in "${targets[@]}"; do

@@ -17,6 +17,7 @@ need_apt=()
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v ss >/dev/null || need_apt+=(iproute2)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v tshark >/dev/null || need_apt+=(tshark)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -43,7 +44,26 @@ for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
 done
 
 step "docs (broken links and missing docs are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded -p sinew -p sinew-maelstrom --no-deps --locked
+# As docs.rs builds them (package.metadata.docs.rs: every feature, --cfg docsrs, nightly).
+RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc -p sinew-proto -p sinew-transport-embedded \
+  --all-features --no-deps --locked --target-dir target/docsrs
+
+step "MSRV: the library crates and the command build with the workspace's rust-version"
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+echo "rust-version = $MSRV"
+rustup toolchain install "$MSRV" --profile minimal --target thumbv7em-none-eabihf >/dev/null
+cargo +"$MSRV" build -p sinew-proto -p sinew-transport-std -p sinew-transport-embedded -p sinew \
+  --locked --target-dir target/msrv
+cargo +"$MSRV" build -p sinew-proto -p sinew-transport-embedded --no-default-features \
+  --target thumbv7em-none-eabihf --locked --target-dir target/msrv
+
+step "packages: every published crate packs and builds from its .crate alone"
+cargo package --workspace --exclude sinew-benches --locked
+# Library users get no command-line dependencies: the command is its own package.
+if cargo tree -p sinew-transport-std -e normal --locked | grep -E ' (clap|hex|signal-hook) '; then
+  echo "sinew-transport-std depends on command-line crates" >&2; exit 1
+fi
 
 step "a real ZooKeeper 3.8 server on loopback for the interop tests (and kazoo for the cross-check)"
 # Into the interpreter the tests run (`python3` on PATH), which need not be Debian's: a Debian
@@ -60,9 +80,28 @@ step "tests (ignored ones too: they need real servers or QEMU, which this script
 cargo test --workspace --locked -- --include-ignored
 cargo test -p sinew-transport-embedded --all-features --locked -- --include-ignored
 
+step "examples: each protocol core driven over plain std sockets (zk against the server above)"
+cargo run -p sinew-proto --example health --locked
+cargo run -p sinew-proto --example dht --locked
+cargo run -p sinew-proto --example zk --locked -- "$SINEW_ZK_SERVER"
+
 step "firmware in QEMU (mps2-an386): health checks with a host node and sinew ping both ways, its ephemeral node in ZooKeeper"
 # The server started above: qemu-test.sh fails (rather than starting its own) if it is missing.
 SINEW_REQUIRE_ZK_SERVER=1 bash transport-embedded/firmware/qemu-test.sh
+
+step "firmware in QEMU, keyed: the same with every health datagram sealed (AES-256-GCM) both ways"
+SINEW_FW_KEY=$(cargo run -q -p sinew --release --locked -- keygen) SINEW_REQUIRE_ZK_SERVER=1 \
+    bash transport-embedded/firmware/qemu-test.sh
+
+step "cargo install --path cli gives a working sinew"
+SINEW_ROOT=$(mktemp -d)
+cargo install --path cli --locked --root "$SINEW_ROOT" --quiet
+"$SINEW_ROOT/bin/sinew" --version
+"$SINEW_ROOT/bin/sinew" decode health 016b1f283a904c11ee9f5d0242ac120002 | grep -q 'health request'
+rm -rf "$SINEW_ROOT"
+
+step "Wireshark dissector: tshark on captures of sinew demo, DHT over TCP and a ZooKeeper session, field for field against sinew decode"
+bash wireshark/test.sh
 
 step "benchmarks, once each in test mode"
 cargo test -p sinew-benches --benches --locked

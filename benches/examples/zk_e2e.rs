@@ -217,10 +217,8 @@ fn sinew(
     duration: Duration,
     batching: Option<Batching>,
 ) -> Result<Run, Error> {
-    let config = ClientConfig {
-        batching,
-        ..ClientConfig::default()
-    };
+    let mut config = ClientConfig::new();
+    config.batching = batching;
     let mut zk = ZkClient::connect(server, config)?;
     let body = RequestBody::GetData(PathWatchRequest {
         path: ZkStr::new(PATH),

@@ -11,15 +11,31 @@
 //! * the leaf set never holds the node itself and never more than `L` per side; the store never
 //!   holds more than `KEYS` keys;
 //! * after [`DhtNode::leave`], messages are dropped as departed.
+//!
+//! A lying member ([`LIAR`], a peer with an address of its own that it never forges) sends
+//! Leaves and InitConnects under other peers' ids, Join lists and RequestInsertions of made-up
+//! nodes (chosen ids at others' addresses), and Replicates of any key and value, under its own
+//! id or another's, with fresh message ids or ones of messages sent to it. After each:
+//! * **no node evicted by another's word**: no leaf-set member at another address than the
+//!   liar's left the leaf set;
+//! * **no acknowledged put lost**: no value the node held changed, unless the liar is the
+//!   key's owner by the node's view (then it is a write, replicated by its owner), or the
+//!   node dropped a copy it no longer keeps for anyone (not the owner nor a replica by its
+//!   view) to make room;
+//! * and at every step, **no lock held twice**: the node never holds a lock for one token
+//!   while the lease it granted another token on that key runs.
+//!
+//! Peers' ids are bound to their addresses; three inputs in four run with
+//! [`Config::bind_ids`] on (the default), one in four with it off (the defences behind it).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::{Result, Unstructured};
 use sinew_proto::dht::{
-    Body, Config, DhtNode, Disposition, DropReason, ErrorCode, Header, Message, NodeAddr, NodeId,
-    NodeSet, RequestId, Side,
+    Body, Config, DhtNode, Disposition, DropReason, ErrorCode, Header, LockToken, Message,
+    NodeAddr, NodeId, NodeSet, RequestId, Side,
 };
 use sinew_proto::time::Instant;
 
@@ -42,24 +58,24 @@ pub struct Summary {
     pub had_neighbours: bool,
 }
 
-/// The peers messages come from (the node is `peer(0)`'s neighbour in id space).
+/// The peers messages come from, with the ids bound to their addresses.
 fn peer(i: u8) -> NodeAddr {
     let i = i % 6;
     let addr = match i {
         3 => SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3)), 7000),
         _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i)), 7000),
     };
-    NodeAddr {
-        id: NodeId::from_u128(u128::from(i) << 125 | 0x1234),
-        addr,
-    }
+    NodeAddr::bound(addr)
 }
 
+/// The lying member: `peer(LIAR)`.
+const LIAR: u8 = 5;
+
 fn local() -> NodeAddr {
-    NodeAddr {
-        id: NodeId::from_u128(0x5555 << 112),
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 7000),
-    }
+    NodeAddr::bound(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+        7000,
+    ))
 }
 
 const KEY_CHOICES: [&[u8]; 4] = [b"a", b"b", b"key", b"12345678"];
@@ -101,6 +117,9 @@ struct Harness {
     left: bool,
     summary: Summary,
     lists: Vec<NodeAddr>,
+    /// Lock leases the node granted: key → (token, until).
+    grants: BTreeMap<Vec<u8>, (LockToken, Instant)>,
+    max_lease: Duration,
 }
 
 impl Harness {
@@ -108,7 +127,26 @@ impl Harness {
         // A message comes from the sender its header names (a message that does not parse, from
         // anywhere).
         let from = Message::parse(bytes).map_or(peer(0).addr, |m| m.header.sender.addr);
+        self.hand_from(from, bytes);
+    }
+
+    fn hand_from(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let lock = Message::parse(bytes).ok().and_then(|m| match m.body {
+            Body::Lock {
+                key,
+                token,
+                lease_ms,
+            } => Some((key.to_vec(), token, lease_ms)),
+            _ => None,
+        });
+        let served = self.node.stats().served;
         let d = self.node.handle_datagram(self.now, from, bytes);
+        if let Some((key, token, lease_ms)) = lock
+            && self.node.stats().served > served
+        {
+            let lease = Duration::from_millis(u64::from(lease_ms)).min(self.max_lease);
+            self.granted(&key, token, lease);
+        }
         self.handed += 1;
         if let Disposition::Malformed(_) = d {
             self.malformed += 1;
@@ -118,7 +156,38 @@ impl Harness {
         self.check();
     }
 
+    /// After a Lock of `key` with `token` for `lease` was served here (as the key's owner):
+    /// if the node now holds the lock for that token, it granted or renewed it — never while
+    /// another token's lease runs.
+    fn granted(&mut self, key: &[u8], token: LockToken, lease: Duration) {
+        if self.node.lock_holder(self.now, key) != Some(token) {
+            return;
+        }
+        if let Some(&(held, until)) = self.grants.get(key) {
+            assert!(
+                held == token || until <= self.now,
+                "a lock held twice: {key:?} granted to another token until {until:?}"
+            );
+        }
+        let until = self.now + lease;
+        self.grants.insert(key.to_vec(), (token, until));
+    }
+
     fn check(&mut self) {
+        let (node, now) = (&self.node, self.now);
+        self.grants.retain(
+            |key, &mut (token, until)| match node.lock_holder(now, key) {
+                Some(holder) => {
+                    assert!(
+                        holder == token || until <= now,
+                        "a lock held twice: {key:?}"
+                    );
+                    true
+                }
+                // Released (unlocked, or its lease ended): another may take it now.
+                None => false,
+            },
+        );
         let s = self.node.stats();
         assert_eq!(s.received, self.handed, "every message counted once");
         assert_eq!(
@@ -191,11 +260,8 @@ impl Harness {
             from = sender(u)?;
         }
         let id = sent.header.message_id;
-        let holder: NodeId = if u.arbitrary()? {
-            self.node.local().id
-        } else {
-            u.arbitrary()?
-        };
+        let mine = u.arbitrary::<bool>()?;
+        let other = LockToken(u.arbitrary()?);
         let ms = u.int_in_range(0..=5000u32)?;
         let v = value(u)?;
         let body = match sent.body {
@@ -208,13 +274,16 @@ impl Harness {
                 if u.arbitrary()? {
                     Body::Locked {
                         key,
-                        holder,
+                        token: if mine {
+                            self.node.lock_token(key)
+                        } else {
+                            other
+                        },
                         lease_ms: ms,
                     }
                 } else {
                     Body::LockDenied {
                         key,
-                        holder,
                         remaining_ms: ms,
                     }
                 }
@@ -250,21 +319,21 @@ impl Harness {
     fn request(&mut self, u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         let k = key(u)?;
         let v = value(u)?;
-        let holder: NodeId = u.arbitrary()?;
+        let token = LockToken(u.arbitrary()?);
         let ms = u.int_in_range(0..=20_000u32)?;
         self.lists = (0..u.int_in_range(0..=5u8)?)
             .map(|_| sender(u))
             .collect::<Result<_>>()?;
         let nodes = NodeSet::Slice(&self.lists);
-        let body = match u.int_in_range(0..=9u8)? {
+        let body = match u.int_in_range(0..=11u8)? {
             0 => Body::Get { key: k },
             1 => Body::Put { key: k, value: v },
             2 => Body::Lock {
                 key: k,
-                holder,
+                token,
                 lease_ms: ms,
             },
-            3 => Body::Unlock { key: k, holder },
+            3 => Body::Unlock { key: k, token },
             4 => Body::Replicate { key: k, value: v },
             5 => Body::InitConnect,
             6 => Body::RequestInsertion {
@@ -279,6 +348,8 @@ impl Harness {
                 nodes,
             },
             8 => Body::Leave { nodes },
+            9 => Body::Challenge,
+            10 => Body::Echo,
             _ => Body::Error {
                 code: ErrorCode::from_u16(u.arbitrary()?),
             },
@@ -291,6 +362,131 @@ impl Harness {
         };
         let from = sender(u)?;
         encode(id, from, &body, u)
+    }
+}
+
+impl Harness {
+    /// A message of the lying member, handed in from its own address; the invariants on
+    /// what it may not change are checked after it.
+    fn lie(&mut self, u: &mut Unstructured<'_>) -> Result<()> {
+        let liar = peer(LIAR);
+        // Under its own id, or another peer's (a forged id at its own address).
+        let mut sender = liar;
+        if u.ratio(1, 2)? {
+            sender.id = peer(u.int_in_range(0..=4u8)?).id;
+        }
+        let forged = |u: &mut Unstructured<'_>| -> Result<NodeAddr> {
+            // A made-up node: a chosen id at another peer's address (or anywhere).
+            Ok(NodeAddr {
+                id: if u.arbitrary()? {
+                    NodeId(u.arbitrary()?)
+                } else {
+                    peer(u.arbitrary()?).id
+                },
+                addr: if u.arbitrary()? {
+                    peer(u.arbitrary()?).addr
+                } else {
+                    u.arbitrary::<NodeAddr>()?.addr
+                },
+            })
+        };
+        let lists: Vec<NodeAddr> = (0..u.int_in_range(0..=4u8)?)
+            .map(|_| forged(u))
+            .collect::<Result<_>>()?;
+        let k = key(u)?;
+        let v = value(u)?;
+        let body = match u.int_in_range(0..=4u8)? {
+            0 => Body::Leave {
+                nodes: NodeSet::Slice(&lists),
+            },
+            1 => Body::Join {
+                side: if u.arbitrary()? {
+                    Side::Left
+                } else {
+                    Side::Right
+                },
+                nodes: NodeSet::Slice(&lists),
+            },
+            2 => Body::RequestInsertion {
+                joining: forged(u)?,
+            },
+            3 => Body::InitConnect,
+            _ => Body::Replicate { key: k, value: v },
+        };
+        // A fresh id, or the id of a message sent to the liar (all it sees).
+        let to_liar: Vec<u64> = self
+            .recent
+            .iter()
+            .filter(|(to, _)| *to == liar.addr)
+            .filter_map(|(_, b)| Message::parse(b).ok().map(|m| m.header.message_id))
+            .collect();
+        let id = if !to_liar.is_empty() && u.arbitrary()? {
+            to_liar[usize::from(u.arbitrary::<u8>()?) % to_liar.len()]
+        } else {
+            u.arbitrary()?
+        };
+        let m = Message {
+            header: Header {
+                message_id: id,
+                sender,
+            },
+            body,
+        };
+        let mut buf = vec![0u8; m.encoded_len()];
+        let Ok(len) = m.encode(&mut buf) else {
+            return Ok(());
+        };
+        let before: Vec<NodeAddr> = self.node.leaf_set().nodes().collect();
+        // Each key's value and owner by the node's view, before.
+        type Held<'k> = (&'k [u8], Option<Vec<u8>>, NodeAddr);
+        let held: Vec<Held<'_>> = KEY_CHOICES
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    self.node.stored(k).map(<[u8]>::to_vec),
+                    self.node.owner_of(k),
+                )
+            })
+            .collect();
+        self.hand_from(liar.addr, &buf[..len]);
+        // A member may leave only if it was the liar, or was pushed out of a full side by the
+        // liar itself entering (it proved its address: a closer neighbour is no one's word).
+        let liar_entered = self.node.leaf_set().get_by_addr(liar.addr).is_some();
+        for n in before {
+            assert!(
+                n.addr == liar.addr
+                    || self.node.leaf_set().get(n.id) == Some(n)
+                    || liar_entered && self.node.leaf_set().get(n.id).is_none(),
+                "{n:?} evicted by the liar's word: {:?}",
+                m.body
+            );
+        }
+        for (k, value, owner) in held {
+            // A copy the node no longer keeps for anyone (neither owner nor replica of the
+            // key by its view now) may make room for another key: the owner and replicas
+            // hold it.
+            let now_owner = self.node.owner_of(k);
+            let me = self.node.local();
+            let responsible = now_owner == me
+                || self
+                    .node
+                    .leaf_set()
+                    .rank_after(now_owner.id)
+                    .is_some_and(|r| r < self.node.config().replicas);
+            if let Some(value) = value
+                && owner.addr != liar.addr
+                && (responsible || self.node.stored(k).is_some())
+            {
+                assert_eq!(
+                    self.node.stored(k),
+                    Some(&value[..]),
+                    "a value of {k:?} changed by the liar: {:?}",
+                    m.body
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -324,13 +520,17 @@ fn encode(
 /// Runs the script decoded from one input.
 pub fn check(data: &[u8]) -> Summary {
     let mut u = Unstructured::new(data);
-    let seed = u.arbitrary().unwrap_or(0);
+    let seed: u64 = u.arbitrary().unwrap_or(0);
     let mut config = Config::new(local());
     config.request_timeout = Duration::from_millis(100);
     config.stabilize_interval = Duration::from_millis(200);
     config.max_lease = Duration::from_millis(1000);
     config.tombstone = Duration::from_secs(2);
     config.replicas = usize::from(u.int_in_range(0..=2u8).unwrap_or(1));
+    // Half the inputs run with address validation (answers to made-up senders become
+    // Challenges), half without (they are answered in full).
+    config.validate_addresses = seed.is_multiple_of(2);
+    config.bind_ids = seed % 4 != 1;
     let mut h = Harness {
         node: Node::new(config, FuzzRng::new(seed)),
         now: Instant::ZERO,
@@ -342,6 +542,8 @@ pub fn check(data: &[u8]) -> Summary {
         left: false,
         summary: Summary::default(),
         lists: Vec::new(),
+        grants: BTreeMap::new(),
+        max_lease: config.max_lease,
     };
     let _ = run(&mut h, &mut u);
     h.drain(10_000);
@@ -351,7 +553,7 @@ pub fn check(data: &[u8]) -> Summary {
 
 fn run(h: &mut Harness, u: &mut Unstructured<'_>) -> Result<()> {
     while !u.is_empty() {
-        match u.int_in_range(0..=13u8)? {
+        match u.int_in_range(0..=15u8)? {
             0 => {
                 let len = u.arbitrary_len::<u8>()?;
                 let bytes = u.bytes(len)?.to_vec();
@@ -391,13 +593,22 @@ fn run(h: &mut Harness, u: &mut Unstructured<'_>) -> Result<()> {
                 let r = match u.int_in_range(0..=3u8)? {
                     0 => h.node.get(h.now, k),
                     1 => h.node.put(h.now, k, v),
-                    2 => h.node.lock(h.now, k, lease),
+                    2 => {
+                        let served = h.node.stats().served;
+                        let r = h.node.lock(h.now, k, lease);
+                        if h.node.stats().served > served {
+                            let token = h.node.lock_token(k);
+                            h.granted(k, token, lease.min(h.max_lease));
+                        }
+                        r
+                    }
                     _ => h.node.unlock(h.now, k),
                 };
                 if let Ok(id) = r {
                     assert!(h.issued.insert(id), "a request id given twice");
                 }
                 h.events();
+                h.check();
             }
             10 => {
                 let _ = h.node.join(h.now, peer(u.arbitrary()?).addr);
@@ -410,7 +621,8 @@ fn run(h: &mut Harness, u: &mut Unstructured<'_>) -> Result<()> {
                 }
             }
             12 => h.node.handle_peer_down(h.now, peer(u.arbitrary()?).addr),
-            _ => h.events(),
+            13 => h.events(),
+            _ => h.lie(u)?,
         }
     }
     Ok(())

@@ -287,13 +287,12 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
     fn new(script: &Script) -> Self {
         let c = &script.config;
         let local = c.local.then(|| known_addrs()[5]);
-        let config = Config {
-            check_interval: Duration::from_millis(c.check_ms.into()),
-            response_timeout: Duration::from_millis(c.timeout_ms.into()),
-            table_interval: Duration::from_millis(c.table_ms.into()),
-            learn_from_requests: c.learn_from_requests,
-            local_addr: local,
-        };
+        let mut config = Config::new()
+            .with_check_interval(Duration::from_millis(c.check_ms.into()))
+            .with_response_timeout(Duration::from_millis(c.timeout_ms.into()))
+            .with_table_interval(Duration::from_millis(c.table_ms.into()))
+            .with_learn_from_requests(c.learn_from_requests);
+        config.local_addr = local;
         let node = HealthNode::new(config, FuzzRng::new(script.seed));
         assert_eq!(node.config(), &config);
         assert_eq!(node.stats(), &Stats::default());
@@ -500,6 +499,10 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
                 moved(|s| s.malformed),
             ),
             (
+                disposition == Disposition::Dropped(DropReason::Sealed),
+                moved(|s| s.sealed),
+            ),
+            (
                 disposition == Disposition::Dropped(DropReason::SelfTalk),
                 moved(|s| s.self_detected),
             ),
@@ -533,6 +536,13 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
         }
 
         let message = match parsed {
+            // A sealed datagram (version 1) on a node without a keyring: counted as sealed.
+            Err(sinew_proto::Error::UnsupportedVersion(sinew_proto::seal::VERSION)) => {
+                assert_eq!(disposition, Disposition::Dropped(DropReason::Sealed));
+                self.malformed += 1;
+                self.no_gain(&before, "a sealed datagram");
+                return;
+            }
             Err(error) => {
                 assert_eq!(disposition, Disposition::Malformed(error));
                 self.malformed += 1;
@@ -642,6 +652,7 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
             Ok(Message::HealthResponse(nonce)) => Observed::HealthResponse(nonce),
             Ok(Message::PeerTableRequest(request)) => Observed::TableRequest(request),
             Ok(Message::PeerTableResponse(page)) => Observed::TableResponse(page.nonce()),
+            Ok(other) => panic!("a message kind this harness does not check: {other:?}"),
             Err(error) => panic!(
                 "node transmitted a datagram that does not parse ({error:?}) to {to}: \
                  {datagram:02x?}"
@@ -734,6 +745,7 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
                 }
                 Event::HostEvicted { .. } => self.summary.evictions += 1,
                 Event::HealthChanged { from, to, .. } => assert_ne!(from, to),
+                other => panic!("an event this harness does not check: {other:?}"),
             }
         }
     }
@@ -771,7 +783,11 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
     fn check_stats(&self) {
         let s = self.node.stats();
         assert_eq!(s.received, self.received, "received");
-        assert_eq!(s.malformed, self.malformed, "malformed");
+        assert_eq!(
+            s.malformed + s.sealed,
+            self.malformed,
+            "malformed or sealed"
+        );
         assert_eq!(s.responses_accepted, self.accepted, "responses_accepted");
         assert_eq!(s.checks_sent, self.checks_sent, "checks_sent");
         assert_eq!(
@@ -792,6 +808,7 @@ impl<const H: usize, const P: usize, const Q: usize> Harness<H, P, Q> {
         assert_eq!(
             s.received,
             s.malformed
+                + s.sealed
                 + self.answered
                 + s.self_detected
                 + s.queue_full

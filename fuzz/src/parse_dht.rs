@@ -8,7 +8,7 @@
 //! version, unknown type).
 
 use sinew_proto::Error;
-use sinew_proto::dht::{HEADER_LEN, Kind, MAX_MESSAGE_LEN, Message, VERSION};
+use sinew_proto::dht::{HEADER_LEN, Kind, MAX_MESSAGE_LEN, Message};
 use sinew_proto::nonce::split_type_byte;
 
 use crate::zk_check::{Exceptions, assert_reencodes, encode_exact};
@@ -29,10 +29,12 @@ pub fn check(data: &[u8]) {
                 assert_eq!(error, Error::Truncated);
             } else {
                 let (version, bits) = split_type_byte(data[0]);
-                if version != VERSION {
-                    assert_eq!(error, Error::UnsupportedVersion(version));
-                } else if Kind::from_bits(bits).is_none() {
-                    assert_eq!(error, Error::UnknownType(data[0]));
+                match Kind::from_bits(bits) {
+                    None => assert_eq!(error, Error::UnknownType(data[0])),
+                    Some(kind) if version != kind.version() => {
+                        assert_eq!(error, Error::UnsupportedVersion(version));
+                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -99,6 +99,7 @@ pub fn check(data: &[u8]) {
             );
             check_table(&page, data);
         }
+        other => panic!("a message kind this target does not check: {other:?}"),
     }
 }
 
@@ -168,6 +169,7 @@ fn check_errors(
             Some(MessageKind::HealthRequest | MessageKind::HealthResponse) => i == 0,
             Some(MessageKind::PeerTableRequest) => i == 1,
             Some(MessageKind::PeerTableResponse) => i == 2,
+            Some(other) => panic!("a message kind this target does not check: {other:?}"),
             None => false,
         };
         if mine {

@@ -10,8 +10,8 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
 use sinew_proto::dht::{
-    Body, ErrorCode, Header, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message, NodeAddr, NodeId,
-    NodeSet, Side,
+    Body, ErrorCode, Header, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message,
+    NodeAddr, NodeSet, Side,
 };
 
 use crate::parse_health::FILL;
@@ -26,6 +26,8 @@ pub struct Summary {
     pub too_large: u32,
     /// Node lists round-tripped.
     pub lists: u32,
+    /// Header-only messages (Challenge, Echo) round-tripped.
+    pub header_only: u32,
 }
 
 /// Runs the round trips decoded from one input.
@@ -74,9 +76,9 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
             message_id: u.arbitrary()?,
             sender: u.arbitrary()?,
         };
-        let holder: NodeId = u.arbitrary()?;
+        let token = LockToken(u.arbitrary()?);
         let ms: u32 = u.arbitrary()?;
-        let body = match u.int_in_range(1..=15u8)? {
+        let body = match u.int_in_range(1..=18u8)? {
             1 => Body::Get { key: key(u)? },
             2 => Body::Value {
                 key: key(u)?,
@@ -93,22 +95,21 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
             4 => Body::PutAck { key: key(u)? },
             5 => Body::Lock {
                 key: key(u)?,
-                holder,
+                token,
                 lease_ms: ms,
             },
             6 => Body::Locked {
                 key: key(u)?,
-                holder,
+                token,
                 lease_ms: ms,
             },
             7 => Body::LockDenied {
                 key: key(u)?,
-                holder,
                 remaining_ms: ms,
             },
             8 => Body::Unlock {
                 key: key(u)?,
-                holder,
+                token,
             },
             9 => Body::Unlocked { key: key(u)? },
             10 => Body::InitConnect,
@@ -126,9 +127,23 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
                 key: key(u)?,
                 value: value(u)?,
             },
-            _ => Body::Error {
-                // Through the wire value, so that `Unknown(1)` (which is `NotOwner`) is not made.
-                code: ErrorCode::from_u16(u.arbitrary()?),
+            16 => Body::RouteRequest {
+                row: u.arbitrary()?,
+                columns: u.arbitrary()?,
+            },
+            17 => Body::Route {
+                row: u.arbitrary()?,
+                nodes: NodeSet::Slice(&nodes),
+            },
+            // The header-only kinds share the last arm with Error.
+            _ => match u.int_in_range(0..=2u8)? {
+                0 => Body::Challenge,
+                1 => Body::Echo,
+                _ => Body::Error {
+                    // Through the wire value, so that `Unknown(1)` (which is `NotOwner`) is
+                    // not made.
+                    code: ErrorCode::from_u16(u.arbitrary()?),
+                },
             },
         };
         let message = Message { header, body };
@@ -157,7 +172,7 @@ fn too_large(message: &Message<'_>) -> bool {
         _ => 0,
     };
     let nodes = match message.body {
-        Body::Join { nodes, .. } | Body::Leave { nodes } => nodes.len(),
+        Body::Join { nodes, .. } | Body::Leave { nodes } | Body::Route { nodes, .. } => nodes.len(),
         _ => 0,
     };
     key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN || nodes > MAX_NODE_LIST
@@ -175,7 +190,14 @@ fn message_roundtrip(message: &Message<'_>, summary: &mut Summary) {
     assert_eq!(Message::parse(&encoded).as_ref(), Ok(message));
     assert_eq!(message.fits_datagram(), encoded.len() <= 508);
     summary.messages += 1;
-    if matches!(message.body, Body::Join { .. } | Body::Leave { .. }) {
+    if matches!(
+        message.body,
+        Body::Join { .. } | Body::Leave { .. } | Body::Route { .. }
+    ) {
         summary.lists += 1;
+    }
+    if matches!(message.body, Body::Challenge | Body::Echo) {
+        assert_eq!(encoded.len(), sinew_proto::dht::HEADER_LEN);
+        summary.header_only += 1;
     }
 }

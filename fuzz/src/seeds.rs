@@ -643,7 +643,8 @@ fn node_seeds() -> Vec<NodeSeed> {
                             beyond: None,
                             entries: vec![],
                         },
-                        flips: vec![(0, 0x20)],
+                        // Version 2 (version 1 would be a sealed datagram, counted apart).
+                        flips: vec![(0, 0x40)],
                     },
                     Op::Answer {
                         which: 0,
@@ -730,6 +731,8 @@ pub fn all() -> Vec<Seed> {
     seeds.extend(roundtrip_health());
     seeds.extend(health_node());
     seeds.extend(crate::seeds_zk::all());
+    seeds.extend(crate::seeds_seal::all());
+    seeds.extend(crate::seeds_maelstrom::all());
     seeds
 }
 

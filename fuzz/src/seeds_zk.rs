@@ -61,8 +61,8 @@ pub fn all() -> Vec<Seed> {
         &ROUNDTRIP_DHT_GOALS,
         |data| Some(roundtrip_dht::check(data)),
         |s| [s.messages, s.lists, s.too_large].map(u64::from).to_vec(),
-        0xd47,
-        20_000,
+        0x5eed,
+        100_000,
     ));
     seeds
 }
@@ -113,7 +113,7 @@ const SESSION_GOALS: [Goal<zk_session::Summary>; 3] = [
     }),
 ];
 
-const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 3] = [
+const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 4] = [
     ("messages", "at least 4 messages round-tripped", |s| {
         s.messages >= 4
     }),
@@ -122,6 +122,9 @@ const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 3] = [
     }),
     ("too-large", "an encoding refused as too large", |s| {
         s.too_large > 0
+    }),
+    ("header-only", "a Challenge or an Echo round-tripped", |s| {
+        s.header_only > 0
     }),
 ];
 
@@ -569,10 +572,10 @@ fn parse_dht() -> Vec<Seed> {
         s("value-some", "value: 3 bytes", value_some.clone()),
         s(
             "lock",
-            "lock for holder 9…9, lease 30 s",
+            "lock (version 1) with token 9…9, lease 30 s",
             message(Body::Lock {
                 key: &key,
-                holder: NodeId([9; 16]),
+                token: dht::LockToken([9; 16]),
                 lease_ms: 30_000,
             }),
         ),

@@ -168,11 +168,11 @@ struct Harness {
 
 /// Runs a script.
 pub fn run(script: &Script) -> Summary {
-    let config = Config {
-        session_timeout: core::time::Duration::from_millis(100 + u64::from(script.timeout)),
-        connect_timeout: core::time::Duration::from_millis(50),
-        ..Config::default()
-    };
+    let config = Config::new()
+        .with_session_timeout(core::time::Duration::from_millis(
+            100 + u64::from(script.timeout),
+        ))
+        .with_connect_timeout(core::time::Duration::from_millis(50));
     let rx = vec![0; 64 + usize::from(script.rx_extra)];
     let tx = vec![0; 64 + usize::from(script.tx_extra)];
     let mut h = Harness {

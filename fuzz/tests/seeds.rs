@@ -35,6 +35,14 @@ fn run(seed: &Seed) {
         "roundtrip_dht" => {
             sinew_fuzz::roundtrip_dht::check(&seed.bytes);
         }
+        "open_sealed" => sinew_fuzz::open_sealed::check(&seed.bytes),
+        "mutate_sealed" => {
+            sinew_fuzz::mutate_sealed::check(&seed.bytes).expect("a seed decodes to an input");
+        }
+        "parse_maelstrom" => sinew_fuzz::parse_maelstrom::check(&seed.bytes),
+        "roundtrip_maelstrom" => {
+            sinew_fuzz::roundtrip_maelstrom::check(&seed.bytes);
+        }
         other => panic!("unknown target {other}"),
     }
 }

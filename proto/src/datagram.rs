@@ -8,7 +8,8 @@
 //! [`poll_event`](DatagramCore::poll_event); [`poll_timeout`](DatagramCore::poll_timeout) says
 //! when time must next be handed in. An adapter that moves bytes for one core moves them for all:
 //! [`HealthNode`](crate::health::HealthNode), [`DhtNode`](crate::dht::DhtNode) and
-//! [`DhtClient`](crate::dht::DhtClient) implement it.
+//! [`DhtClient`](crate::dht::DhtClient) implement it, and so does
+//! [`Keyed`](crate::seal::Keyed), which seals any of them.
 //!
 //! The smallest driver, over any "socket" (here a vector standing for the network):
 //!
@@ -33,16 +34,16 @@
 //!     }
 //! }
 //! # use sinew_proto::health::{Config, HealthNode};
-//! # let rng = rand_core::UnwrapErr(FixedRng(1));
+//! # let rng = sinew_proto::rand_core::UnwrapErr(FixedRng(1));
 //! # struct FixedRng(u64);
-//! # impl rand_core::TryRng for FixedRng {
+//! # impl sinew_proto::rand_core::TryRng for FixedRng {
 //! #     type Error = core::convert::Infallible;
 //! #     fn try_next_u32(&mut self) -> Result<u32, Self::Error> { Ok(self.try_next_u64()? as u32) }
 //! #     fn try_next_u64(&mut self) -> Result<u64, Self::Error> { self.0 += 1; Ok(self.0) }
 //! #     fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), Self::Error> {
 //! #         for b in d { *b = self.try_next_u32()? as u8; } Ok(()) }
 //! # }
-//! # impl rand_core::TryCryptoRng for FixedRng {}
+//! # impl sinew_proto::rand_core::TryCryptoRng for FixedRng {}
 //! # let mut node: HealthNode<_> = HealthNode::new(Config::default(), rng);
 //! # let seed: SocketAddr = "192.0.2.1:7000".parse().unwrap();
 //! # node.add_seed(seed).unwrap();
@@ -62,12 +63,23 @@ pub const MAX_DATAGRAM_LEN: usize = 508;
 
 /// A datagram for the adapter to send: `len` bytes at the start of the buffer given to
 /// [`poll_transmit`](DatagramCore::poll_transmit), to `destination`.
+///
+/// `#[non_exhaustive]`: details a driver may honour (a source address, say) may be added; a
+/// core of your own makes one with [`Transmit::new`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transmit {
     /// Where to send it.
     pub destination: SocketAddr,
     /// How many bytes of the buffer to send.
     pub len: usize,
+}
+
+impl Transmit {
+    /// `len` bytes to `destination`.
+    pub const fn new(destination: SocketAddr, len: usize) -> Transmit {
+        Transmit { destination, len }
+    }
 }
 
 #[cfg(feature = "defmt")]
@@ -107,8 +119,11 @@ pub trait DatagramCore {
     /// Lets time pass: retries, timeouts and periodic work due at `now`.
     fn handle_timeout(&mut self, now: Instant);
 
-    /// Writes the next datagram to send into `buf` (at least [`MAX_DATAGRAM_LEN`] bytes), or
-    /// `None` when there is nothing to send.
+    /// Writes the next datagram to send into `buf` (at least [`MAX_DATAGRAM_LEN`] bytes, or
+    /// fewer when the core is wrapped: [`Keyed`](crate::seal::Keyed) hands its inner core
+    /// [`MAX_PLAINTEXT_LEN`](crate::seal::MAX_PLAINTEXT_LEN)), or `None` when there is nothing
+    /// to send. A core never writes past `buf`, and sizes any request whose length is a budget
+    /// (a health peer-table request) by `buf`'s length.
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit>;
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work, or `None` if only a

@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::zk::path::PathError;
+
 /// Everything that can go wrong while parsing, encoding or driving a protocol.
 ///
 /// Small and `Copy`, so that it can be returned from hot paths and stored in counters; the variants
@@ -43,6 +45,17 @@ pub enum Error {
     /// op code fits an `i16`; one that does not is reported as `i16::MIN`. (An `i32` here would
     /// double this enum's size and measurably slow every parser's `Result`.)
     UnexpectedOp(i16),
+    /// ZooKeeper: a request's path is not a valid node path (checked before anything is sent,
+    /// as ZooKeeper's own client does); the [`PathError`] says why, in ZooKeeper's words.
+    InvalidPath(PathError),
+    /// Sealed datagrams: the keyring is empty, so nothing can be sealed.
+    NoKey,
+    /// Sealed datagrams: no installed key has this key id (or, to `use_key` / `remove`, the
+    /// key is not installed; its id is given).
+    UnknownKey(u8),
+    /// Sealed datagrams: the authentication tag matches under no installed key of the
+    /// datagram's key id (a wrong key, or altered bytes).
+    BadTag,
 }
 
 /// `core::result::Result` with this crate's [`Error`].
@@ -65,11 +78,56 @@ impl fmt::Display for Error {
             Error::Capacity => f.write_str("bounded storage is full"),
             Error::BadValue => f.write_str("field value out of its range"),
             Error::UnexpectedOp(op) => write!(f, "operation code {op} not allowed here"),
+            Error::InvalidPath(e) => write!(f, "invalid path: {e}"),
+            Error::NoKey => f.write_str("no key installed"),
+            Error::UnknownKey(id) => write!(f, "no installed key has id 0x{id:02x}"),
+            Error::BadTag => f.write_str("authentication tag does not match"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+impl From<PathError> for Error {
+    fn from(e: PathError) -> Error {
+        Error::InvalidPath(e)
+    }
+}
+
+/// For `?` in functions returning `std::io::Result` (feature `std`): an [`Error`] becomes an
+/// `io::Error` that carries it (`get_ref()` and `downcast` give it back), of kind
+/// `InvalidInput` for [`Error::BufferTooSmall`] (the caller's buffer) and [`Error::InvalidPath`]
+/// (the caller's path), `OutOfMemory` for
+/// [`Error::Capacity`] (the caller's bounded storage is full), and `InvalidData` for every
+/// defect of the bytes or values handled.
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use std::io;
+/// use sinew_proto::health::HealthCheck;
+///
+/// fn check(datagram: &[u8]) -> io::Result<HealthCheck> {
+///     Ok(HealthCheck::parse(datagram)?)
+/// }
+///
+/// let error = check(&[0x01]).unwrap_err();
+/// assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+/// assert_eq!(error.downcast::<sinew_proto::Error>().ok(), Some(sinew_proto::Error::Truncated));
+/// # }
+/// ```
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match error {
+            Error::BufferTooSmall | Error::InvalidPath(_) => ErrorKind::InvalidInput,
+            Error::Capacity => ErrorKind::OutOfMemory,
+            _ => ErrorKind::InvalidData,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
 
 #[cfg(feature = "defmt")]
 impl defmt::Format for Error {
@@ -93,6 +151,47 @@ impl defmt::Format for Error {
             Error::UnexpectedOp(op) => {
                 defmt::write!(f, "operation code {=i16} not allowed here", op)
             }
+            Error::InvalidPath(e) => defmt::write!(f, "invalid path: {}", e),
+            Error::NoKey => defmt::write!(f, "no key installed"),
+            Error::UnknownKey(id) => defmt::write!(f, "no installed key has id {=u8:#x}", id),
+            Error::BadTag => defmt::write!(f, "authentication tag does not match"),
         }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::Error;
+    use std::io::{self, ErrorKind};
+
+    #[test]
+    fn io_error_kind_and_source() {
+        for (error, kind) in [
+            (Error::BufferTooSmall, ErrorKind::InvalidInput),
+            (Error::Capacity, ErrorKind::OutOfMemory),
+            (Error::Truncated, ErrorKind::InvalidData),
+            (Error::TooLarge, ErrorKind::InvalidData),
+            (Error::UnexpectedOp(5), ErrorKind::InvalidData),
+        ] {
+            let io = io::Error::from(error);
+            assert_eq!(io.kind(), kind);
+            assert_eq!(io.get_ref().and_then(|e| e.downcast_ref()), Some(&error));
+        }
+    }
+
+    #[test]
+    fn question_mark_in_io_result() {
+        fn encode(buf: &mut [u8]) -> io::Result<usize> {
+            let check = crate::health::HealthCheck {
+                kind: crate::health::HealthKind::Request,
+                nonce: crate::nonce::Nonce::from_bytes([1; 16]),
+            };
+            Ok(check.encode(buf)?)
+        }
+        assert_eq!(encode(&mut [0; 17]).unwrap(), 17);
+        assert_eq!(
+            encode(&mut [0; 16]).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
 }

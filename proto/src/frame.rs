@@ -1,6 +1,41 @@
 //! Length-prefixed frames: a 4-byte big-endian length before every message, as ZooKeeper's
 //! client protocol and the DHT on TCP both send them. One decoder serves every stream protocol of
 //! the crate and of its adapters.
+//!
+//! Two frames written with [`encode_frame`], then read back from a stream that delivers them
+//! in arbitrary pieces, as TCP does:
+//!
+//! ```
+//! use sinew_proto::frame::{FrameDecoder, FrameStatus, encode_frame};
+//! use sinew_proto::Error;
+//!
+//! let mut wire = [0xa5; 16];
+//! let first = encode_frame(&mut wire, |payload| {
+//!     payload[..3].copy_from_slice(b"abc");
+//!     Ok(3)
+//! })?;
+//! let second = encode_frame(&mut wire[first..], |_| Ok(0))?; // an empty frame
+//! assert_eq!(wire[..first + second], [0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0]);
+//!
+//! // The reader's buffer; bytes arrive 2 at a time.
+//! let decoder = FrameDecoder::new();
+//! let mut buffered = Vec::new();
+//! let mut frames = Vec::new();
+//! for piece in wire[..first + second].chunks(2) {
+//!     buffered.extend_from_slice(piece);
+//!     while let FrameStatus::Complete { frame, consumed } = decoder.decode(&buffered)? {
+//!         frames.push(frame.to_vec());
+//!         buffered.drain(..consumed);
+//!     }
+//! }
+//! assert_eq!(frames, [b"abc".to_vec(), Vec::new()]);
+//! assert!(buffered.is_empty());
+//!
+//! // A length above the maximum is refused from its prefix alone.
+//! let small = FrameDecoder::with_max_frame_len(2);
+//! assert_eq!(small.decode(&[0, 0, 0, 3]), Err(Error::TooLarge));
+//! # Ok::<(), Error>(())
+//! ```
 
 use crate::zk::DEFAULT_MAX_FRAME_LEN;
 use crate::{Error, Result};
@@ -9,6 +44,8 @@ use crate::{Error, Result};
 pub const FRAME_HEADER_LEN: usize = 4;
 
 /// The result of [`FrameDecoder::decode`]: a whole frame, or how many more bytes are needed.
+///
+/// Exhaustive on purpose: a frame is partial or complete (as in httparse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FrameStatus<'a> {

@@ -13,6 +13,32 @@
 //! The version bits are zero for the current protocol, so the original 17-byte packets (type 1 =
 //! health request, type 2 = health response) are version-0 packets unchanged. A datagram whose
 //! version bits name any other version is refused with [`Error::UnsupportedVersion`].
+//!
+//! ```
+//! use sinew_proto::nonce::{Header, Nonce, emit_header, split_type_byte, type_byte};
+//! use sinew_proto::Error;
+//!
+//! // Write a header of kind 3 with a payload byte behind it, into a buffer pre-filled with 0xa5.
+//! let nonce = Nonce::from_bytes(*b"0123456789abcdef");
+//! let mut datagram = [0xa5; 18];
+//! assert_eq!(emit_header(&mut datagram, 3, &nonce)?, 17);
+//! assert_eq!(datagram[0], 0x03); // version 0, kind 3
+//! assert_eq!(&datagram[1..17], b"0123456789abcdef");
+//!
+//! // Read it back through the view: one length and version check, then plain accessors.
+//! let header = Header::new_checked(&datagram[..])?;
+//! assert_eq!((header.version(), header.kind()), (0, 3));
+//! assert_eq!(header.nonce(), nonce);
+//! assert_eq!(header.payload(), &[0xa5]);
+//!
+//! // A version-1 type byte (0x23: bits 7..5 = 1, kind 3) is refused, as is a short datagram.
+//! assert_eq!(type_byte(1, 3), 0x23);
+//! assert_eq!(split_type_byte(0x23), (1, 3));
+//! datagram[0] = 0x23;
+//! assert_eq!(Header::new_checked(&datagram[..]), Err(Error::UnsupportedVersion(1)));
+//! assert_eq!(Header::new_checked(&datagram[..16]), Err(Error::Truncated));
+//! # Ok::<(), Error>(())
+//! ```
 
 use core::fmt;
 use core::ops::Range;

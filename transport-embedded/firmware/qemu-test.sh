@@ -20,7 +20,9 @@
 # SINEW_REQUIRE_ZK_SERVER=1 (scripts/test.sh sets it), when a missing server is a failure.
 #
 # Environment: SINEW_HOST_PORT, SINEW_HOSTFWD_PORT (host UDP ports; random free ones by
-# default), SINEW_RUN_SECS (how long the firmware runs, default 10), CARGO_TARGET_DIR.
+# default), SINEW_RUN_SECS (how long the firmware runs, default 10), CARGO_TARGET_DIR,
+# SINEW_FW_KEY (64 hex digits, `sinew keygen`: the firmware, the host node and the ping all seal
+# their health datagrams with it; unset, nothing is sealed).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -114,8 +116,8 @@ hostfwd_port="${SINEW_HOSTFWD_PORT:-$(free_udp_port)}"
 while [ "$hostfwd_port" = "$host_port" ]; do hostfwd_port="$(free_udp_port)"; done
 
 # --- build ------------------------------------------------------------------------------------
-say "building the host tools (sinew-transport-std, release)"
-(cd "$root" && cargo build -p sinew-transport-std --release --quiet)
+say "building the host tools (the sinew command, release)"
+(cd "$root" && cargo build -p sinew --release --quiet)
 host_target="${CARGO_TARGET_DIR:-$root/target}"
 case "$host_target" in /*) ;; *) host_target="$root/$host_target" ;; esac
 sinew="$host_target/release/sinew"
@@ -123,7 +125,7 @@ sinew="$host_target/release/sinew"
 
 say "building the firmware (host node 10.0.2.2:$host_port, ZooKeeper 10.0.2.2:$zk_port, runs ${run_secs}s)"
 (cd "$here" && SINEW_FW_PORT="$fw_port" SINEW_HOST_PORT="$host_port" SINEW_RUN_SECS="$run_secs" \
-    SINEW_ZK_PORT="$zk_port" cargo build --release --quiet)
+    SINEW_ZK_PORT="$zk_port" SINEW_FW_KEY="${SINEW_FW_KEY:-}" cargo build --release --quiet)
 fw_target="${CARGO_TARGET_DIR:-$here/target}"
 case "$fw_target" in /*) ;; *) fw_target="$here/$fw_target" ;; esac
 elf="$fw_target/thumbv7em-none-eabihf/release/sinew-firmware"
@@ -157,7 +159,13 @@ pids+=("$qemu_pid")
 watch_pid=$!
 pids+=("$watch_pid")
 
-"$sinew" node --bind "127.0.0.1:$host_port" --check-ms 500 --print-table-s 0 \
+key_args=()
+if [ -n "${SINEW_FW_KEY:-}" ]; then
+    printf '%s\n' "$SINEW_FW_KEY" >"$logs/cluster.key"
+    key_args=(--key-file "$logs/cluster.key")
+    say "keyed: every health datagram sealed"
+fi
+"$sinew" node --bind "127.0.0.1:$host_port" --check-ms 500 --print-table-s 0 "${key_args[@]}" \
     --exit-after $((run_secs + 1)) >"$logs/host-node.log" 2>&1 &
 node_pid=$!
 pids+=("$node_pid")
@@ -165,7 +173,7 @@ pids+=("$node_pid")
 sleep 1
 say "sinew ping 127.0.0.1:$hostfwd_port --count $ping_count"
 ping_status=0
-timeout 30 "$sinew" ping "127.0.0.1:$hostfwd_port" --count "$ping_count" --interval 300 \
+timeout 30 "$sinew" ping "127.0.0.1:$hostfwd_port" --count "$ping_count" --interval 300 "${key_args[@]}" \
     >"$logs/ping.log" 2>&1 || ping_status=$?
 ping_received="$(sed -n 's/.* \([0-9][0-9]*\) received.*/\1/p' "$logs/ping.log" | tail -n 1)"
 ping_received="${ping_received:-0}"
@@ -225,6 +233,22 @@ if [ "$ping_received" -ge "$ping_needed" ]; then
     say "host -> firmware: sinew ping got $ping_received/$ping_count answers"
 else
     say "FAIL: sinew ping got $ping_received/$ping_count answers (exit $ping_status), needs $ping_needed"
+    pass=0
+fi
+# The seal's counters, from the firmware's last `seal: Stats { … }` line.
+seal_stat() { sed -n "s/.*seal: Stats {.* $1: \([0-9]*\).*/\1/p" "$logs/firmware.log" | tail -n 1; }
+opened="$(seal_stat opened)"; sealed="$(seal_stat sealed)"; passed="$(seal_stat passed)"
+unsealed="$(seal_stat unsealed)"; bad_tag="$(seal_stat bad_tag)"; malformed="$(seal_stat malformed)"
+refused=$(( ${unsealed:-0} + ${bad_tag:-0} + ${malformed:-0} ))
+if [ -n "${SINEW_FW_KEY:-}" ]; then
+    if [ "${opened:-0}" -gt 0 ] && [ "${sealed:-0}" -gt 0 ] && [ "${passed:-1}" -eq 0 ] && [ "$refused" -eq 0 ]; then
+        say "keyed: the firmware opened $opened sealed datagrams and sealed $sealed, took none unsealed, refused none"
+    else
+        say "FAIL: keyed, but the firmware's seal counters are opened=${opened:-?} sealed=${sealed:-?} passed=${passed:-?} refused=$refused"
+        pass=0
+    fi
+elif [ "${opened:-0}" -ne 0 ] || [ "${sealed:-0}" -ne 0 ]; then
+    say "FAIL: unkeyed, but the firmware opened ${opened:-?} and sealed ${sealed:-?} datagrams"
     pass=0
 fi
 fw_session="$(sed -n 's/.*zk: session \(0x[0-9a-f]*\) established.*/\1/p' "$logs/firmware.log" | head -n 1)"

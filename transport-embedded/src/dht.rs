@@ -15,14 +15,23 @@
 //!   connection; a connection that fails, closes, or does not come up within one request
 //!   timeout fails every outstanding request at once with [`RequestError::Disconnected`] —
 //!   never silently — and the next request connects again.
+//! * **Against lying peers** (the ring's rules, PROTOCOL.md): an answer counts only with the
+//!   current attempt's message id and on the connection it was asked on; a lock is held by a
+//!   secret [`LockToken`] the caller chooses (draw it with `LockToken::random`, or
+//!   `LockToken::derive` from a secret of the device: whoever learns it can release the lock),
+//!   and a denial says only for how long the key is held; a Challenge from a member that has
+//!   not seen this client's address prove it receives is echoed and the request sent again at
+//!   once. The client's id places nothing in the ring (a member checks ring members' ids
+//!   against their addresses, not clients'); a `Full` answer may be the member's bound on what
+//!   one sender may hold of its store or its relay slots.
 //!
 //! ```
 //! use std_embedded_nal::Stack;
 //! use sinew_proto::dht::{ClientConfig, DhtClient, Event, NodeAddr, NodeId, RequestError};
 //! use sinew_proto::time::Instant;
 //! use sinew_transport_embedded::dht::{DhtBuffers, DhtTcpClient};
-//! # use rand_core::UnwrapErr;
-//! # use getrandom::SysRng;
+//! use sinew_proto::rand_core::UnwrapErr;
+//! use getrandom::SysRng; // getrandom 0.4, feature `sys_rng`
 //!
 //! let mut stack = Stack;
 //! let mut buffers = DhtBuffers::new();
@@ -55,7 +64,7 @@ use core::time::Duration;
 use embedded_nal::{TcpClientStack, nb};
 use rand_core::CryptoRng;
 use sinew_proto::datagram::MAX_DATAGRAM_LEN;
-use sinew_proto::dht::{DhtClient, Event, NodeId, RequestError, RequestId};
+use sinew_proto::dht::{DhtClient, Event, LockToken, RequestError, RequestId};
 use sinew_proto::frame::{FRAME_HEADER_LEN, FrameDecoder, FrameStatus, encode_frame};
 use sinew_proto::time::Instant;
 
@@ -99,6 +108,7 @@ impl Default for DhtBuffers {
 /// What the connection side of a [`DhtTcpClient`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct DhtIoStats {
     /// Connections attempted.
     pub connects: u64,
@@ -193,8 +203,10 @@ where
         Ok(self.core.put(now, self.node, key, value)?)
     }
 
-    /// Takes (or renews) the lock on `key` for `holder`; the outcome is [`Event::Locked`],
-    /// [`Event::LockDenied`] or [`Event::Failed`].
+    /// Takes (or renews) the lock on `key` with the secret `token`; the outcome is
+    /// [`Event::Locked`], [`Event::LockDenied`] (which does not say who holds it) or
+    /// [`Event::Failed`]. Renew and release it with the same token and keep it secret:
+    /// whoever knows it can release the lock.
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -202,14 +214,15 @@ where
         &mut self,
         now: Instant,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
         lease: Duration,
     ) -> Result<RequestId, S::Error> {
-        Ok(self.core.lock(now, self.node, key, holder, lease)?)
+        Ok(self.core.lock(now, self.node, key, token, lease)?)
     }
 
-    /// Releases `holder`'s lock on `key`; the outcome is [`Event::Unlocked`] or
-    /// [`Event::Failed`].
+    /// Releases the lock on `key` held with `token`; the outcome is [`Event::Unlocked`] or
+    /// [`Event::Failed`] ([`ErrorCode::NotHolder`](sinew_proto::dht::ErrorCode::NotHolder)
+    /// if it is not held with `token`).
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -217,9 +230,9 @@ where
         &mut self,
         now: Instant,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
     ) -> Result<RequestId, S::Error> {
-        Ok(self.core.unlock(now, self.node, key, holder)?)
+        Ok(self.core.unlock(now, self.node, key, token)?)
     }
 
     /// Does all the work due at `now` without blocking: connects if a request waits, reads

@@ -5,9 +5,10 @@ use core::net::SocketAddr;
 
 use embedded_nal::{UdpFullStack, nb};
 use rand_core::CryptoRng;
-use sinew_proto::datagram::{MAX_DATAGRAM_LEN, Transmit};
+use sinew_proto::datagram::{DatagramCore, MAX_DATAGRAM_LEN, Transmit};
 use sinew_proto::health::{Event, HealthNode};
 use sinew_proto::nonce::Nonce;
+use sinew_proto::seal::{self, Keyed, Keyring};
 use sinew_proto::time::Instant;
 
 use crate::{Error, Result};
@@ -70,6 +71,11 @@ impl HealthBuffers {
 ///
 /// Call [`process`](Self::process) whenever a datagram may have arrived and at the latest at the
 /// instant it returns; a call too many is harmless.
+///
+/// Keyed ([`bind_keyed`](Self::bind_keyed)), every datagram is sealed with the keyring's primary
+/// key and only datagrams sealed with one of its keys reach the node ([`sinew_proto::seal`]);
+/// `K` is the generator of the seal's sender ids. Unkeyed, sealed datagrams are dropped and
+/// counted in [`seal_stats`](Self::seal_stats).
 pub struct HealthEndpoint<
     'b,
     S: UdpFullStack,
@@ -77,8 +83,9 @@ pub struct HealthEndpoint<
     const HOSTS: usize = 32,
     const PENDING: usize = 32,
     const QUEUE: usize = 16,
+    K = R,
 > {
-    node: HealthNode<R, HOSTS, PENDING, QUEUE>,
+    node: Keyed<HealthNode<R, HOSTS, PENDING, QUEUE>, K, 4, 8>,
     socket: S::UdpSocket,
     buffers: &'b mut HealthBuffers,
     /// A datagram in `buffers.tx` that the stack refused with `WouldBlock`.
@@ -101,11 +108,7 @@ where
         node: HealthNode<R, HOSTS, PENDING, QUEUE>,
         buffers: &'b mut HealthBuffers,
     ) -> Result<Self, S::Error> {
-        let mut socket = stack.socket().map_err(Error::Network)?;
-        if let Err(error) = stack.bind(&mut socket, port) {
-            let _ = stack.close(socket);
-            return Err(Error::Network(error));
-        }
+        let socket = open(stack, port)?;
         Ok(HealthEndpoint::from_socket(socket, node, buffers))
     }
 
@@ -113,6 +116,41 @@ where
     pub fn from_socket(
         socket: S::UdpSocket,
         node: HealthNode<R, HOSTS, PENDING, QUEUE>,
+        buffers: &'b mut HealthBuffers,
+    ) -> Self {
+        HealthEndpoint::with_core(socket, Keyed::unkeyed(node), buffers)
+    }
+}
+
+impl<'b, S, R, const HOSTS: usize, const PENDING: usize, const QUEUE: usize, K>
+    HealthEndpoint<'b, S, R, HOSTS, PENDING, QUEUE, K>
+where
+    S: UdpFullStack,
+    R: CryptoRng,
+    K: CryptoRng,
+{
+    /// Like [`bind`](HealthEndpoint::bind), keyed with `keyring` (see [`sinew_proto::seal::Keyed`]):
+    /// every datagram sealed, only sealed datagrams taken. `rng` draws the seal's sender ids
+    /// (a generator of its own, seeded from the board's entropy like the node's).
+    ///
+    /// # Errors
+    /// [`Error::Network`] if the stack cannot open or bind the socket (the socket is closed again).
+    pub fn bind_keyed(
+        stack: &mut S,
+        port: u16,
+        node: HealthNode<R, HOSTS, PENDING, QUEUE>,
+        keyring: Keyring,
+        rng: K,
+        buffers: &'b mut HealthBuffers,
+    ) -> Result<Self, S::Error> {
+        let socket = open(stack, port)?;
+        let core = Keyed::new(node, keyring, seal::Config::new(), rng);
+        Ok(HealthEndpoint::with_core(socket, core, buffers))
+    }
+
+    pub(crate) fn with_core(
+        socket: S::UdpSocket,
+        node: Keyed<HealthNode<R, HOSTS, PENDING, QUEUE>, K, 4, 8>,
         buffers: &'b mut HealthBuffers,
     ) -> Self {
         HealthEndpoint {
@@ -188,7 +226,7 @@ where
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) when the node has too many
     /// requests outstanding.
     pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> Result<Nonce, S::Error> {
-        Ok(self.node.ping(now, addr)?)
+        Ok(self.node.inner_mut().ping(now, addr)?)
     }
 
     /// Adds a seed, probed at the next [`process`](Self::process) and retried until it answers.
@@ -197,7 +235,7 @@ where
     /// [`Error::Proto`] with [`Capacity`](sinew_proto::Error::Capacity) beyond
     /// `sinew_proto::health`'s seed limit.
     pub fn add_seed(&mut self, addr: SocketAddr) -> Result<(), S::Error> {
-        Ok(self.node.add_seed(addr)?)
+        Ok(self.node.inner_mut().add_seed(addr)?)
     }
 
     /// The next event of the node (hosts added, health changes, pongs), if any.
@@ -211,22 +249,39 @@ where
     /// [`Error::Network`] if the stack fails to close the socket.
     pub fn close(self, stack: &mut S) -> Result<HealthNode<R, HOSTS, PENDING, QUEUE>, S::Error> {
         stack.close(self.socket).map_err(Error::Network)?;
-        Ok(self.node)
+        Ok(self.node.into_inner())
     }
 }
 
-impl<S: UdpFullStack, R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
-    HealthEndpoint<'_, S, R, HOSTS, PENDING, QUEUE>
+impl<
+    S: UdpFullStack,
+    R: CryptoRng,
+    const HOSTS: usize,
+    const PENDING: usize,
+    const QUEUE: usize,
+    K: CryptoRng,
+> HealthEndpoint<'_, S, R, HOSTS, PENDING, QUEUE, K>
 {
     /// The node: its network table ([`hosts`](HealthNode::hosts)), its
     /// [`stats`](HealthNode::stats).
     pub fn node(&self) -> &HealthNode<R, HOSTS, PENDING, QUEUE> {
-        &self.node
+        self.node.inner()
     }
 
     /// The node, to call anything the endpoint does not wrap.
     pub fn node_mut(&mut self) -> &mut HealthNode<R, HOSTS, PENDING, QUEUE> {
-        &mut self.node
+        self.node.inner_mut()
+    }
+
+    /// The seal layer's counters: sealed, opened, and every datagram dropped before the node
+    /// saw it.
+    pub fn seal_stats(&self) -> &seal::Stats {
+        self.node.stats()
+    }
+
+    /// The keyring, to install, use and remove keys while running.
+    pub fn keyring_mut(&mut self) -> &mut Keyring {
+        self.node.keyring_mut()
     }
 
     /// The socket.
@@ -240,15 +295,32 @@ impl<S: UdpFullStack, R: CryptoRng, const HOSTS: usize, const PENDING: usize, co
     }
 }
 
-impl<S: UdpFullStack, R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
-    fmt::Debug for HealthEndpoint<'_, S, R, HOSTS, PENDING, QUEUE>
+impl<
+    S: UdpFullStack,
+    R: CryptoRng,
+    const HOSTS: usize,
+    const PENDING: usize,
+    const QUEUE: usize,
+    K: CryptoRng,
+> fmt::Debug for HealthEndpoint<'_, S, R, HOSTS, PENDING, QUEUE, K>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthEndpoint")
-            .field("stats", self.node.stats())
+            .field("stats", self.node.inner().stats())
+            .field("seal", self.node.stats())
             .field("stalled", &self.stalled)
             .finish_non_exhaustive()
     }
+}
+
+/// Opens a socket on `stack` and binds it to `port` (closing it again if the bind fails).
+fn open<S: UdpFullStack>(stack: &mut S, port: u16) -> Result<S::UdpSocket, S::Error> {
+    let mut socket = stack.socket().map_err(Error::Network)?;
+    if let Err(error) = stack.bind(&mut socket, port) {
+        let _ = stack.close(socket);
+        return Err(Error::Network(error));
+    }
+    Ok(socket)
 }
 
 /// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6 addresses (`[::ffff:a.b.c.d]:p`);

@@ -23,8 +23,8 @@
 //! use sinew_proto::health::{Config, HealthNode};
 //! use sinew_proto::time::Instant;
 //! use sinew_transport_embedded::{HealthBuffers, HealthEndpoint};
-//! # use rand_core::UnwrapErr;
-//! # use getrandom::SysRng;
+//! use sinew_proto::rand_core::UnwrapErr;
+//! use getrandom::SysRng; // getrandom 0.4, feature `sys_rng`
 //!
 //! let mut stack = Stack;
 //! let mut buffers = HealthBuffers::new();
@@ -47,6 +47,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(test)]
 extern crate std;
@@ -69,3 +70,19 @@ pub use zk::{ZkBuffers, ZkClient};
 
 /// The `nb` crate of embedded-nal, for matching on `WouldBlock` without a dependency of your own.
 pub use embedded_nal::nb;
+
+/// The protocol cores these adapters drive: their configs, events and errors appear in this
+/// crate's signatures.
+pub use sinew_proto;
+
+/// The embedded-nal (0.9) whose stack traits (`UdpFullStack`, `TcpClientStack`) the adapters
+/// are generic over.
+pub use embedded_nal;
+
+/// The embedded-nal-async (0.9) of [`AsyncHealthEndpoint`]'s socket (`UnconnectedUdp`).
+#[cfg(feature = "async")]
+pub use embedded_nal_async;
+
+/// The embedded-hal-async (1.x) of [`AsyncHealthEndpoint`]'s delay (`DelayNs`).
+#[cfg(feature = "async")]
+pub use embedded_hal_async;

@@ -116,6 +116,7 @@ impl<const TX: usize, const RX: usize, const OUT: usize> Default for ZkBuffers<T
 /// What the socket side of a [`ZkClient`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct IoStats {
     /// Sockets opened and connections started.
     pub connects: u64,
@@ -197,7 +198,7 @@ where
     ///
     /// let servers = ["10.0.2.100:2181".parse().unwrap()];
     /// let mut buffers: ZkBuffers = ZkBuffers::new();
-    /// let config = Config { session_timeout: Duration::from_secs(6), ..Config::default() };
+    /// let config = Config::new().with_session_timeout(Duration::from_secs(6));
     /// let zk: ZkClient<'_, std_embedded_nal::Stack> = ZkClient::new(config, &servers, &mut buffers)?;
     /// assert_eq!(zk.servers().len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

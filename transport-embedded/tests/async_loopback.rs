@@ -31,13 +31,13 @@ fn free_port() -> u16 {
 }
 
 fn config(local_addr: Option<SocketAddr>) -> Config {
-    Config {
-        check_interval: Duration::from_millis(50),
-        response_timeout: Duration::from_millis(200),
-        table_interval: Duration::from_millis(100),
-        learn_from_requests: true,
-        local_addr,
-    }
+    let mut config = Config::new()
+        .with_check_interval(Duration::from_millis(50))
+        .with_response_timeout(Duration::from_millis(200))
+        .with_table_interval(Duration::from_millis(100))
+        .with_learn_from_requests(true);
+    config.local_addr = local_addr;
+    config
 }
 
 #[test]

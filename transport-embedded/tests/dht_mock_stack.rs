@@ -127,6 +127,8 @@ fn take_frames(sent: &mut Vec<u8>) -> Vec<Vec<u8>> {
 fn answer(member: &mut DhtNode<UnwrapErr<SysRng>>, stack: &mut MockStack, now: Instant) -> usize {
     let requests = take_frames(&mut stack.sent);
     let from: SocketAddr = "192.0.2.1:1".parse().unwrap();
+    // As a TCP listener does: the connection's handshake validated the peer's address.
+    member.handle_validated(from);
     for request in &requests {
         let _ = member.handle_datagram(now, from, request);
     }
@@ -277,4 +279,65 @@ fn a_frame_longer_than_the_receive_buffer_ends_the_connection() {
 fn a_negative_length_ends_the_connection() {
     refused_prefix(i32::MIN.to_be_bytes());
     refused_prefix((-1i32).to_be_bytes());
+}
+
+/// The member answers every frame the client sent without vouching for its address (as a ring
+/// member does for a datagram): larger answers wait for a round trip.
+fn answer_unvalidated(
+    member: &mut DhtNode<UnwrapErr<SysRng>>,
+    stack: &mut MockStack,
+    now: Instant,
+) -> Vec<Vec<u8>> {
+    let requests = take_frames(&mut stack.sent);
+    let from: SocketAddr = "192.0.2.1:1".parse().unwrap();
+    for request in &requests {
+        let _ = member.handle_datagram(now, from, request);
+    }
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let mut answers = Vec::new();
+    while let Some(t) = member.poll_transmit(now, &mut buf) {
+        stack
+            .inbox
+            .extend((t.len as u32).to_be_bytes().iter().chain(&buf[..t.len]));
+        answers.push(buf[..t.len].to_vec());
+    }
+    answers
+}
+
+#[test]
+fn a_challenge_on_the_connection_is_echoed_and_the_request_answered_in_full() {
+    // Issue 11 in the embedded client: a member that has not seen the client's address prove
+    // it receives answers a Get (45 bytes here) whose Value is larger with a 43-byte Challenge
+    // only — no more bytes than it received. The client echoes the cookie and asks again; the
+    // member then answers in full.
+    let mut stack = MockStack::new();
+    let mut member = ring_member();
+    let now = Instant::from_millis(1);
+    member.put(now, b"k", &[7; 100]).unwrap();
+    assert!(matches!(member.poll_event(), Some(Event::PutDone { .. })));
+    let mut buffers = DhtBuffers::new();
+    let mut dht = client(&mut buffers);
+    let get = dht.get(now, b"k").unwrap();
+    dht.process(&mut stack, now).unwrap();
+    let first = answer_unvalidated(&mut member, &mut stack, now);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].len(), sinew_proto::dht::HEADER_LEN);
+    assert_eq!(
+        sinew_proto::dht::Message::parse(&first[0]).unwrap().body,
+        sinew_proto::dht::Body::Challenge
+    );
+    // The client takes the Challenge, echoes it and sends the Get again, at once.
+    dht.process(&mut stack, now).unwrap();
+    assert_eq!(dht.core().stats().challenges_answered, 1);
+    let second = answer_unvalidated(&mut member, &mut stack, now);
+    assert_eq!(second.len(), 1);
+    dht.process(&mut stack, now).unwrap();
+    match events(&mut dht).as_slice() {
+        [Event::GetDone { id, value: Some(v) }] => {
+            assert_eq!(*id, get);
+            assert_eq!(&v[..], &[7; 100][..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dht.io_stats().frames_sent, 3, "Get, Echo, Get");
 }

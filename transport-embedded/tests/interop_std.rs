@@ -30,13 +30,11 @@ fn local(port: u16) -> SocketAddr {
 }
 
 fn config(learn_from_requests: bool) -> Config {
-    Config {
-        check_interval: Duration::from_millis(50),
-        response_timeout: Duration::from_millis(200),
-        table_interval: Duration::from_millis(100),
-        learn_from_requests,
-        local_addr: None,
-    }
+    Config::new()
+        .with_check_interval(Duration::from_millis(50))
+        .with_response_timeout(Duration::from_millis(200))
+        .with_table_interval(Duration::from_millis(100))
+        .with_learn_from_requests(learn_from_requests)
 }
 
 fn embedded<'b>(
@@ -45,10 +43,7 @@ fn embedded<'b>(
     learn: bool,
     buffers: &'b mut HealthBuffers,
 ) -> Endpoint<'b> {
-    let config = Config {
-        local_addr: Some(local(port)),
-        ..config(learn)
-    };
+    let config = config(learn).with_local_addr(local(port));
     let node = HealthNode::new(config, UnwrapErr(SysRng));
     HealthEndpoint::bind(stack, port, node, buffers).unwrap()
 }

@@ -28,13 +28,12 @@ fn local(port: u16) -> SocketAddr {
 }
 
 fn fast_config(port: u16) -> Config {
-    Config {
-        check_interval: Duration::from_millis(50),
-        response_timeout: Duration::from_millis(200),
-        table_interval: Duration::from_millis(100),
-        learn_from_requests: true,
-        local_addr: Some(local(port)),
-    }
+    Config::new()
+        .with_check_interval(Duration::from_millis(50))
+        .with_response_timeout(Duration::from_millis(200))
+        .with_table_interval(Duration::from_millis(100))
+        .with_learn_from_requests(true)
+        .with_local_addr(local(port))
 }
 
 fn endpoint<'b>(
@@ -253,7 +252,7 @@ fn raw_bytes_from_a_plain_socket() {
         &request[..16],                 // one byte short
         &[&request[..], &[0]].concat(), // padded with a byte
         &[0x1f; 17],                    // unknown kind 31
-        &[0x21; 17],                    // version 1
+        &[0xE0; 17],                    // version 7: a sealed datagram, and no key
         &padded_table_request,          // too large
     ];
     for datagram in bad {
@@ -276,7 +275,9 @@ fn raw_bytes_from_a_plain_socket() {
     assert_eq!(len, 17);
     assert_eq!(answered[0], 0x02, "health response");
     assert_eq!(answered[1..17], request[1..17], "nonce echoed unchanged");
-    assert_eq!(a.node().stats().malformed, bad.len() as u64);
+    // The sealed one is dropped before the node sees it, counted as sealed without a key.
+    assert_eq!(a.node().stats().malformed, bad.len() as u64 - 1);
+    assert_eq!(a.seal_stats().sealed_no_key, 1);
     assert_eq!(a.node().stats().requests_answered, 1);
     // Nothing else ever comes back (the endpoint then probes the raw socket: a request, not an
     // answer to any malformed datagram).

@@ -96,10 +96,7 @@ const PEER: SocketAddr = SocketAddr::new(
 );
 
 fn endpoint<'b>(stack: &mut MockStack, buffers: &'b mut HealthBuffers) -> Endpoint<'b> {
-    let config = Config {
-        learn_from_requests: false,
-        ..Config::default()
-    };
+    let config = Config::new().with_learn_from_requests(false);
     let node = HealthNode::new(config, UnwrapErr(SysRng));
     HealthEndpoint::bind(stack, 7000, node, buffers).unwrap()
 }

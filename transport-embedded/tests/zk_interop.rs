@@ -146,6 +146,7 @@ impl Seen {
             Event::Closed => self.closed = true,
             Event::Expired => self.expired = true,
             Event::AuthFailed => panic!("auth failed"),
+            other => panic!("unexpected event {other:?}"),
         }
     }
 }
@@ -289,11 +290,9 @@ fn no_node() -> Got {
 }
 
 fn config() -> Config {
-    Config {
-        session_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        ..Config::default()
-    }
+    Config::new()
+        .with_session_timeout(Duration::from_secs(10))
+        .with_connect_timeout(Duration::from_secs(5))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ impl fmt::Display for Error {
             Error::Dht(RequestError::Timeout) => f.write_str("no answer (timed out)"),
             Error::Dht(RequestError::Refused(code)) => {
                 let what = match code {
-                    DhtCode::NotHolder => "the lock is not held by this holder",
+                    DhtCode::NotHolder => "the lock is not held with this token",
                     DhtCode::Full => "the node is full (or the key or value is too large)",
                     DhtCode::NotOwner => "the key's owner could not be reached",
                     _ => "the node refused the request",
@@ -115,6 +115,7 @@ impl From<RequestError> for Error {
 /// Every connection attempt failed: the addresses tried, each with what the operating system
 /// (or the timeout) said, in the order they were tried.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ConnectError {
     /// Each address with the error of its last attempt.
     pub attempts: Vec<(SocketAddr, io::Error)>,

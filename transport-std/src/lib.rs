@@ -20,7 +20,8 @@
 //! * [`zk::ZkClient`] — a ZooKeeper client: the sans-IO [`ZkSession`](sinew_proto::zk::session::ZkSession)
 //!   on a mio TCP socket, pipelined and zero-copy, with a blocking API on top;
 //! * [`Error`] — the crate's one error type.
-//! * `cli` (feature `cli`, on by default) — the `sinew` command: `demo`, `node`, `ping`, `decode`.
+//!
+//! The `sinew` command, built on this crate, is the `sinew` package (`cli/` in the repository).
 //!
 //! The smallest use: a node that joins a network through a seed and runs for a while.
 //!
@@ -70,12 +71,21 @@ mod node;
 mod udp;
 pub mod zk;
 
-#[cfg(feature = "cli")]
-pub mod cli;
-
 pub use adapter::{Adapter, TOKEN_SPAN};
 pub use clock::Clock;
 pub use error::{ConnectError, Error, Result};
 pub use group::{Group, Handle};
 pub use node::UdpHealthNode;
 pub use udp::{EVENT_BUFFER, NonceRng, SocketStats, TimedEvent, UdpDriver};
+
+/// The protocol cores these adapters drive: their configs, events and errors appear in this
+/// crate's signatures.
+pub use sinew_proto;
+
+/// The mio (1.x) of [`Adapter::register`] and [`Group::registry`]: register adapters with
+/// `sinew_transport_std::mio::Poll` and no second mio can slip in.
+pub use mio;
+
+/// The getrandom (0.4) behind [`NonceRng`] (`rand_core::UnwrapErr<getrandom::SysRng>`), for
+/// building a core of your own with the same generator.
+pub use getrandom;

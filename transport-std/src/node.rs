@@ -7,6 +7,7 @@ use std::time::{Duration, Instant as StdInstant};
 use mio::{Registry, Token};
 use sinew_proto::health::{Config, Event, HealthNode, HostInfo, Stats};
 use sinew_proto::nonce::Nonce;
+use sinew_proto::seal::{self, Keyed, Keyring};
 
 use crate::adapter::{self, Registration, Standalone};
 use crate::udp::nonce_rng;
@@ -36,17 +37,24 @@ use crate::{Adapter, Clock, Error, NonceRng, Result, SocketStats, TimedEvent, Ud
 /// A node can be [`stop`](Self::stop)ped (its socket closed) and later [`start`](Self::start)ed
 /// or [`restart`](Self::restart)ed on the same address.
 ///
+/// Keyed ([`bind_keyed`](UdpHealthNode::bind_keyed)), every datagram is sealed with the keyring's
+/// primary key and only datagrams sealed with an installed key are taken (see
+/// [`sinew_proto::seal`]); unkeyed, sealed datagrams are dropped and counted in
+/// [`seal_stats`](Self::seal_stats). Either way the core runs inside a [`Keyed`].
+///
 /// `HOSTS`, `PENDING` and `QUEUE` size the core's fixed storage (see [`HealthNode`]).
 pub struct UdpHealthNode<
     const HOSTS: usize = 32,
     const PENDING: usize = 32,
     const QUEUE: usize = 16,
 > {
-    driver: UdpDriver<HealthNode<NonceRng, HOSTS, PENDING, QUEUE>>,
+    driver: UdpDriver<Keyed<HealthNode<NonceRng, HOSTS, PENDING, QUEUE>, NonceRng>>,
     config: Config,
     seeds: Vec<SocketAddr>,
     /// The counters of the cores that [`restart`](Self::restart) replaced.
     retired: Stats,
+    /// The seal counters of the cores that [`restart`](Self::restart) replaced.
+    retired_seal: seal::Stats,
 }
 
 impl UdpHealthNode {
@@ -70,6 +78,16 @@ impl UdpHealthNode {
     pub fn bind_with_clock(addr: SocketAddr, config: Config, clock: Clock) -> Result<Self> {
         Self::bind_sized(addr, config, clock)
     }
+
+    /// Like [`bind`](Self::bind), keyed with `keyring`: every datagram is sealed with its
+    /// primary key and only datagrams sealed with one of its keys are taken (an empty keyring:
+    /// unkeyed, as [`bind`](Self::bind)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be bound.
+    pub fn bind_keyed(addr: SocketAddr, config: Config, keyring: Keyring) -> Result<Self> {
+        Self::bind_sized_keyed(addr, config, Clock::new(), keyring)
+    }
 }
 
 impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
@@ -81,19 +99,52 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     ///
     /// # Errors
     /// [`Error::Io`] if the socket cannot be bound.
-    pub fn bind_sized(addr: SocketAddr, mut config: Config, clock: Clock) -> Result<Self> {
+    pub fn bind_sized(addr: SocketAddr, config: Config, clock: Clock) -> Result<Self> {
+        Self::bind_sized_keyed(addr, config, clock, Keyring::new())
+    }
+
+    /// Like [`bind_sized`](Self::bind_sized), keyed with `keyring` (see
+    /// [`bind_keyed`](UdpHealthNode::bind_keyed)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be bound.
+    pub fn bind_sized_keyed(
+        addr: SocketAddr,
+        mut config: Config,
+        clock: Clock,
+        keyring: Keyring,
+    ) -> Result<Self> {
         let socket = std::net::UdpSocket::bind(addr)?;
         let local_addr = socket.local_addr()?;
         if config.local_addr.is_none() && !local_addr.ip().is_unspecified() {
             config.local_addr = Some(local_addr);
         }
-        let core = HealthNode::new(config, nonce_rng());
+        let core = keyed(HealthNode::new(config, nonce_rng()), keyring);
         Ok(UdpHealthNode {
             driver: UdpDriver::from_std(socket, core, clock)?,
             config,
             seeds: Vec::new(),
             retired: Stats::default(),
+            retired_seal: seal::Stats::default(),
         })
+    }
+
+    /// The keyring: install, use and remove keys while the node runs (a restart keeps it).
+    pub fn keyring_mut(&mut self) -> &mut Keyring {
+        self.driver.core_mut().keyring_mut()
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        self.driver.core().keyring()
+    }
+
+    /// The seal layer's counters (sealed, opened, and every datagram dropped before the core
+    /// saw it), summed over every core this node has had.
+    pub fn seal_stats(&self) -> seal::Stats {
+        let mut total = self.retired_seal;
+        total += self.driver.core().stats();
+        total
     }
 
     /// The address the socket is bound to (with the port the OS chose for port 0); a restart
@@ -119,7 +170,7 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     /// # Errors
     /// [`Error::Proto`] with [`sinew_proto::Error::Capacity`] beyond the core's seed capacity.
     pub fn add_seed(&mut self, addr: SocketAddr) -> Result<()> {
-        self.driver.core_mut().add_seed(addr)?;
+        self.driver.core_mut().inner_mut().add_seed(addr)?;
         if !self.seeds.contains(&addr) {
             self.seeds.push(addr);
         }
@@ -225,8 +276,10 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
         for &seed in &self.seeds {
             core.add_seed(seed)?;
         }
+        let core = keyed(core, self.keyring().clone());
         let old = self.driver.replace_core(core);
-        self.retired += old.stats();
+        self.retired += old.inner().stats();
+        self.retired_seal += old.stats();
         self.start()
     }
 
@@ -242,7 +295,7 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
             return Err(Error::stopped());
         }
         let now = self.driver.clock().now();
-        let nonce = self.driver.core_mut().ping(now, addr)?;
+        let nonce = self.driver.core_mut().inner_mut().ping(now, addr)?;
         self.driver.send_now()?;
         Ok(nonce)
     }
@@ -254,19 +307,19 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
 
     /// The network table.
     pub fn hosts(&self) -> impl ExactSizeIterator<Item = &HostInfo> + '_ {
-        self.driver.core().hosts()
+        self.driver.core().inner().hosts()
     }
 
     /// One host of the network table.
     pub fn host(&self, addr: SocketAddr) -> Option<&HostInfo> {
-        self.driver.core().host(addr)
+        self.driver.core().inner().host(addr)
     }
 
     /// The core's counters, summed over every core this node has had (see
     /// [`restart`](Self::restart)).
     pub fn stats(&self) -> Stats {
         let mut total = self.retired;
-        total += self.driver.core().stats();
+        total += self.driver.core().inner().stats();
         total
     }
 
@@ -277,14 +330,70 @@ impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
 
     /// The protocol core.
     pub fn core(&self) -> &HealthNode<NonceRng, HOSTS, PENDING, QUEUE> {
-        self.driver.core()
+        self.driver.core().inner()
     }
 
     /// The protocol core, to call what this adapter does not wrap. What the core queues is sent
     /// at the next [`process`](Self::process).
     pub fn core_mut(&mut self) -> &mut HealthNode<NonceRng, HOSTS, PENDING, QUEUE> {
-        self.driver.core_mut()
+        self.driver.core_mut().inner_mut()
     }
+}
+
+/// A boxed core is a core: a wrapper ([`Keyed`]) can hold a large core (a DHT node's fixed
+/// storage) without moving it through the stack.
+pub(crate) struct Boxed<C>(pub(crate) Box<C>);
+
+impl<C> std::ops::Deref for Boxed<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C> std::ops::DerefMut for Boxed<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.0
+    }
+}
+
+impl<C: sinew_proto::datagram::DatagramCore> sinew_proto::datagram::DatagramCore for Boxed<C> {
+    type Event = C::Event;
+    type Disposition = C::Disposition;
+
+    fn handle_datagram(
+        &mut self,
+        now: sinew_proto::time::Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> C::Disposition {
+        self.0.handle_datagram(now, from, datagram)
+    }
+
+    fn handle_timeout(&mut self, now: sinew_proto::time::Instant) {
+        self.0.handle_timeout(now);
+    }
+
+    fn poll_transmit(
+        &mut self,
+        now: sinew_proto::time::Instant,
+        buf: &mut [u8],
+    ) -> Option<sinew_proto::datagram::Transmit> {
+        self.0.poll_transmit(now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<sinew_proto::time::Instant> {
+        self.0.poll_timeout()
+    }
+
+    fn poll_event(&mut self) -> Option<C::Event> {
+        self.0.poll_event()
+    }
+}
+
+/// `core` behind `keyring`, with the operating system's CSPRNG for its sender ids.
+pub(crate) fn keyed<C>(core: C, keyring: Keyring) -> Keyed<C, NonceRng> {
+    Keyed::new(core, keyring, seal::Config::new(), nonce_rng())
 }
 
 impl<const HOSTS: usize, const PENDING: usize, const QUEUE: usize> Adapter

@@ -19,12 +19,10 @@ fn loopback() -> SocketAddr {
 }
 
 fn config(check_ms: u64, timeout_ms: u64) -> Config {
-    Config {
-        check_interval: Duration::from_millis(check_ms),
-        response_timeout: Duration::from_millis(timeout_ms),
-        table_interval: Duration::from_millis(500),
-        ..Config::default()
-    }
+    Config::new()
+        .with_check_interval(Duration::from_millis(check_ms))
+        .with_response_timeout(Duration::from_millis(timeout_ms))
+        .with_table_interval(Duration::from_millis(500))
 }
 
 /// A raw socket on loopback whose reads give up after a while.
@@ -118,10 +116,7 @@ fn two_seeded_nodes_become_healthy_in_each_others_tables() {
 #[test]
 fn a_third_node_discovers_the_other_through_the_peer_table() {
     // Nobody learns from requests, so the only way for C to hear of B is A's table.
-    let quiet = Config {
-        learn_from_requests: false,
-        ..config(100, 100)
-    };
+    let quiet = config(100, 100).with_learn_from_requests(false);
     let mut a = UdpHealthNode::bind(loopback(), quiet).unwrap();
     let mut b = UdpHealthNode::bind(loopback(), quiet).unwrap();
     let mut c = UdpHealthNode::bind(loopback(), quiet).unwrap();
@@ -423,10 +418,7 @@ fn a_burst_of_requests_is_answered_in_full_to_each_sender() {
         SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
     ] {
         // Not learning from requests: the node answers and sends nothing else.
-        let quiet = Config {
-            learn_from_requests: false,
-            ..config(60_000, 1_000)
-        };
+        let quiet = config(60_000, 1_000).with_learn_from_requests(false);
         let Ok(mut node) = UdpHealthNode::bind(any, quiet) else {
             // No IPv6 loopback on this host.
             continue;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
-use sinew_proto::dht::{Event as DhtEvent, NodeId};
+use sinew_proto::dht::Event as DhtEvent;
 use sinew_proto::health::{Config, HealthCheck, HealthKind};
 use sinew_proto::nonce::Nonce;
 use sinew_proto::zk::{Acl, CreateMode, CreateRequest, List, RequestBody, ZkStr};
@@ -40,7 +40,7 @@ fn one_user_poll_drives_health_dht_node_dht_client_zookeeper_and_a_socket_of_its
         .unwrap();
 
     let mut health = UdpHealthNode::bind(loopback, Config::default()).unwrap();
-    let mut dht_node: UdpDhtNode = UdpDhtNode::bind(loopback, NodeId::from_name(b"one")).unwrap();
+    let mut dht_node: UdpDhtNode = UdpDhtNode::bind(loopback, None).unwrap();
     let mut dht_client: UdpDhtClient = UdpDhtClient::connect(dht_node.local().addr).unwrap();
     let mut zk = ZkClient::new(zk_servers(), ClientConfig::default()).unwrap();
     {

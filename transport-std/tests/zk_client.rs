@@ -119,11 +119,9 @@ fn fails_over_and_reattaches_the_session() {
     let (tx, seen) = mpsc::channel();
     let server = thread::spawn(move || fake_server(listener, 2, tx));
 
-    let config = ClientConfig {
-        session_timeout: Duration::from_secs(6),
-        connect_timeout: Some(Duration::from_secs(2)),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::new()
+        .with_session_timeout(Duration::from_secs(6))
+        .with_connect_timeout(Duration::from_secs(2));
     // The first address refuses connections: the client goes on to the second.
     let mut zk = ZkClient::new(vec![dead, live], config).unwrap();
     zk.wait_connected(Duration::from_secs(10)).unwrap();
@@ -205,11 +203,9 @@ fn a_silent_server_fails_after_the_connect_timeout_and_every_server_is_named() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap();
     let dead = closed_port();
-    let config = ClientConfig {
-        session_timeout: Duration::from_secs(6),
-        connect_timeout: Some(Duration::from_millis(300)),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::new()
+        .with_session_timeout(Duration::from_secs(6))
+        .with_connect_timeout(Duration::from_millis(300));
     let mut zk = ZkClient::new(vec![silent_addr, dead], config).unwrap();
     let start = Instant::now();
     let err = zk.wait_connected(Duration::from_secs(5)).unwrap_err();

@@ -760,10 +760,7 @@ fn chroot_is_invisible_to_the_application() {
 #[test]
 #[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
 fn pings_keep_an_idle_session_alive() {
-    let config = ClientConfig {
-        session_timeout: Duration::from_secs(4),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::new().with_session_timeout(Duration::from_secs(4));
     let mut zk = connect_with(&server(), config);
     // Read timeout 2.67 s, a ping after 1 s of idle sending: 6 s idle is 2 session timeouts.
     assert_eq!(zk.session().ping_interval(), Duration::from_secs(1));
@@ -854,10 +851,7 @@ fn pipelined_requests_zero_copy() {
 #[test]
 #[ignore = "needs a ZooKeeper server: SINEW_ZK_SERVER=host:port (scripts/zookeeper.sh)"]
 fn batching_gathers_replies_and_leaves_lone_calls_alone() {
-    let config = ClientConfig {
-        batching: Some(Batching::PIPELINED),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::new().with_batching(Batching::PIPELINED);
     let mut zk = connect_with(&server(), config);
     let node = root("batch");
     zk.create(&node, &[7; 100], OPEN, CreateMode::Persistent)
@@ -967,10 +961,7 @@ fn drive_until(
 fn connection_cut_under_load() {
     let proxy = CuttingProxy::start(server().parse().expect("SINEW_ZK_SERVER as ip:port"));
     let mut direct = client();
-    let config = ClientConfig {
-        session_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::new().with_session_timeout(Duration::from_secs(10));
     let mut zk = connect_with(&proxy.addr.to_string(), config);
     let session = zk.session_id();
     let root = root("cut");
@@ -1062,11 +1053,9 @@ fn connection_cut_under_load() {
 fn session_expiry_is_surfaced() {
     let proxy = CuttingProxy::start(server().parse().expect("SINEW_ZK_SERVER as ip:port"));
     let mut direct = client();
-    let config = ClientConfig {
+    let config = ClientConfig::new()
         // The server's minimum (2 ticks of 2 s).
-        session_timeout: Duration::from_secs(4),
-        ..ClientConfig::default()
-    };
+        .with_session_timeout(Duration::from_secs(4));
     let mut zk = connect_with(&proxy.addr.to_string(), config);
     assert_eq!(zk.session().negotiated_timeout(), Duration::from_secs(4));
     let eph = root("expiry");

@@ -67,10 +67,7 @@ fn get_data_root() -> RequestBody<'static> {
 }
 
 fn config() -> ClientConfig {
-    ClientConfig {
-        session_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    }
+    ClientConfig::new().with_session_timeout(Duration::from_secs(10))
 }
 
 fn is_connected(seen: &Seen, reattached: bool) -> bool {

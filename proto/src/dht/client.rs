@@ -11,7 +11,7 @@ use rand_core::CryptoRng;
 
 use super::node::{Reply, Request, millis};
 use super::{
-    Body, ErrorCode, HEADER_LEN, Header, Message, NodeAddr, NodeId,
+    Body, ErrorCode, HEADER_LEN, Header, LockToken, Message, NodeAddr,
     node::{Disposition, DropReason, EVENT_CAPACITY, Event, Op, RequestError, RequestId},
 };
 use crate::datagram::{DatagramCore, Transmit};
@@ -19,10 +19,15 @@ use crate::time::Instant;
 use crate::{Error, Result};
 
 /// Timing of a [`DhtClient`].
+///
+/// `#[non_exhaustive]`: settings may be added. Build one with [`ClientConfig::new`] and the
+/// chainable `with_*` methods (`const fn`s, so a config can be a `const` or a `static`); the fields
+/// stay public, to read, and to assign on a `let mut` config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct ClientConfig {
-    /// This client: an id (random, or [`NodeId::from_name`]) and the address at which the node
+    /// This client: an id (random, or [`NodeId::from_name`](super::NodeId::from_name)) and the address at which the node
     /// it talks to reaches it. The node answers to this address, so it must be the client's
     /// address as the node sees it (not `0.0.0.0`).
     pub local: NodeAddr,
@@ -37,18 +42,33 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// The defaults for a client at `local`: 1 s per attempt, 3 attempts.
-    pub fn new(local: NodeAddr) -> ClientConfig {
+    pub const fn new(local: NodeAddr) -> ClientConfig {
         ClientConfig {
             local,
             request_timeout: Duration::from_secs(1),
             max_attempts: 3,
         }
     }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    #[must_use]
+    pub const fn with_request_timeout(mut self, request_timeout: Duration) -> ClientConfig {
+        self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    #[must_use]
+    pub const fn with_max_attempts(mut self, max_attempts: u8) -> ClientConfig {
+        self.max_attempts = max_attempts;
+        self
+    }
 }
 
 /// Counters of what a [`DhtClient`] did and refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct ClientStats {
     /// Messages handed to [`DhtClient::handle_datagram`].
     pub received: u64,
@@ -68,6 +88,9 @@ pub struct ClientStats {
     /// Messages that could not be encoded (a buffer smaller than
     /// [`DhtClient::MAX_TRANSMIT_LEN`]).
     pub encode_failed: u64,
+    /// Challenges echoed: a node withheld an answer larger than the request until this client
+    /// proved it receives at its address (the requests to it were sent again at once).
+    pub challenges_answered: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +118,12 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// message. A retry uses a fresh message id, so a late answer to an earlier attempt is
 /// counted as unmatched and never taken for the new one.
 ///
+/// A node answers an address that has not proved it receives with no more bytes than it sent
+/// (see [`DhtNode`](super::DhtNode), *Amplification limit*): an answer larger than the request
+/// is preceded by a Challenge, which the client echoes, sending the request again at once
+/// (counted in [`ClientStats::challenges_answered`]) — one more round trip per node it first
+/// talks to.
+///
 /// Retries repeat the operation: a put or a lock renewal is idempotent, but an unlock whose
 /// answer was lost is refused on the retry with [`ErrorCode::NotHolder`] (the lock is free
 /// all the same).
@@ -108,7 +137,7 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// use sinew_proto::dht::{ClientConfig, DhtClient, Event, NodeAddr, NodeId};
 /// use sinew_proto::time::Instant;
 /// # struct Rng(u64);
-/// # impl rand_core::TryRng for Rng {
+/// # impl sinew_proto::rand_core::TryRng for Rng {
 /// #     type Error = core::convert::Infallible;
 /// #     fn try_next_u32(&mut self) -> Result<u32, Self::Error> { Ok(self.try_next_u64()? as u32) }
 /// #     fn try_next_u64(&mut self) -> Result<u64, Self::Error> { self.0 += 1; Ok(self.0) }
@@ -116,7 +145,7 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// #         for b in d { *b = self.try_next_u64()? as u8 } Ok(())
 /// #     }
 /// # }
-/// # impl rand_core::TryCryptoRng for Rng {}
+/// # impl sinew_proto::rand_core::TryCryptoRng for Rng {}
 /// let me = NodeAddr { id: NodeId::from_name(b"client"), addr: "127.0.0.1:9000".parse().unwrap() };
 /// let node = "127.0.0.1:7000".parse().unwrap();
 /// let mut client: DhtClient<_> = DhtClient::new(ClientConfig::new(me), Rng(0));
@@ -144,6 +173,8 @@ pub struct DhtClient<R, const PENDING: usize = 8, const KEY: usize = 32, const V
     events: Deque<Event<VALUE>, EVENT_CAPACITY>,
     stats: ClientStats,
     next_request: u64,
+    /// Echoes of nodes' Challenges to send: (node, cookie).
+    echoes: Deque<(SocketAddr, u64), 4>,
 }
 
 impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
@@ -175,6 +206,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             events: Deque::new(),
             stats: ClientStats::default(),
             next_request: 1,
+            echoes: Deque::new(),
         }
     }
 
@@ -199,7 +231,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     /// [`Error::TooLarge`] for a key over `KEY` bytes; [`Error::Capacity`] when `PENDING`
     /// requests are outstanding or unpolled events fill the event buffer.
     pub fn get(&mut self, now: Instant, node: SocketAddr, key: &[u8]) -> Result<RequestId> {
-        self.submit(now, node, Op::Get, key, &[], NodeId::default(), 0)
+        self.submit(now, node, Op::Get, key, &[], LockToken::default(), 0)
     }
 
     /// Stores `value` under `key` through `node`; the outcome is [`Event::PutDone`] (the owner
@@ -214,13 +246,17 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         key: &[u8],
         value: &[u8],
     ) -> Result<RequestId> {
-        self.submit(now, node, Op::Put, key, value, NodeId::default(), 0)
+        self.submit(now, node, Op::Put, key, value, LockToken::default(), 0)
     }
 
-    /// Takes (or renews) the lock on `key` for `holder` for `lease` (whole milliseconds, at
-    /// least 1; the owner may shorten it to its maximum); the outcome is [`Event::Locked`]
-    /// (with the lease counted from when the answered attempt was sent, so never later than
-    /// the owner's), [`Event::LockDenied`] or [`Event::Failed`].
+    /// Takes (or renews) the lock on `key` with the secret `token` for `lease` (whole
+    /// milliseconds, at least 1; the owner may shorten it to its maximum); the outcome is
+    /// [`Event::Locked`] (with the lease counted from when the answered attempt was sent, so
+    /// never later than the owner's), [`Event::LockDenied`] or [`Event::Failed`].
+    ///
+    /// The token is what holds the lock: renew and release it with the same one, and keep it
+    /// secret ([`LockToken::random`], or [`LockToken::derive`] from a secret of the
+    /// application's) — whoever knows it can release the lock.
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -229,15 +265,15 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         now: Instant,
         node: SocketAddr,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
         lease: Duration,
     ) -> Result<RequestId> {
         let lease_ms = millis(lease).max(1);
-        self.submit(now, node, Op::Lock, key, &[], holder, lease_ms)
+        self.submit(now, node, Op::Lock, key, &[], token, lease_ms)
     }
 
-    /// Releases `holder`'s lock on `key`; the outcome is [`Event::Unlocked`] or
-    /// [`Event::Failed`] ([`ErrorCode::NotHolder`] if `holder` does not hold it).
+    /// Releases the lock on `key` held with `token`; the outcome is [`Event::Unlocked`] or
+    /// [`Event::Failed`] ([`ErrorCode::NotHolder`] if the lock is not held with `token`).
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -246,9 +282,9 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         now: Instant,
         node: SocketAddr,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
     ) -> Result<RequestId> {
-        self.submit(now, node, Op::Unlock, key, &[], holder, 0)
+        self.submit(now, node, Op::Unlock, key, &[], token, 0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -259,7 +295,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         op: Op,
         key: &[u8],
         value: &[u8],
-        holder: NodeId,
+        token: LockToken,
         lease_ms: u32,
     ) -> Result<RequestId> {
         let key: Vec<u8, KEY> = Vec::from_slice(key).map_err(|_| Error::TooLarge)?;
@@ -278,7 +314,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
                 op,
                 key,
                 value,
-                holder,
+                token,
                 lease_ms,
             },
             message_id,
@@ -306,6 +342,9 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             }
         };
         let message_id = message.header.message_id;
+        if message.body == Body::Challenge {
+            return self.on_challenge(now, from, message_id);
+        }
         let Some(i) = self
             .pending
             .iter()
@@ -338,6 +377,25 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         let since = p.sent.unwrap_or(now);
         let reply: Reply<KEY, VALUE> = Reply::from_body(&message.body);
         self.emit(reply.into_event(p.id, p.request.op, since));
+        Disposition::Handled
+    }
+
+    /// A node proves this client's address before it sends a large answer: echo its cookie and
+    /// send again at once what waits for that node (same attempt, same message id).
+    fn on_challenge(&mut self, now: Instant, from: SocketAddr, cookie: u64) -> Disposition {
+        let mut waiting = false;
+        for p in self.pending.iter_mut() {
+            if p.sent.is_some() && p.node == from {
+                waiting = true;
+                p.sent = None;
+                p.deadline = now;
+            }
+        }
+        if !waiting || self.echoes.push_back((from, cookie)).is_err() {
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        }
+        self.stats.challenges_answered += 1;
         Disposition::Handled
     }
 
@@ -397,6 +455,9 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     /// means now: a message is waiting for [`poll_transmit`](Self::poll_transmit)), or `None`
     /// when nothing is outstanding.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.echoes.is_empty() {
+            return Some(Instant::ZERO);
+        }
         self.pending
             .iter()
             .map(|p| {
@@ -414,6 +475,23 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let me = self.config.local;
         let timeout = self.config.request_timeout;
+        if let Some((node, cookie)) = self.echoes.pop_front() {
+            let echo = Message {
+                header: Header {
+                    message_id: cookie,
+                    sender: me,
+                },
+                body: Body::Echo,
+            };
+            if let Ok(len) = echo.encode(buf) {
+                self.stats.sent += 1;
+                return Some(Transmit {
+                    destination: node,
+                    len,
+                });
+            }
+            self.stats.encode_failed += 1;
+        }
         while let Some(i) = self.pending.iter().position(|p| p.sent.is_none()) {
             let p = &mut self.pending[i];
             let message = Message {

@@ -13,9 +13,59 @@
 //!
 //! Node ids come from SHA-256 ([`NodeId::from_name`]) or a random generator
 //! ([`NodeId::random`]), never from a hasher whose output may change between Rust versions.
+//!
+//! A put as bytes, then a node alone in its ring (it owns every key) storing it and answering:
+//!
+//! ```
+//! use core::net::SocketAddr;
+//! use sinew_proto::dht::{Body, Config, DhtNode, Header, Message, NodeAddr, NodeId};
+//! use sinew_proto::time::Instant;
+//!
+//! let client = NodeAddr {
+//!     id: NodeId([0x11; 16]),
+//!     addr: "127.0.0.1:7000".parse().unwrap(),
+//! };
+//! let put = Message {
+//!     header: Header { message_id: 42, sender: client },
+//!     body: Body::Put { key: b"k_1", value: b"v" },
+//! };
+//! let mut bytes = [0xa5; 64];
+//! let len = put.encode(&mut bytes)?;
+//! assert_eq!(len, 43 + 4 + 3); // header, key (length + 3 bytes), value (length + 1 byte)
+//! assert_eq!(bytes[0], 0x03); // version 0, kind 3: put
+//! assert_eq!(bytes[1..9], 42u64.to_be_bytes()); // message id
+//! assert_eq!(bytes[9..25], [0x11; 16]); // sender id
+//! assert_eq!(bytes[35..43], [0xff, 0xff, 127, 0, 0, 1, 0x1b, 0x58]); // ::ffff:127.0.0.1, 7000
+//! assert_eq!(bytes[43..len], [3, b'k', b'_', b'1', 0, 1, b'v']);
+//! assert_eq!(Message::parse(&bytes[..len])?, put);
+//!
+//! // The node gets the datagram from the address the header names, stores the value and
+//! // acknowledges it under the same message id.
+//! let me = NodeAddr { id: NodeId::from_name(b"node-a"), addr: "127.0.0.1:7001".parse().unwrap() };
+//! let rng = rand_core::UnwrapErr(getrandom::SysRng);
+//! let mut node: DhtNode<_> = DhtNode::new(Config::new(me), rng);
+//! let now = Instant::ZERO;
+//! node.handle_datagram(now, client.addr, &bytes[..len]);
+//! assert_eq!(node.stored(b"k_1"), Some(&b"v"[..]));
+//!
+//! let mut out = [0u8; DhtNode::<rand_core::UnwrapErr<getrandom::SysRng>>::MAX_TRANSMIT_LEN];
+//! let ack = node.poll_transmit(now, &mut out).unwrap();
+//! assert_eq!(ack.destination, client.addr);
+//! let ack = Message::parse(&out[..ack.len])?;
+//! assert_eq!(ack.header.message_id, 42);
+//! assert_eq!(ack.header.sender, me);
+//! assert_eq!(ack.body, Body::PutAck { key: b"k_1" });
+//!
+//! // A datagram whose header names another sender than its source is dropped unanswered.
+//! let spoofed: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+//! node.handle_datagram(now, spoofed, &bytes[..len]);
+//! assert!(node.poll_transmit(now, &mut out).is_none());
+//! assert_eq!(node.stats().source_mismatch, 1);
+//! # Ok::<(), sinew_proto::Error>(())
+//! ```
 
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use core::ops::Range;
 
 use nom::Parser;
@@ -32,8 +82,9 @@ pub mod ring;
 
 pub use client::{ClientConfig, ClientStats, DhtClient};
 pub use node::{
-    Config, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event, MAX_WAITERS, Op, RequestError,
-    RequestId, Stats, TOMBSTONES,
+    COLUMNS, CREDITS, Config, DIGIT_BITS, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event,
+    HINTS, MAX_WAITERS, Op, ROUTE_HINTS, ROUTE_ROWS, RequestError, RequestId, RouteTable, Stats,
+    TOMBSTONES, VALIDATED,
 };
 pub use ring::LeafSet;
 
@@ -49,16 +100,32 @@ pub const MAX_KEY_LEN: usize = u8::MAX as usize;
 pub const MAX_VALUE_LEN: usize = u16::MAX as usize;
 /// Most nodes in one node list (a leaf set of up to 16 nodes on each side).
 pub const MAX_NODE_LIST: usize = 32;
+/// The most nodes a node lists in one [`Body::Route`] answer (so that it fits a datagram).
+pub const ROUTE_LIST: usize = 8;
 /// Longest message: header + key + value and their lengths (a `Put`/`Value`/`Replicate`).
 pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + 1 + MAX_KEY_LEN + 1 + 2 + MAX_VALUE_LEN;
-/// The protocol version of this format (the type byte's version bits).
+/// The protocol version of this format (the type byte's version bits), for every kind but the
+/// lock protocol's ([`LOCK_VERSION`]).
 pub const VERSION: u8 = 0;
+/// The version of the lock protocol's messages (Lock, Locked, LockDenied, Unlock, Unlocked):
+/// version 1 holds locks by a secret [`LockToken`] and names no holder in a denial. A node
+/// drops a lock message of another version as malformed, so nodes of version 0 and 1 never
+/// take each other's lock messages (see PROTOCOL.md).
+pub const LOCK_VERSION: u8 = 1;
 
 mod field {
     use super::Range;
     pub const TYPE: usize = 0;
     pub const MESSAGE_ID: Range<usize> = 1..9;
+    #[allow(
+        dead_code,
+        reason = "read only by the layout assertion below, which rustc before 1.89 does not count"
+    )]
     pub const SENDER_ID: Range<usize> = 9..25;
+    #[allow(
+        dead_code,
+        reason = "read only by the layout assertion below, which rustc before 1.89 does not count"
+    )]
     pub const SENDER_ADDR: Range<usize> = 25..41;
     pub const SENDER_PORT: Range<usize> = 41..43;
     // The sender is one NodeAddr record: id, address, port, back to back.
@@ -70,6 +137,8 @@ mod field {
 }
 
 /// A 128-bit node identifier; the ring is ordered by it.
+///
+/// Exhaustive on purpose: the 16 bytes are the id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct NodeId(pub [u8; 16]);
@@ -89,6 +158,35 @@ impl NodeId {
     pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> NodeId {
         let mut id = [0; 16];
         rng.fill_bytes(&mut id);
+        NodeId(id)
+    }
+
+    /// The id bound to the socket address a node is reached at — the source address its peers
+    /// see on its datagrams — which nodes require by default
+    /// ([`Config::bind_ids`](crate::dht::Config::bind_ids)): the first 128 bits of SHA-256 over
+    /// a label, the address family, the address and the port. An IPv4 address (or its
+    /// IPv4-mapped IPv6 form) counts whole; of an IPv6 address only the first 64 bits (its
+    /// /64 network) count, because whoever holds a /64 holds all of its 2^64 addresses: an id
+    /// then costs an IPv4 address or a /64 and a port. See PROTOCOL.md, *Ids bound to
+    /// addresses*.
+    pub fn from_addr(addr: SocketAddr) -> NodeId {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"sinew dht id v1");
+        match addr.ip().to_canonical() {
+            IpAddr::V4(ip) => {
+                h.update([4]);
+                h.update(ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                h.update([6]);
+                h.update(&ip.octets()[..8]);
+            }
+        }
+        h.update(addr.port().to_be_bytes());
+        let digest = h.finalize();
+        let mut id = [0; 16];
+        id.copy_from_slice(&digest[..16]);
         NodeId(id)
     }
 
@@ -135,7 +233,57 @@ impl defmt::Format for NodeId {
     }
 }
 
+/// The secret that holds a lock: 16 bytes its holder chose (at random, or derived from a secret
+/// of its own) and sends only in its own Lock and Unlock. The key's owner renews or releases the
+/// lock only for a request carrying the same token, and never tells it to anyone else (a denial
+/// says only how long the lock stays held) — so whoever has not seen the holder's Lock cannot
+/// renew or release it.
+///
+/// Its `Debug` form does not show the bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct LockToken(pub [u8; 16]);
+
+impl LockToken {
+    /// A fresh random token.
+    pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> LockToken {
+        let mut token = [0; 16];
+        rng.fill_bytes(&mut token);
+        LockToken(token)
+    }
+
+    /// The token for `key` derived from a secret (the first 128 bits of SHA-256 of the
+    /// secret's length, the secret and the key): the same secret gives the same token for a
+    /// key on every platform, and knowing one key's token tells nothing of another's.
+    pub fn derive(secret: &[u8], key: &[u8]) -> LockToken {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((secret.len() as u64).to_be_bytes());
+        h.update(secret);
+        h.update(key);
+        let digest = h.finalize();
+        let mut token = [0; 16];
+        token.copy_from_slice(&digest[..16]);
+        LockToken(token)
+    }
+}
+
+impl fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockToken(..)")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for LockToken {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "LockToken(..)")
+    }
+}
+
 /// A node: its id and where it listens.
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of a node (id, address, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeAddr {
     /// Its id.
@@ -145,6 +293,19 @@ pub struct NodeAddr {
 }
 
 impl NodeAddr {
+    /// The node at `addr` with the id bound to it ([`NodeId::from_addr`]).
+    pub fn bound(addr: SocketAddr) -> NodeAddr {
+        NodeAddr {
+            id: NodeId::from_addr(addr),
+            addr,
+        }
+    }
+
+    /// Whether the id is the one bound to the address ([`NodeId::from_addr`]).
+    pub fn is_bound(&self) -> bool {
+        self.id == NodeId::from_addr(self.addr)
+    }
+
     fn read(bytes: &[u8]) -> Result<NodeAddr> {
         match bytes.first_chunk::<NODE_LEN>() {
             Some(raw) => NodeAddr::from_bytes(raw),
@@ -211,6 +372,8 @@ impl<'a> arbitrary::Arbitrary<'a> for NodeAddr {
 }
 
 /// Which neighbour a [`Body::Join`] tells its receiver to take.
+///
+/// Exhaustive on purpose: a ring has two sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -225,6 +388,7 @@ pub enum Side {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Kind {
     /// [`Body::Get`].
     Get = 1,
@@ -256,9 +420,28 @@ pub enum Kind {
     Replicate = 14,
     /// [`Body::Error`].
     Error = 15,
+    /// [`Body::Challenge`].
+    Challenge = 16,
+    /// [`Body::Echo`].
+    Echo = 17,
+    /// [`Body::RouteRequest`].
+    RouteRequest = 18,
+    /// [`Body::Route`].
+    Route = 19,
 }
 
 impl Kind {
+    /// The version its messages carry in the type byte's high bits: [`LOCK_VERSION`] for the
+    /// lock protocol's kinds, [`VERSION`] for the others.
+    pub const fn version(self) -> u8 {
+        match self {
+            Kind::Lock | Kind::Locked | Kind::LockDenied | Kind::Unlock | Kind::Unlocked => {
+                LOCK_VERSION
+            }
+            _ => VERSION,
+        }
+    }
+
     /// The kind for the low five bits of a type byte.
     pub const fn from_bits(bits: u8) -> Option<Kind> {
         Some(match bits {
@@ -277,6 +460,10 @@ impl Kind {
             13 => Kind::Leave,
             14 => Kind::Replicate,
             15 => Kind::Error,
+            16 => Kind::Challenge,
+            17 => Kind::Echo,
+            18 => Kind::RouteRequest,
+            19 => Kind::Route,
             _ => return None,
         })
     }
@@ -286,10 +473,11 @@ impl Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The receiver does not own the key (the ring changed); retry at the owner.
     NotOwner,
-    /// An unlock by a node that does not hold the lock.
+    /// An unlock by a request that does not carry the lock's token.
     NotHolder,
     /// A join of a node onto itself (same id or address).
     JoinSelf,
@@ -393,6 +581,8 @@ impl ExactSizeIterator for NodeIter<'_> {}
 pub type Nodes<'a> = &'a [NodeAddr];
 
 /// A node list as a message carries it: parsed (borrowed bytes) or to be encoded (a slice).
+///
+/// Exhaustive on purpose: a list is parsed or given, nothing else.
 #[derive(Clone, Copy, Debug)]
 pub enum NodeSet<'a> {
     /// Parsed from a message.
@@ -438,6 +628,7 @@ impl Eq for NodeSet<'_> {}
 
 /// What a message says. Keys and values borrow the input (or the caller's data, to encode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Body<'a> {
     /// Read `key` at its owner.
     Get {
@@ -463,39 +654,38 @@ pub enum Body<'a> {
         /// The key.
         key: &'a [u8],
     },
-    /// Take the lock on `key` for `holder`, for `lease_ms` milliseconds unless renewed.
+    /// Take (or renew) the lock on `key` with the secret `token`, for `lease_ms` milliseconds
+    /// unless renewed.
     Lock {
         /// The key.
         key: &'a [u8],
-        /// Who asks for the lock.
-        holder: NodeId,
+        /// The holder's secret.
+        token: LockToken,
         /// Lease in milliseconds.
         lease_ms: u32,
     },
-    /// The lock is `holder`'s for `lease_ms` milliseconds.
+    /// The lock is held with `token` (the requester's own) for `lease_ms` milliseconds.
     Locked {
         /// The key.
         key: &'a [u8],
-        /// Who holds it now.
-        holder: NodeId,
+        /// The requester's token.
+        token: LockToken,
         /// Lease in milliseconds.
         lease_ms: u32,
     },
-    /// Someone else holds the lock.
+    /// Someone else holds the lock (who is not told).
     LockDenied {
         /// The key.
         key: &'a [u8],
-        /// Who holds it.
-        holder: NodeId,
-        /// Milliseconds left on its lease.
+        /// Milliseconds until the lock is free at the latest.
         remaining_ms: u32,
     },
-    /// Release the lock on `key`; only its holder may.
+    /// Release the lock on `key`; only a request with its token may.
     Unlock {
         /// The key.
         key: &'a [u8],
-        /// Who releases it.
-        holder: NodeId,
+        /// The holder's secret.
+        token: LockToken,
     },
     /// The lock was released.
     Unlocked {
@@ -534,6 +724,31 @@ pub enum Body<'a> {
         /// Why.
         code: ErrorCode,
     },
+    /// "Prove that you receive at this address": sent instead of an answer larger than what
+    /// the receiver has sent so far, to an address that has not proved it yet. Its message id
+    /// is a cookie the sender derived from the address; no body.
+    Challenge,
+    /// The answer to a [`Body::Challenge`]: the same message id, no body. It proves that the
+    /// sender receives at its address, after which it is sent answers of any size.
+    Echo,
+    /// "Tell me row `row` of your routing table": a probe of a node heard of, and the
+    /// background repair of the asker's own table; answered by [`Body::Route`] (or a
+    /// Challenge, to an address that has not proved it receives).
+    RouteRequest {
+        /// The row (the number of leading id digits its nodes share with the answering node).
+        row: u8,
+        /// The columns asked for: bit `c` (from the least significant) for column `c`.
+        columns: u16,
+    },
+    /// The answer to [`Body::RouteRequest`]: the nodes of that row in the columns asked for
+    /// (at most [`ROUTE_LIST`], so that it fits a datagram). The answer proves its
+    /// sender; the nodes listed are only hints, each probed before it is taken.
+    Route {
+        /// The row asked for.
+        row: u8,
+        /// Its nodes, by column.
+        nodes: NodeSet<'a>,
+    },
 }
 
 impl Body<'_> {
@@ -555,11 +770,17 @@ impl Body<'_> {
             Body::Leave { .. } => Kind::Leave,
             Body::Replicate { .. } => Kind::Replicate,
             Body::Error { .. } => Kind::Error,
+            Body::Challenge => Kind::Challenge,
+            Body::Echo => Kind::Echo,
+            Body::RouteRequest { .. } => Kind::RouteRequest,
+            Body::Route { .. } => Kind::Route,
         }
     }
 }
 
 /// The fixed part of every message.
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of version 1 (message id, sender).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Header {
     /// A request's id, chosen by its sender; a response's is the id of the request it answers.
@@ -597,6 +818,8 @@ impl Header {
 /// assert_eq!(Message::parse(&buf[..len])?, put);
 /// # Ok::<(), sinew_proto::Error>(())
 /// ```
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of version 1 (header, body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
     /// Id and sender.
@@ -636,8 +859,8 @@ impl<'a> Reader<'a> {
         self.run(be_u32)
     }
 
-    fn id(&mut self) -> Result<NodeId> {
-        self.run(be_u128).map(NodeId::from_u128)
+    fn token(&mut self) -> Result<LockToken> {
+        self.run(be_u128).map(|v| LockToken(v.to_be_bytes()))
     }
 
     /// A key: its length in one byte, then the bytes. (By hand: nom's `length_data` costs a
@@ -785,12 +1008,12 @@ impl<'a> Message<'a> {
             return Err(Error::Truncated);
         };
         let (version, bits) = split_type_byte(head[field::TYPE]);
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
         let Some(kind) = Kind::from_bits(bits) else {
             return Err(Error::UnknownType(head[field::TYPE]));
         };
+        if version != kind.version() {
+            return Err(Error::UnsupportedVersion(version));
+        }
         let header = Header::from_bytes(head)?;
         let mut r = Reader {
             rest: &bytes[HEADER_LEN..],
@@ -813,22 +1036,21 @@ impl<'a> Message<'a> {
             Kind::PutAck => Body::PutAck { key: r.key()? },
             Kind::Lock => Body::Lock {
                 key: r.key()?,
-                holder: r.id()?,
+                token: r.token()?,
                 lease_ms: r.u32()?,
             },
             Kind::Locked => Body::Locked {
                 key: r.key()?,
-                holder: r.id()?,
+                token: r.token()?,
                 lease_ms: r.u32()?,
             },
             Kind::LockDenied => Body::LockDenied {
                 key: r.key()?,
-                holder: r.id()?,
                 remaining_ms: r.u32()?,
             },
             Kind::Unlock => Body::Unlock {
                 key: r.key()?,
-                holder: r.id()?,
+                token: r.token()?,
             },
             Kind::Unlocked => Body::Unlocked { key: r.key()? },
             Kind::InitConnect => Body::InitConnect,
@@ -854,6 +1076,16 @@ impl<'a> Message<'a> {
             Kind::Error => Body::Error {
                 code: ErrorCode::from_u16(r.u16()?),
             },
+            Kind::Challenge => Body::Challenge,
+            Kind::Echo => Body::Echo,
+            Kind::RouteRequest => Body::RouteRequest {
+                row: r.u8()?,
+                columns: r.u16()?,
+            },
+            Kind::Route => Body::Route {
+                row: r.u8()?,
+                nodes: NodeSet::Parsed(r.nodes()?),
+            },
         };
         r.finish()?;
         Ok(Message { header, body })
@@ -872,15 +1104,16 @@ impl<'a> Message<'a> {
                 Body::Put { key: k, value: v } | Body::Replicate { key: k, value: v } => {
                     key(k) + value(v)
                 }
-                Body::Lock { key: k, .. }
-                | Body::Locked { key: k, .. }
-                | Body::LockDenied { key: k, .. } => key(k) + 16 + 4,
+                Body::Lock { key: k, .. } | Body::Locked { key: k, .. } => key(k) + 16 + 4,
+                Body::LockDenied { key: k, .. } => key(k) + 4,
                 Body::Unlock { key: k, .. } => key(k) + 16,
-                Body::InitConnect => 0,
+                Body::InitConnect | Body::Challenge | Body::Echo => 0,
                 Body::RequestInsertion { .. } => NODE_LEN,
                 Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
                 Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
                 Body::Error { .. } => 2,
+                Body::RouteRequest { .. } => 1 + 2,
+                Body::Route { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
             }
     }
 
@@ -904,14 +1137,15 @@ impl<'a> Message<'a> {
             Body::Put { key, value } | Body::Replicate { key, value } => {
                 key_ok(key) && value_ok(value)
             }
-            Body::InitConnect | Body::Error { .. } => true,
+            Body::InitConnect | Body::Error { .. } | Body::Challenge | Body::Echo => true,
             Body::RequestInsertion { joining } => {
                 if !joining.is_valid() {
                     return Err(Error::BadAddress);
                 }
                 true
             }
-            Body::Join { nodes, .. } | Body::Leave { nodes } => {
+            Body::RouteRequest { .. } => true,
+            Body::Join { nodes, .. } | Body::Leave { nodes } | Body::Route { nodes, .. } => {
                 if nodes.len() > MAX_NODE_LIST {
                     return Err(Error::TooLarge);
                 }
@@ -936,7 +1170,8 @@ impl<'a> Message<'a> {
             return Err(Error::BufferTooSmall);
         };
         let mut w = Writer { buf, at: 0 };
-        w.put(&[type_byte(VERSION, self.body.kind() as u8)]);
+        let kind = self.body.kind();
+        w.put(&[type_byte(kind.version(), kind as u8)]);
         w.put(&self.header.message_id.to_be_bytes());
         w.node(&self.header.sender);
         match &self.body {
@@ -957,32 +1192,27 @@ impl<'a> Message<'a> {
             }
             Body::Lock {
                 key,
-                holder,
+                token,
                 lease_ms,
             }
             | Body::Locked {
                 key,
-                holder,
+                token,
                 lease_ms,
             } => {
                 w.key(key);
-                w.put(&holder.0);
+                w.put(&token.0);
                 w.put(&lease_ms.to_be_bytes());
             }
-            Body::LockDenied {
-                key,
-                holder,
-                remaining_ms,
-            } => {
+            Body::LockDenied { key, remaining_ms } => {
                 w.key(key);
-                w.put(&holder.0);
                 w.put(&remaining_ms.to_be_bytes());
             }
-            Body::Unlock { key, holder } => {
+            Body::Unlock { key, token } => {
                 w.key(key);
-                w.put(&holder.0);
+                w.put(&token.0);
             }
-            Body::InitConnect => {}
+            Body::InitConnect | Body::Challenge | Body::Echo => {}
             Body::RequestInsertion { joining } => w.node(joining),
             Body::Join { side, nodes } => {
                 w.put(&[match side {
@@ -993,6 +1223,14 @@ impl<'a> Message<'a> {
             }
             Body::Leave { nodes } => w.nodes(nodes),
             Body::Error { code } => w.put(&code.to_u16().to_be_bytes()),
+            Body::RouteRequest { row, columns } => {
+                w.put(&[*row]);
+                w.put(&columns.to_be_bytes());
+            }
+            Body::Route { row, nodes } => {
+                w.put(&[*row]);
+                w.nodes(nodes);
+            }
         }
         Ok(w.at)
     }

@@ -9,6 +9,27 @@
 //! A key's id is [`NodeId::from_name`]`(key)`; its replicas are its owner's nearest clockwise
 //! neighbours, so that when an owner dies its right neighbour, the new owner, already holds the
 //! keys.
+//!
+//! ```
+//! use sinew_proto::dht::ring::{LeafSet, owner_among};
+//! use sinew_proto::dht::{NodeAddr, NodeId};
+//!
+//! let id = NodeId::from_u128;
+//! let ids = [id(100), id(200), id(u128::MAX - 5)];
+//! assert_eq!(owner_among(id(150), ids), Some(id(200))); // the first node clockwise
+//! assert_eq!(owner_among(id(200), ids), Some(id(200))); // a node owns its own id
+//! assert_eq!(owner_among(id(u128::MAX - 1), ids), Some(id(100))); // past the top, wrap
+//!
+//! // Node 200's view of that ring: one neighbour on each side, and both sides wrap.
+//! let node = |n, port| NodeAddr { id: id(n), addr: ([127, 0, 0, 1], port).into() };
+//! let mut leaf: LeafSet<1> = LeafSet::new(node(200, 7200), 1);
+//! assert!(leaf.insert(node(100, 7100)));
+//! assert!(leaf.insert(node(u128::MAX - 5, 7300)));
+//! assert_eq!(leaf.nearest_left(), Some(node(100, 7100)));
+//! assert_eq!(leaf.nearest_right(), Some(node(u128::MAX - 5, 7300)));
+//! assert_eq!(leaf.owner(id(150)), node(200, 7200));
+//! assert_eq!(leaf.owner(id(250)), node(u128::MAX - 5, 7300));
+//! ```
 
 use heapless::Vec;
 

@@ -17,6 +17,51 @@
 //! into the caller's buffer ([`HealthCheck::encode`], [`PeerTableRequest::encode`],
 //! [`PeerTableWriter`]). The protocol itself — matching nonces, timeouts, the network table,
 //! discovery — is the sans-IO state machine [`HealthNode`].
+//!
+//! A health request is the bare nonce header; a node answers it with a response that echoes the
+//! nonce, and probes the unknown sender, which joins its table once it answers:
+//!
+//! ```
+//! use core::net::SocketAddr;
+//! use sinew_proto::health::{
+//!     Config, Disposition, Event, HealthCheck, HealthKind, HealthNode, MAX_DATAGRAM_LEN, Message,
+//! };
+//! use sinew_proto::nonce::Nonce;
+//! use sinew_proto::time::Instant;
+//!
+//! // The codec: type byte 1 (version 0, kind 1), then the 16 nonce bytes.
+//! let nonce = Nonce::from_bytes([0x5a; 16]);
+//! let mut request = [0xa5; 17];
+//! HealthCheck { kind: HealthKind::Request, nonce }.encode(&mut request)?;
+//! assert_eq!(request[0], 0x01);
+//! assert_eq!(request[1..], [0x5a; 16]);
+//!
+//! // The state machine, fed that request as if it came from a peer's socket.
+//! let rng = rand_core::UnwrapErr(getrandom::SysRng);
+//! let mut node: HealthNode<_> = HealthNode::new(Config::default(), rng);
+//! let peer: SocketAddr = "192.0.2.7:7000".parse().unwrap();
+//! let now = Instant::ZERO;
+//! assert_eq!(node.handle_datagram(now, peer, &request), Disposition::Answered);
+//!
+//! // It sends the response, then a probe of its own to the new peer.
+//! let mut buf = [0u8; MAX_DATAGRAM_LEN];
+//! let response = node.poll_transmit(now, &mut buf).unwrap();
+//! assert_eq!((response.destination, response.len), (peer, 17));
+//! assert_eq!(Message::parse(&buf[..response.len])?, Message::HealthResponse(nonce));
+//! let probe = node.poll_transmit(now, &mut buf).unwrap();
+//! let Message::HealthRequest(probe_nonce) = Message::parse(&buf[..probe.len])? else {
+//!     panic!("not a probe");
+//! };
+//!
+//! // The peer answers the probe: it joins the node's table, healthy.
+//! let answer = HealthCheck { kind: HealthKind::Response, nonce: probe_nonce };
+//! let len = answer.encode(&mut buf)?;
+//! let later = Instant::from_millis(3);
+//! assert_eq!(node.handle_datagram(later, peer, &buf[..len]), Disposition::Accepted);
+//! assert_eq!(node.poll_event(), Some(Event::HostAdded { addr: peer }));
+//! assert_eq!(node.host(peer).unwrap().health.lives(), 3);
+//! # Ok::<(), sinew_proto::Error>(())
+//! ```
 
 mod node;
 
@@ -63,6 +108,10 @@ mod table {
 mod entry {
     use super::Range;
     /// IPv6 address, or an IPv4 address in IPv4-mapped form (`::ffff:a.b.c.d`).
+    #[allow(
+        dead_code,
+        reason = "read only by the layout assertion below, which rustc before 1.89 does not count"
+    )]
     pub const ADDR: Range<usize> = 0..16;
     /// UDP port, big-endian.
     pub const PORT: Range<usize> = 16..18;
@@ -77,6 +126,7 @@ mod entry {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum MessageKind {
     /// "Are you alive?"
     HealthRequest = 1,
@@ -132,6 +182,8 @@ fn read_u16(bytes: &[u8], at: Range<usize>) -> u16 {
 // ---------------------------------------------------------------------------------------------
 
 /// Whether a health packet asks or answers.
+///
+/// Exhaustive on purpose: a check is asked or answered, nothing else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -223,6 +275,8 @@ impl<T: AsRef<[u8]>> HealthPacket<T> {
 }
 
 /// A health request or response, by value.
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of version 1 (type byte, nonce).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -277,6 +331,8 @@ impl HealthCheck {
 // ---------------------------------------------------------------------------------------------
 
 /// The coarse health of a host, derived from its lives.
+///
+/// Exhaustive on purpose: a partition of the lives `0..=MAX_LIVES`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Status {
@@ -383,6 +439,8 @@ impl<'a> arbitrary::Arbitrary<'a> for Health {
 /// The padding is the requester's budget: the response holds as many entries as fit in `len`
 /// bytes, so it is never longer than the request. Request [`MAX_DATAGRAM_LEN`] bytes for a full
 /// page of [`MAX_ENTRIES_PER_PAGE`] entries.
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of version 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PeerTableRequest {
@@ -469,6 +527,9 @@ impl PeerTableRequest {
 // ---------------------------------------------------------------------------------------------
 
 /// One host of a network table: where it is and how healthy its sender believes it to be.
+///
+/// Exhaustive on purpose: the fields mirror the wire layout of a table entry (address, port,
+/// health).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerEntry {
     /// The host's UDP address. IPv4 addresses travel in IPv4-mapped form.
@@ -1004,6 +1065,7 @@ impl<'b> PeerTableWriter<'b> {
 
 /// Any datagram of the health protocol, parsed; tables stay borrowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message<'a> {
     /// Kind 1.
     HealthRequest(Nonce),

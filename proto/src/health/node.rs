@@ -23,7 +23,22 @@ const TABLE_WANTED_CAPACITY: usize = 8;
 const SELF_ADDR_CAPACITY: usize = 4;
 
 /// Timing and behaviour of a [`HealthNode`].
+///
+/// `#[non_exhaustive]`: settings may be added. Build one with [`Config::new`] (or `default()`) and
+/// the chainable `with_*` methods (`const fn`s, so a config can be a `const` or a `static`); the
+/// fields stay public, to read, and to assign on a `let mut` config.
+///
+/// ```
+/// use core::time::Duration;
+/// use sinew_proto::health::Config;
+///
+/// const CONFIG: Config = Config::new()
+///     .with_check_interval(Duration::from_millis(250))
+///     .with_learn_from_requests(false);
+/// assert_eq!(CONFIG.response_timeout, Config::default().response_timeout);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// How often each host in the table is checked.
     pub check_interval: Duration,
@@ -39,8 +54,10 @@ pub struct Config {
     pub local_addr: Option<SocketAddr>,
 }
 
-impl Default for Config {
-    fn default() -> Config {
+impl Config {
+    /// The defaults: checks every second, 500 ms to answer, a table request every 5 s, learning
+    /// from requests, own address unknown.
+    pub const fn new() -> Config {
         Config {
             check_interval: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
@@ -49,10 +66,52 @@ impl Default for Config {
             local_addr: None,
         }
     }
+
+    /// Sets [`check_interval`](Self::check_interval).
+    #[must_use]
+    pub const fn with_check_interval(mut self, check_interval: Duration) -> Config {
+        self.check_interval = check_interval;
+        self
+    }
+
+    /// Sets [`response_timeout`](Self::response_timeout).
+    #[must_use]
+    pub const fn with_response_timeout(mut self, response_timeout: Duration) -> Config {
+        self.response_timeout = response_timeout;
+        self
+    }
+
+    /// Sets [`table_interval`](Self::table_interval).
+    #[must_use]
+    pub const fn with_table_interval(mut self, table_interval: Duration) -> Config {
+        self.table_interval = table_interval;
+        self
+    }
+
+    /// Sets [`learn_from_requests`](Self::learn_from_requests).
+    #[must_use]
+    pub const fn with_learn_from_requests(mut self, learn_from_requests: bool) -> Config {
+        self.learn_from_requests = learn_from_requests;
+        self
+    }
+
+    /// Sets [`local_addr`](Self::local_addr) to `Some(local_addr)`.
+    #[must_use]
+    pub const fn with_local_addr(mut self, local_addr: SocketAddr) -> Config {
+        self.local_addr = Some(local_addr);
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::new()
+    }
 }
 
 /// Something the application may want to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A host answered its first check and joined the network table (healthy).
     HostAdded {
@@ -94,6 +153,7 @@ pub enum Event {
 /// Counters of everything a node did and, above all, everything it refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Stats {
     /// Datagrams handed to [`HealthNode::handle_datagram`].
     pub received: u64,
@@ -125,6 +185,9 @@ pub struct Stats {
     pub self_detected: u64,
     /// Events dropped because nobody polled them.
     pub events_dropped: u64,
+    /// Sealed datagrams ([`seal`](crate::seal)): a keyed peer, and this node has no keyring.
+    /// Dropped, and not counted as malformed.
+    pub sealed: u64,
 }
 
 impl core::ops::AddAssign<&Stats> for Stats {
@@ -146,6 +209,7 @@ impl core::ops::AddAssign<&Stats> for Stats {
             table_full,
             self_detected,
             events_dropped,
+            sealed,
         } = *other;
         for (total, more) in [
             (&mut self.received, received),
@@ -163,6 +227,7 @@ impl core::ops::AddAssign<&Stats> for Stats {
             (&mut self.table_full, table_full),
             (&mut self.self_detected, self_detected),
             (&mut self.events_dropped, events_dropped),
+            (&mut self.sealed, sealed),
         ] {
             *total = total.saturating_add(more);
         }
@@ -172,6 +237,7 @@ impl core::ops::AddAssign<&Stats> for Stats {
 /// What [`HealthNode::handle_datagram`] did with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Disposition {
     /// A request; its response is queued for [`HealthNode::poll_transmit`].
     Answered,
@@ -186,6 +252,7 @@ pub enum Disposition {
 /// Why a well-formed datagram was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DropReason {
     /// No outstanding request of that kind has this nonce.
     Unmatched,
@@ -197,10 +264,14 @@ pub enum DropReason {
     QueueFull,
     /// The node's own probe came back to it.
     SelfTalk,
+    /// A sealed datagram, and this node has no keyring (put it in a
+    /// [`Keyed`](crate::seal::Keyed) to open it).
+    Sealed,
 }
 
 /// What the node knows about a host in its network table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostInfo {
     /// The host's address.
     pub addr: SocketAddr,
@@ -305,7 +376,7 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
     HealthNode<R, HOSTS, PENDING, QUEUE>
 {
     /// A node with an empty table, drawing nonces from `rng` (use a CSPRNG: on a host,
-    /// `rand_core::UnwrapErr(getrandom::SysRng)`).
+    /// `sinew_proto::rand_core::UnwrapErr(getrandom::SysRng)`, getrandom 0.4 with `sys_rng`).
     pub fn new(config: Config, rng: R) -> Self {
         let self_addrs = Vec::new();
         HealthNode {
@@ -388,6 +459,10 @@ impl<R: CryptoRng, const HOSTS: usize, const PENDING: usize, const QUEUE: usize>
         self.stats.received += 1;
         let message = match Message::parse(datagram) {
             Ok(message) => message,
+            Err(Error::UnsupportedVersion(crate::seal::VERSION)) => {
+                self.stats.sealed += 1;
+                return Disposition::Dropped(DropReason::Sealed);
+            }
             Err(error) => {
                 self.stats.malformed += 1;
                 return Disposition::Malformed(error);

@@ -17,8 +17,12 @@ macro_rules! open_enum {
         }
     ) => {
         $(#[$meta])*
+        ///
+        /// `#[non_exhaustive]`: a named variant may be added for a value that decodes to
+        /// `Unknown` today.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[non_exhaustive]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
             /// A value without a named variant, carried unchanged.
@@ -371,6 +375,8 @@ open_enum! {
 /// The permission bits of an [`Acl`](super::Acl) (ZooKeeper's `ZooDefs.Perms`).
 ///
 /// Unknown bits are kept as they are.
+///
+/// Exhaustive on purpose: the bits are the wire value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

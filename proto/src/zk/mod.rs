@@ -23,6 +23,8 @@
 //!   decodes to `Unknown(i32)`, never to an error or a panic.
 //! * **Encoding** writes into the caller's buffer, sized exactly by `encoded_len()`; nothing
 //!   allocates.
+//! * **Paths are checked** before a request is queued, with ZooKeeper's client's rules and
+//!   words ([`path::validate_path`]).
 //! * **The session** — handshake, xids, pending replies, pings, timeouts, watches, reconnect,
 //!   expiry, chroot — is a sans-IO state machine on top of the codec: [`session::ZkSession`].
 //!
@@ -62,6 +64,7 @@
 
 mod codes;
 mod frame;
+pub mod path;
 mod primitives;
 mod records;
 mod reply;

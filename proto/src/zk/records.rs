@@ -46,6 +46,8 @@ macro_rules! fixed_record {
         const _: () = assert!(0 $( + core::mem::size_of::<$raw>() )* == $total);
 
         $(#[$meta])*
+        ///
+        /// Exhaustive on purpose: the fields mirror the record's fixed wire layout.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -251,6 +253,8 @@ pub const MULTI_HEADER_LEN: usize = 9;
 
 /// The header before each operation of a multi request and each result of a multi reply; a
 /// header with `done` set ends the sequence (9 bytes).
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -337,6 +341,8 @@ impl MultiHeader {
 
 /// An identity: `{ustring scheme; ustring id}`, e.g. `world:anyone`, `digest:user:hash`,
 /// `ip:10.0.0.0/8`.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -384,6 +390,8 @@ impl<'a> Record<'a> for Id<'a> {
 record_api!(Id<'a>);
 
 /// One entry of a node's access control list: `{int perms; Id id}`.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -442,6 +450,8 @@ impl<'a> ListItem<'a> for Acl<'a> {}
 record_api!(Acl<'a>);
 
 /// One identity of a session, as whoAmI returns it: `{ustring authScheme; ustring user}`.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -487,6 +497,8 @@ pub const PASSWD_LEN: usize = 16;
 /// The trailing `readOnly` byte is optional on the wire (clients before ZooKeeper 3.4 omit it);
 /// `None` means absent. A server answers a request without it with a
 /// [`ConnectResponse`] without it.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -566,6 +578,8 @@ record_api!(ConnectRequest<'a>);
 /// The trailing `readOnly` byte is present exactly when the request had one (36 bytes without,
 /// 37 with). A `timeout` of 0 or less means the session expired (or its password was wrong);
 /// the server then closes the connection.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -632,6 +646,8 @@ record_api!(ConnectResponse<'a>);
 // ---------------------------------------------------------------------------------------------
 
 /// The body of an auth request (op 100, xid -4): `{int type; ustring scheme; buffer auth}`.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -670,6 +686,8 @@ record_api!(AuthPacket<'a>);
 
 /// The body of a setWatches request (op 101, xid -8): the watches to re-register after a
 /// reconnect, and the last zxid seen, so that the server fires those that changed meanwhile.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -716,6 +734,8 @@ impl<'a> Record<'a> for SetWatches<'a> {
 record_api!(SetWatches<'a>);
 
 /// The body of a setWatches2 request (op 105, xid -8): [`SetWatches`] plus persistent watches.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -775,6 +795,8 @@ impl<'a> Record<'a> for SetWatches2<'a> {
 record_api!(SetWatches2<'a>);
 
 /// A watch notification: the body of a reply with xid -1 (`{int type; int state; ustring path}`).
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

@@ -15,6 +15,8 @@ use super::{AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID};
 use crate::{Error, Result};
 
 /// `{ustring path; Stat stat}`: the reply to create2, createTTL and createContainer.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -45,6 +47,8 @@ impl<'a> Record<'a> for Create2Response<'a> {
 record_api!(Create2Response<'a>);
 
 /// `{buffer data; Stat stat}`: the reply to getData and reconfig.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -92,6 +96,8 @@ impl<'a> Record<'a> for GetDataResponse<'a> {
 record_api!(GetDataResponse<'a>);
 
 /// `{vector<ACL> acl; Stat stat}`: the reply to getACL.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -122,6 +128,8 @@ impl<'a> Record<'a> for GetAclResponse<'a> {
 record_api!(GetAclResponse<'a>);
 
 /// `{vector<ustring> children; Stat stat}`: the reply to getChildren2.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -164,6 +172,7 @@ record_api!(GetChildren2Response<'a>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum MultiResult<'a> {
     /// create (1): the created path.
     Create(ZkStr<'a>),
@@ -275,6 +284,7 @@ record_api!(MultiResult<'a>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum ReplyBody<'a> {
     /// No body: every reply whose `err` is not [`ErrorCode::Ok`]; ping, auth and setWatches
     /// replies; delete, deleteContainer, checkWatches, removeWatches, setWatches(2),
@@ -473,6 +483,8 @@ fn read_body(op: OpCode, input: &[u8]) -> Result<(&[u8], ReplyBody<'_>)> {
 /// assert_eq!(reply.body, ReplyBody::Empty);
 /// # Ok::<(), sinew_proto::Error>(())
 /// ```
+///
+/// Exhaustive on purpose: a reply is a header and a body, as on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Reply<'a> {
@@ -501,10 +513,10 @@ impl<'a> Reply<'a> {
     /// multi returns. An unknown op code is not an error: it gives [`ReplyBody::Other`].
     #[inline]
     pub fn parse(op: OpCode, payload: &'a [u8]) -> Result<Reply<'a>> {
-        if matches!(op, OpCode::GetData | OpCode::Reconfig) {
-            if let Some(reply) = Reply::parse_data(payload) {
-                return Ok(reply);
-            }
+        if matches!(op, OpCode::GetData | OpCode::Reconfig)
+            && let Some(reply) = Reply::parse_data(payload)
+        {
+            return Ok(reply);
         }
         Reply::parse_any(op, payload)
     }

@@ -76,6 +76,8 @@ fn record_len<'a, T: Record<'a>>(record: &T) -> usize {
 
 /// `{ustring path}`: getACL, sync, deleteContainer, getEphemerals (its `prefixPath`),
 /// getAllChildrenNumber.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -91,6 +93,8 @@ simple_record!(PathRequest {
 });
 
 /// `{ustring path; boolean watch}`: exists, getData, getChildren, getChildren2.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -111,6 +115,8 @@ simple_record!(PathWatchRequest {
 });
 
 /// `{ustring path; int version}`: delete and check. Version -1 matches any version.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -131,6 +137,8 @@ simple_record!(PathVersionRequest {
 });
 
 /// `{ustring path; buffer data; int version}`: setData.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -156,6 +164,8 @@ simple_record!(SetDataRequest {
 });
 
 /// `{ustring path; buffer data; vector<ACL> acl; int flags}`: create, create2, createContainer.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -186,6 +196,8 @@ simple_record!(CreateRequest {
 });
 
 /// createTTL: [`CreateRequest`] followed by `long ttl`.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -207,6 +219,8 @@ simple_record!(CreateTtlRequest {
 });
 
 /// `{ustring path; vector<ACL> acl; int version}`: setACL.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -232,6 +246,8 @@ simple_record!(SetAclRequest {
 });
 
 /// `{ustring path; int type}`: checkWatches and removeWatches.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -252,6 +268,8 @@ simple_record!(WatchesRequest {
 });
 
 /// `{ustring path; int mode}`: addWatch.
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -273,6 +291,8 @@ simple_record!(AddWatchRequest {
 
 /// `{ustring joiningServers; ustring leavingServers; ustring newMembers; long curConfigId}`:
 /// reconfig. Unused strings are null ([`ZkStr::NULL`]).
+///
+/// Exhaustive on purpose: the fields mirror the jute record of ZooKeeper 3.8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -313,6 +333,7 @@ simple_record!(ReconfigRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum MultiOp<'a> {
     /// create (1), in a multi.
     Create(CreateRequest<'a>),
@@ -421,6 +442,7 @@ record_api!(MultiOp<'a>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum RequestBody<'a> {
     /// 1: create a node; the reply is its path.
     Create(CreateRequest<'a>),
@@ -680,6 +702,8 @@ fn read_body(op: OpCode, input: &[u8]) -> PResult<'_, RequestBody<'_>> {
 /// assert_eq!(Request::parse(&buf[4..len])?, request);
 /// # Ok::<(), sinew_proto::Error>(())
 /// ```
+///
+/// Exhaustive on purpose: a request is an xid and a body, as on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]

@@ -27,8 +27,9 @@ use core::time::Duration;
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
-use rand_core::Rng;
 use sinew_proto::health::{Config, HealthNode, Status};
+use sinew_proto::rand_core::{Rng, SeedableRng};
+use sinew_proto::seal::{Key, Keyring};
 use sinew_proto::time::Instant;
 use sinew_proto::zk::session::Config as ZkConfig;
 use sinew_transport_embedded::{Clock, Error, HealthBuffers, HealthEndpoint, ZkBuffers, ZkClient};
@@ -43,6 +44,10 @@ const FW_PORT: u16 = env_u16(option_env!("SINEW_FW_PORT"), 47700);
 const HOST_PORT: u16 = env_u16(option_env!("SINEW_HOST_PORT"), 47701);
 /// How long the firmware runs before it exits with its verdict.
 const RUN_SECS: u16 = env_u16(option_env!("SINEW_RUN_SECS"), 15);
+/// The cluster key for sealed health datagrams, 64 hex digits (`sinew keygen`); unset, the
+/// firmware runs unkeyed. Baked in at build time, like the ports: a real board would keep it in
+/// protected flash.
+const KEY: Option<[u8; 32]> = env_key(option_env!("SINEW_FW_KEY"));
 /// The ZooKeeper server's port on the host's loopback (10.0.2.2 from inside QEMU).
 const ZK_PORT: u16 = env_u16(option_env!("SINEW_ZK_PORT"), 2181);
 /// The session timeout asked for: short, so that a firmware that dies without closing its
@@ -72,7 +77,7 @@ const SOCKETS: usize = UDP_SOCKETS + TCP_SOCKETS;
 /// never saw, so they must be unpredictable: a board implements this with its hardware RNG (or a
 /// CSPRNG seeded from it). A deterministic or merely seeded-by-time generator is not acceptable
 /// outside a test.
-pub trait BoardRng: rand_core::CryptoRng {
+pub trait BoardRng: sinew_proto::rand_core::CryptoRng {
     /// Where the generator's entropy came from.
     fn entropy_source(&self) -> EntropySource;
 }
@@ -108,10 +113,38 @@ const fn env_u16(value: Option<&str>, default: u16) -> u16 {
     n as u16
 }
 
+/// A 32-byte key from 64 hex digits in the environment, at compile time.
+const fn env_key(value: Option<&str>) -> Option<[u8; 32]> {
+    let Some(text) = value else {
+        return None;
+    };
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    assert!(bytes.len() == 64, "SINEW_FW_KEY is not 64 hex digits");
+    let mut key = [0u8; 32];
+    let mut i = 0;
+    while i < 64 {
+        let d = bytes[i];
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => panic!("SINEW_FW_KEY is not hex"),
+        };
+        key[i / 2] = (key[i / 2] << 4) | v;
+        i += 1;
+    }
+    Some(key)
+}
+
 defmt::timestamp!("{=u64:ms}", board::millis());
 
 type Stack = nal::SmolStack<'static, board::Lan9118, UDP_SOCKETS, TCP_SOCKETS>;
-type Endpoint = HealthEndpoint<'static, Stack, board::QemuRng, HOSTS, PENDING, QUEUE>;
+/// The generator of the seal's sender ids, seeded from the board's.
+type SealRng = rand_chacha::ChaCha20Rng;
+type Endpoint = HealthEndpoint<'static, Stack, board::QemuRng, HOSTS, PENDING, QUEUE, SealRng>;
 /// 1 KiB of queued requests, replies up to 2 KiB, the smallest write buffer.
 type ZkMemory = ZkBuffers<1024, 2048, 2048>;
 type Zk = ZkClient<'static, Stack, ZK_PENDING, ZK_WATCHES, ZK_WATCH_BYTES>;
@@ -182,16 +215,29 @@ fn main() -> ! {
 
     let me = SocketAddr::V4(SocketAddrV4::new(board::IP, FW_PORT));
     let host = SocketAddr::V4(SocketAddrV4::new(board::GATEWAY, HOST_PORT));
-    let config = Config {
-        check_interval: Duration::from_millis(500),
-        response_timeout: Duration::from_millis(400),
-        table_interval: Duration::from_secs(2),
-        learn_from_requests: true,
-        local_addr: Some(me),
+    let config = Config::new()
+        .with_check_interval(Duration::from_millis(500))
+        .with_response_timeout(Duration::from_millis(400))
+        .with_table_interval(Duration::from_secs(2))
+        .with_learn_from_requests(true)
+        .with_local_addr(me);
+    let mut seal_seed = [0u8; 32];
+    rng.fill_bytes(&mut seal_seed);
+    let seal_rng = SealRng::from_seed(seal_seed);
+    let keyring = match KEY {
+        Some(key) => {
+            defmt::info!(
+                "health datagrams sealed (key id {=u8:#x})",
+                Key::from_bytes(key).id()
+            );
+            Keyring::with_key(Key::from_bytes(key))
+        }
+        None => Keyring::new(),
     };
     let node: HealthNode<_, HOSTS, PENDING, QUEUE> = HealthNode::new(config, rng);
     let buffers = HEALTH_BUFFERS.init_with(HealthBuffers::new);
-    let endpoint: &mut Endpoint = match HealthEndpoint::bind(stack, FW_PORT, node, buffers) {
+    let bound = HealthEndpoint::bind_keyed(stack, FW_PORT, node, keyring, seal_rng, buffers);
+    let endpoint: &mut Endpoint = match bound {
         Ok(endpoint) => ENDPOINT.init(endpoint),
         Err(error) => {
             defmt::error!("bind: {}", error);
@@ -208,11 +254,11 @@ fn main() -> ! {
         RUN_SECS
     );
 
-    let zk_config = ZkConfig {
-        session_timeout: ZK_SESSION_TIMEOUT,
-        connect_timeout: Duration::from_secs(2),
-        ..ZkConfig::default()
-    };
+    // Built at compile time: the config builders are `const fn`s.
+    const ZK_CONFIG: ZkConfig = ZkConfig::new()
+        .with_session_timeout(ZK_SESSION_TIMEOUT)
+        .with_connect_timeout(Duration::from_secs(2));
+    let zk_config = ZK_CONFIG;
     let zk: &mut Zk =
         match ZkClient::new(zk_config, &ZK_SERVERS, ZK_MEMORY.init_with(ZkBuffers::new)) {
             Ok(zk) => ZK.init(zk),
@@ -297,6 +343,7 @@ fn health_verdict(endpoint: &Endpoint, host: SocketAddr) -> bool {
     for info in endpoint.node().hosts() {
         defmt::info!("table: {}", info);
     }
+    defmt::info!("seal: {}", endpoint.seal_stats());
     let checked = host_healthy && stats.responses_accepted >= MIN_EXCHANGES;
     let answered = stats.requests_answered >= MIN_EXCHANGES;
     if checked && answered {

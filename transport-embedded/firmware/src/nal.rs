@@ -10,7 +10,9 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, UdpClientStack, UdpFullStack, nb};
+use sinew_transport_embedded::embedded_nal::{
+    TcpClientStack, TcpError, TcpErrorKind, UdpClientStack, UdpFullStack, nb,
+};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::socket::{tcp, udp};

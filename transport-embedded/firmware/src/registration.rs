@@ -11,12 +11,12 @@ use core::fmt::Write;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use embedded_nal::TcpClientStack;
-use heapless::String;
+use sinew_proto::heapless::String;
 use sinew_proto::time::Instant;
 use sinew_proto::zk::session::{Event, SessionState, Xid};
 use sinew_proto::zk::{Acl, CreateMode, ErrorCode, ReplyBody};
 use sinew_transport_embedded::ZkClient;
+use sinew_transport_embedded::embedded_nal::TcpClientStack;
 
 /// The parent of every device's node.
 pub const PARENT: &str = "/sinew";
@@ -187,6 +187,7 @@ impl Registration {
                 }
             }
             Event::Reply(reply) => defmt::debug!("zk: reply {}", reply),
+            other => defmt::debug!("zk: {}", other),
         }
     }
 

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant as StdInstant};
 use mio::net::UdpSocket;
 use mio::{Registry, Token};
 use sinew_proto::dht::{
-    ClientConfig, ClientStats, DhtClient, Event, MAX_DATAGRAM_LEN, NodeAddr, NodeId, RequestError,
-    RequestId,
+    ClientConfig, ClientStats, DhtClient, Event, LockToken, MAX_DATAGRAM_LEN, NodeAddr, NodeId,
+    RequestError, RequestId,
 };
+use sinew_proto::seal::{self, Keyed, Keyring};
+
+use crate::node::Boxed;
 use sinew_proto::time::Instant;
 
 use super::advertised;
@@ -20,6 +23,7 @@ use crate::{Adapter, Clock, Error, NonceRng, Result, SocketStats, UdpDriver};
 
 /// The outcome of [`UdpDhtClient::lock`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockOutcome {
     /// The lock is the holder's until this instant at the latest (counted from when the
     /// request was sent).
@@ -27,11 +31,10 @@ pub enum LockOutcome {
         /// When the lease ends unless renewed.
         until: StdInstant,
     },
-    /// Someone else holds it.
+    /// Someone else holds it (who is not told), or the owner has just taken the key over and
+    /// grants no lock for a while.
     Denied {
-        /// Who (all zeros while the owner is in its grace period after taking the key over).
-        holder: NodeId,
-        /// How long until that lease ends, at the latest.
+        /// How long until that lease (or grace period) ends, at the latest.
         remaining: Duration,
     },
 }
@@ -54,7 +57,7 @@ pub enum LockOutcome {
 /// ```
 pub struct UdpDhtClient<const PENDING: usize = 32, const KEY: usize = 64, const VALUE: usize = 256>
 {
-    driver: UdpDriver<DhtClient<NonceRng, PENDING, KEY, VALUE>>,
+    driver: UdpDriver<Keyed<Boxed<DhtClient<NonceRng, PENDING, KEY, VALUE>>, NonceRng>>,
     node: SocketAddr,
 }
 
@@ -81,8 +84,32 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         node: SocketAddr,
         configure: impl FnOnce(&mut ClientConfig),
     ) -> Result<Self> {
+        Self::connect_keyed(node, Keyring::new(), configure)
+    }
+
+    /// Like [`connect_with`](Self::connect_with), keyed with `keyring`: every request sealed
+    /// with its primary key, only answers sealed with one of its keys taken (see
+    /// [`sinew_proto::seal`]; an empty keyring: unkeyed). The node must be keyed too.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); of kind `InvalidInput` if the sizes let a message grow
+    /// past [`seal::MAX_PLAINTEXT_LEN`] (478 bytes).
+    pub fn connect_keyed(
+        node: SocketAddr,
+        keyring: Keyring,
+        configure: impl FnOnce(&mut ClientConfig),
+    ) -> Result<Self> {
         #[allow(clippy::let_unit_value)]
         let () = Self::FITS;
+        if !keyring.is_empty()
+            && DhtClient::<NonceRng, PENDING, KEY, VALUE>::MAX_TRANSMIT_LEN
+                > seal::MAX_PLAINTEXT_LEN
+        {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "UdpDhtClient: with these sizes a message may not fit a sealed datagram",
+            )));
+        }
         let any: SocketAddr = if node.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
@@ -99,7 +126,10 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         let mut config = ClientConfig::new(local);
         configure(&mut config);
         config.local = local;
-        let core = Box::new(DhtClient::new(config, rng));
+        let core = Box::new(crate::node::keyed(
+            Boxed(Box::new(DhtClient::new(config, rng))),
+            keyring,
+        ));
         Ok(UdpDhtClient {
             driver: UdpDriver::with_socket(socket, core, Clock::new())?,
             node,
@@ -130,7 +160,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
 
     /// This client's id and address, as the node sees them.
     pub fn local(&self) -> NodeAddr {
-        self.driver.core().config().local
+        self.driver.core().inner().config().local
     }
 
     /// Reads `key`: its value, or `None` if the ring stores none.
@@ -158,13 +188,15 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         }
     }
 
-    /// Takes (or renews) the lock on `key` for `holder` for `lease`.
+    /// Takes (or renews) the lock on `key` with the secret `token` for `lease`; renew and
+    /// release it with the same token, and keep it secret: whoever knows it can release the
+    /// lock ([`LockToken::random`], or [`LockToken::derive`] from a secret of yours).
     ///
     /// # Errors
     /// As [`get`](Self::get).
-    pub fn lock(&mut self, key: &[u8], holder: NodeId, lease: Duration) -> Result<LockOutcome> {
+    pub fn lock(&mut self, key: &[u8], token: LockToken, lease: Duration) -> Result<LockOutcome> {
         let node = self.node;
-        match self.call(|c, now| c.lock(now, node, key, holder, lease))? {
+        match self.call(|c, now| c.lock(now, node, key, token, lease))? {
             Event::Locked { until, .. } => Ok(LockOutcome::Locked {
                 until: self
                     .driver
@@ -172,21 +204,19 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
                     .to_std(until)
                     .unwrap_or_else(StdInstant::now),
             }),
-            Event::LockDenied {
-                holder, remaining, ..
-            } => Ok(LockOutcome::Denied { holder, remaining }),
+            Event::LockDenied { remaining, .. } => Ok(LockOutcome::Denied { remaining }),
             other => Err(unexpected(other)),
         }
     }
 
-    /// Releases `holder`'s lock on `key`.
+    /// Releases the lock on `key` held with `token`.
     ///
     /// # Errors
-    /// [`Error::Dht`] with [`ErrorCode::NotHolder`](sinew_proto::dht::ErrorCode::NotHolder) if `holder` does not hold it, and as
-    /// [`get`](Self::get).
-    pub fn unlock(&mut self, key: &[u8], holder: NodeId) -> Result<()> {
+    /// [`Error::Dht`] with [`ErrorCode::NotHolder`](sinew_proto::dht::ErrorCode::NotHolder) if
+    /// the lock is not held with `token`, and as [`get`](Self::get).
+    pub fn unlock(&mut self, key: &[u8], token: LockToken) -> Result<()> {
         let node = self.node;
-        match self.call(|c, now| c.unlock(now, node, key, holder))? {
+        match self.call(|c, now| c.unlock(now, node, key, token))? {
             Event::Unlocked { .. } => Ok(()),
             other => Err(unexpected(other)),
         }
@@ -206,7 +236,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         ) -> sinew_proto::Result<RequestId>,
     ) -> Result<RequestId> {
         let now = self.driver.clock().now();
-        let id = request(self.driver.core_mut(), now).map_err(Error::Proto)?;
+        let id = request(self.driver.core_mut().inner_mut(), now).map_err(Error::Proto)?;
         self.driver.send_now()?;
         Ok(id)
     }
@@ -261,9 +291,15 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         self.driver.poll_event().map(|timed| timed.event)
     }
 
+    /// The seal layer's counters (sealed, opened, and every answer dropped before the core
+    /// saw it).
+    pub fn seal_stats(&self) -> &seal::Stats {
+        self.driver.core().stats()
+    }
+
     /// The core's counters.
     pub fn stats(&self) -> &ClientStats {
-        self.driver.core().stats()
+        self.driver.core().inner().stats()
     }
 
     /// The socket's counters.
@@ -303,7 +339,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> fmt::Debug
         f.debug_struct("UdpDhtClient")
             .field("node", &self.node)
             .field("local", &self.local())
-            .field("outstanding", &self.driver.core().outstanding())
+            .field("outstanding", &self.driver.core().inner().outstanding())
             .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,9 @@ use sinew_proto::dht::{
     Config, DhtNode, Event, LeafSet, MAX_DATAGRAM_LEN, MAX_MESSAGE_LEN, NodeAddr, NodeId,
     RequestId, Stats,
 };
+use sinew_proto::seal::{self, Keyed, Keyring};
+
+use crate::node::Boxed;
 
 use crate::adapter::{self, Registration, Standalone};
 use crate::udp::nonce_rng;
@@ -78,8 +81,10 @@ impl SocketLocal for UdpSocket {
 /// use sinew_proto::dht::NodeId;
 /// use sinew_transport_std::dht::UdpDhtNode;
 ///
-/// let mut a: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, NodeId::from_name(b"a"))?;
-/// let mut b: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, NodeId::from_name(b"b"))?;
+/// // Ids bound to the addresses bound (the default, which peers check).
+/// let mut a: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, None)?;
+/// let mut b: UdpDhtNode = UdpDhtNode::bind("127.0.0.1:0".parse()?, None)?;
+/// assert_eq!(a.local().id, NodeId::from_addr(a.local().addr));
 /// b.join(a.local().addr)?;
 /// // Drive both until b is in the ring (two nodes on one thread: step each in turn).
 /// let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -97,7 +102,7 @@ pub struct UdpDhtNode<
     const VALUE: usize = 256,
     const PENDING: usize = 64,
 > {
-    driver: UdpDriver<DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>>,
+    driver: UdpDriver<Keyed<Boxed<DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING>>, NonceRng>>,
     /// The TCP side, if on ([`listen_tcp`](Self::listen_tcp)).
     tcp: Option<Tcp>,
 }
@@ -111,23 +116,29 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     );
 
     /// Binds a UDP socket to `addr` (a specific IP; port 0 for an ephemeral port) and creates a
-    /// ring of one with the id `id` and the default [`Config`].
+    /// ring of one with the default [`Config`].
+    ///
+    /// `id`: `None` for the id bound to the address bound ([`NodeId::from_addr`]), as every
+    /// node requires of its peers by default ([`Config::bind_ids`]); a chosen id (`Some(id)` or
+    /// `id`) turns [`Config::bind_ids`] off for this node — a closed ring whose members name
+    /// themselves, where every member must do the same (its peers would refuse the id).
     ///
     /// # Errors
     /// [`Error::Io`] if the socket cannot be bound, or of kind `InvalidInput` for an
     /// unspecified IP (peers must be told where to reach the node).
-    pub fn bind(addr: SocketAddr, id: NodeId) -> Result<Self> {
+    pub fn bind(addr: SocketAddr, id: impl Into<Option<NodeId>>) -> Result<Self> {
         Self::bind_with(addr, id, |_| {})
     }
 
     /// Like [`bind`](Self::bind), with the [`Config`] adjusted by `configure` (its
-    /// `local` is set to the id and the bound address before and after).
+    /// `local` is set to the id and the bound address before and after; `bind_ids` is set as
+    /// `bind` says before, and `configure` may change it).
     ///
     /// # Errors
     /// As [`bind`](Self::bind).
     pub fn bind_with(
         addr: SocketAddr,
-        id: NodeId,
+        id: impl Into<Option<NodeId>>,
         configure: impl FnOnce(&mut Config),
     ) -> Result<Self> {
         Self::from_std(std::net::UdpSocket::bind(addr)?, id, configure)
@@ -140,20 +151,64 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// As [`bind`](Self::bind).
     pub fn from_std(
         socket: std::net::UdpSocket,
-        id: NodeId,
+        id: impl Into<Option<NodeId>>,
         configure: impl FnOnce(&mut Config),
     ) -> Result<Self> {
+        Self::from_std_keyed(socket, id, Keyring::new(), configure)
+    }
+
+    /// Like [`bind_with`](Self::bind_with), keyed with `keyring`: every datagram sealed with
+    /// its primary key, only datagrams sealed with one of its keys taken (see
+    /// [`sinew_proto::seal`]; an empty keyring: unkeyed). A keyed node serves no TCP
+    /// ([`listen_tcp`](Self::listen_tcp) refuses: frames are not sealed).
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind); of kind `InvalidInput` if the sizes let a message grow past
+    /// [`seal::MAX_PLAINTEXT_LEN`] (478 bytes), which could not be sealed.
+    pub fn bind_keyed(
+        addr: SocketAddr,
+        id: impl Into<Option<NodeId>>,
+        keyring: Keyring,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
+        Self::from_std_keyed(std::net::UdpSocket::bind(addr)?, id, keyring, configure)
+    }
+
+    /// Like [`from_std`](Self::from_std), keyed (see [`bind_keyed`](Self::bind_keyed)).
+    ///
+    /// # Errors
+    /// As [`bind_keyed`](Self::bind_keyed).
+    pub fn from_std_keyed(
+        socket: std::net::UdpSocket,
+        id: impl Into<Option<NodeId>>,
+        keyring: Keyring,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
+        if !keyring.is_empty()
+            && DhtNode::<NonceRng, L, KEYS, KEY, VALUE, PENDING>::MAX_TRANSMIT_LEN
+                > seal::MAX_PLAINTEXT_LEN
+        {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "UdpDhtNode: with these sizes a message may not fit a sealed datagram",
+            )));
+        }
         #[allow(clippy::let_unit_value)]
         let () = Self::FITS;
         socket.set_nonblocking(true)?;
+        let addr = advertised(&socket)?;
+        let chosen = id.into();
         let local = NodeAddr {
-            id,
-            addr: advertised(&socket)?,
+            id: chosen.unwrap_or_else(|| NodeId::from_addr(addr)),
+            addr,
         };
-        let mut config = Config::new(local);
+        let mut config = Config::new(local).with_bind_ids(chosen.is_none());
         configure(&mut config);
         config.local = local;
-        let core = Box::new(DhtNode::new(config, nonce_rng()));
+        let core = Box::new(crate::node::keyed(
+            Boxed(Box::new(DhtNode::new(config, nonce_rng()))),
+            keyring,
+        ));
         Ok(UdpDhtNode {
             driver: UdpDriver::with_socket(UdpSocket::from_std(socket), core, Clock::new())?,
             tcp: None,
@@ -178,6 +233,11 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
         if self.tcp.is_some() {
             return Err(Error::Io(io::Error::other("listen_tcp: TCP is already on")));
         }
+        if !self.driver.core().keyring().is_empty() {
+            return Err(Error::Io(io::Error::other(
+                "listen_tcp: a keyed node takes no TCP (frames are not sealed)",
+            )));
+        }
         if !self.driver.is_running() {
             return Err(Error::stopped());
         }
@@ -195,17 +255,17 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
 
     /// This node: its id and the address it is bound to.
     pub fn local(&self) -> NodeAddr {
-        self.driver.core().local()
+        self.driver.core().inner().local()
     }
 
     /// Whether the node is in a ring (a ring of one before it joins).
     pub fn in_ring(&self) -> bool {
-        self.driver.core().in_ring()
+        self.driver.core().inner().in_ring()
     }
 
     /// The node's leaf set: its neighbours on each side.
     pub fn leaf_set(&self) -> &LeafSet<L> {
-        self.driver.core().leaf_set()
+        self.driver.core().inner().leaf_set()
     }
 
     /// Joins the ring that `entry` (any member) is in; the outcome is [`Event::Joined`] or
@@ -215,7 +275,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// [`Error::Proto`] if the core refuses (see [`DhtNode::join`]); [`Error::Io`] if stopped.
     pub fn join(&mut self, entry: SocketAddr) -> Result<()> {
         let now = self.driver.clock().now();
-        self.driver.core_mut().join(now, entry)?;
+        self.driver.core_mut().inner_mut().join(now, entry)?;
         self.send_now()
     }
 
@@ -227,7 +287,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// [`Error::Io`] if stopped.
     pub fn leave(&mut self) -> Result<()> {
         let now = self.driver.clock().now();
-        self.driver.core_mut().leave(now);
+        self.driver.core_mut().inner_mut().leave(now);
         self.send_now()
     }
 
@@ -241,7 +301,10 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// [`Error::Io`] if stopped.
     pub fn peer_down(&mut self, addr: SocketAddr) -> Result<()> {
         let now = self.driver.clock().now();
-        self.driver.core_mut().handle_peer_down(now, addr);
+        self.driver
+            .core_mut()
+            .inner_mut()
+            .handle_peer_down(now, addr);
         self.send_now()
     }
 
@@ -251,7 +314,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// [`Error::Proto`] if the core refuses it (too large, too many outstanding).
     pub fn get(&mut self, key: &[u8]) -> Result<RequestId> {
         let now = self.driver.clock().now();
-        let id = self.driver.core_mut().get(now, key)?;
+        let id = self.driver.core_mut().inner_mut().get(now, key)?;
         self.send_now()?;
         Ok(id)
     }
@@ -263,7 +326,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// As [`get`](Self::get).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<RequestId> {
         let now = self.driver.clock().now();
-        let id = self.driver.core_mut().put(now, key, value)?;
+        let id = self.driver.core_mut().inner_mut().put(now, key, value)?;
         self.send_now()?;
         Ok(id)
     }
@@ -275,7 +338,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// As [`get`](Self::get).
     pub fn lock(&mut self, key: &[u8], lease: Duration) -> Result<RequestId> {
         let now = self.driver.clock().now();
-        let id = self.driver.core_mut().lock(now, key, lease)?;
+        let id = self.driver.core_mut().inner_mut().lock(now, key, lease)?;
         self.send_now()?;
         Ok(id)
     }
@@ -287,7 +350,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
     /// As [`get`](Self::get).
     pub fn unlock(&mut self, key: &[u8]) -> Result<RequestId> {
         let now = self.driver.clock().now();
-        let id = self.driver.core_mut().unlock(now, key)?;
+        let id = self.driver.core_mut().inner_mut().unlock(now, key)?;
         self.send_now()?;
         Ok(id)
     }
@@ -323,6 +386,8 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
                 tcp.stats.not_requests += 1;
                 continue;
             };
+            // The connection's handshake was a round trip: its peer receives at that address.
+            self.driver.core_mut().inner_mut().handle_validated(peer);
             self.driver
                 .handle_other(peer, &request[..len], &mut |to, message| {
                     tcp.queue(to, message)
@@ -397,7 +462,7 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
 
     /// The core's counters.
     pub fn stats(&self) -> &Stats {
-        self.driver.core().stats()
+        self.driver.core().inner().stats()
     }
 
     /// The socket's counters.
@@ -405,15 +470,26 @@ impl<const L: usize, const KEYS: usize, const KEY: usize, const VALUE: usize, co
         self.driver.socket_stats()
     }
 
+    /// The seal layer's counters (sealed, opened, and every datagram dropped before the core
+    /// saw it).
+    pub fn seal_stats(&self) -> &seal::Stats {
+        self.driver.core().stats()
+    }
+
+    /// The keyring, to install, use and remove keys while the node runs.
+    pub fn keyring_mut(&mut self) -> &mut Keyring {
+        self.driver.core_mut().keyring_mut()
+    }
+
     /// The protocol core.
     pub fn core(&self) -> &DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING> {
-        self.driver.core()
+        self.driver.core().inner()
     }
 
     /// The protocol core, to call what this adapter does not wrap; what it queues is sent at
     /// the next [`process`](Self::process).
     pub fn core_mut(&mut self) -> &mut DhtNode<NonceRng, L, KEYS, KEY, VALUE, PENDING> {
-        self.driver.core_mut()
+        self.driver.core_mut().inner_mut()
     }
 }
 

@@ -24,6 +24,7 @@ const LISTENER: usize = 1;
 
 /// What the TCP side of a [`UdpDhtNode`](super::UdpDhtNode) did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TcpStats {
     /// Connections accepted.
     pub accepted: u64,
@@ -39,19 +40,20 @@ pub struct TcpStats {
     pub bad_frames: u64,
     /// Connections closed because the peer did not read what it was sent.
     pub overrun: u64,
-    /// Frames dropped because they were no get, put, lock or unlock request (or did not parse):
-    /// ring members talk UDP.
+    /// Frames dropped because they were no get, put, lock or unlock request nor an Echo (or did
+    /// not parse): ring members talk UDP.
     pub not_requests: u64,
 }
 
 /// A client request that came on a TCP connection from `peer`, rewritten with `peer` as its
 /// sender address (a TCP client need not know its own address: answers go back on the
-/// connection) into `out`; `None` for anything but a well-formed get, put, lock or unlock.
+/// connection) into `out`; `None` for anything but a well-formed get, put, lock or unlock, or
+/// the Echo of a node's Challenge (which proves the connection's address, as on UDP).
 pub(super) fn as_client_request(frame: &[u8], peer: SocketAddr, out: &mut [u8]) -> Option<usize> {
     let mut message = Message::parse(frame).ok()?;
     if !matches!(
         message.body,
-        Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. }
+        Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. } | Body::Echo
     ) {
         return None;
     }

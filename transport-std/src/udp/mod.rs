@@ -44,6 +44,7 @@ const SINGLE_READS: usize = 8;
 
 /// An event of a core with the time the driver took it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TimedEvent<E = sinew_proto::health::Event> {
     /// When the event happened, on the driver's [`Clock`].
     pub at: Instant,
@@ -56,6 +57,7 @@ pub struct TimedEvent<E = sinew_proto::health::Event> {
 /// The core's own counters (malformed, unmatched, wrong source, late, …) are in the core's
 /// `stats()`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketStats {
     /// Datagrams read from the socket.
     pub datagrams_received: u64,
@@ -99,9 +101,9 @@ pub struct SocketStats {
 /// ```
 /// use std::time::Duration;
 /// use sinew_proto::health::{Config, HealthNode};
-/// use sinew_transport_std::{Clock, UdpDriver};
+/// use sinew_transport_std::{Clock, NonceRng, UdpDriver};
 ///
-/// let core: HealthNode<_> = HealthNode::new(Config::default(), rand_core::UnwrapErr(getrandom::SysRng));
+/// let core: HealthNode<_> = HealthNode::new(Config::default(), NonceRng::default());
 /// let mut driver = UdpDriver::bind("127.0.0.1:0".parse().unwrap(), core, Clock::new())?;
 /// driver.run_for(Duration::from_millis(10))?;
 /// assert_eq!(driver.socket_stats().datagrams_received, 0);

@@ -32,10 +32,10 @@ impl ZkClient {
     fn await_outcome(&mut self, xid: Xid, timeout: Duration) -> Result<Completion> {
         self.outcomes.claimed.insert(xid);
         let came = self.run_until(timeout, |zk| zk.outcomes.completions.contains_key(&xid));
-        if let Ok(true) = came {
-            if let Some(done) = self.outcomes.completions.remove(&xid) {
-                return Ok(done);
-            }
+        if let Ok(true) = came
+            && let Some(done) = self.outcomes.completions.remove(&xid)
+        {
+            return Ok(done);
         }
         self.outcomes.claimed.remove(&xid);
         self.outcomes.abandoned.insert(xid);

@@ -216,23 +216,23 @@ impl Core {
 
     /// Registers the socket, if there is one and it is not registered.
     fn watch(&mut self) -> io::Result<()> {
-        if let Some(stream) = self.stream.as_mut() {
-            if !self.watched {
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                self.registration.add(stream, 0, interest)?;
-                self.watched = true;
-            }
+        if let Some(stream) = self.stream.as_mut()
+            && !self.watched
+        {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            self.registration.add(stream, 0, interest)?;
+            self.watched = true;
         }
         Ok(())
     }
 
     /// Takes the socket out of the registry, if it is there.
     fn unwatch(&mut self) -> io::Result<()> {
-        if let Some(stream) = self.stream.as_mut() {
-            if self.watched {
-                self.watched = false;
-                self.registration.remove(stream)?;
-            }
+        if let Some(stream) = self.stream.as_mut()
+            && self.watched
+        {
+            self.watched = false;
+            self.registration.remove(stream)?;
         }
         Ok(())
     }
@@ -332,10 +332,9 @@ impl Core {
         if matches!(
             self.session.state(),
             SessionState::Connecting | SessionState::Handshaking
-        ) {
-            if let Some(addr) = self.current {
-                self.attempts.record(addr, cause);
-            }
+        ) && let Some(addr) = self.current
+        {
+            self.attempts.record(addr, cause);
         }
         let now = self.clock.now();
         self.session.handle_disconnected(now);

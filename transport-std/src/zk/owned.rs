@@ -19,6 +19,9 @@ pub(crate) fn text(s: ZkStr<'_>) -> String {
 }
 
 /// One entry of a node's ACL.
+///
+/// Exhaustive on purpose: an owned [`Acl`](sinew_proto::zk::Acl), whose fields mirror the jute
+/// record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AclEntry {
     /// What the identity may do.
@@ -30,6 +33,9 @@ pub struct AclEntry {
 }
 
 /// One identity of a session, as whoAmI reports it.
+///
+/// Exhaustive on purpose: an owned [`ClientInfo`](sinew_proto::zk::ClientInfo), whose fields
+/// mirror the jute record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientIdentity {
     /// The authentication scheme (`ip`, `digest`, …).
@@ -40,6 +46,7 @@ pub struct ClientIdentity {
 
 /// One result of a multi or multiRead, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OpResult {
     /// A create: the created path.
     Create(String),
@@ -67,7 +74,8 @@ pub enum OpResult {
     },
     /// An operation that failed or, in an aborted multi, was not applied: the operations
     /// before the failing one report [`ErrorCode::Ok`], the failing one its error, those
-    /// after it [`ErrorCode::RuntimeInconsistency`].
+    /// after it [`ErrorCode::RuntimeInconsistency`]. A result of a kind newer than this
+    /// crate's [`MultiResult`] comes out as [`ErrorCode::Unimplemented`].
     Error(ErrorCode),
 }
 
@@ -100,6 +108,7 @@ impl From<MultiResult<'_>> for OpResult {
                 stat: d.stat,
             },
             MultiResult::Error(code) => OpResult::Error(code),
+            _ => OpResult::Error(ErrorCode::Unimplemented),
         }
     }
 }
@@ -154,7 +163,8 @@ pub enum OwnedReply {
     Status(ErrorCode),
     /// whoAmI.
     WhoAmI(Vec<ClientIdentity>),
-    /// An op this crate does not parse: the body.
+    /// An op this crate does not parse: the body (empty for a body of a kind newer than this
+    /// crate's [`ReplyBody`]).
     Other(Vec<u8>),
 }
 
@@ -202,12 +212,14 @@ impl From<ReplyBody<'_>> for OwnedReply {
                     .collect(),
             ),
             ReplyBody::Other { body, .. } => OwnedReply::Other(body.to_vec()),
+            _ => OwnedReply::Other(Vec::new()),
         }
     }
 }
 
 /// The outcome of one request, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Completion {
     /// The request's xid.
     pub xid: Xid,
@@ -233,6 +245,7 @@ impl From<ReplyEvent<'_>> for Completion {
 
 /// A watch notification, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WatchNotification {
     /// The watcher whose watch fired (`None`: the session knew no watch for it).
     pub watcher: Option<WatcherId>,
@@ -260,6 +273,7 @@ impl From<WatchEvent<'_>> for WatchNotification {
 
 /// Everything but replies that a session reports, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ZkEvent {
     /// The handshake succeeded (first connection or reconnection).
     Connected {
@@ -285,7 +299,8 @@ pub enum ZkEvent {
 }
 
 impl ZkEvent {
-    /// The owned form of a session event; `None` for a reply (see [`Completion`]).
+    /// The owned form of a session event; `None` for a reply (see [`Completion`]) and for an
+    /// event of a kind newer than this crate.
     pub fn from_event(event: Event<'_>) -> Option<ZkEvent> {
         Some(match event {
             Event::Connected {
@@ -305,6 +320,7 @@ impl ZkEvent {
             Event::Closed => ZkEvent::Closed,
             Event::Watch(w) => ZkEvent::Watch(w.into()),
             Event::Reply(_) => return None,
+            _ => return None,
         })
     }
 
@@ -326,13 +342,13 @@ impl ZkEvent {
             ZkEvent::Expired => Event::Expired,
             ZkEvent::AuthFailed => Event::AuthFailed,
             ZkEvent::Closed => Event::Closed,
-            ZkEvent::Watch(w) => Event::Watch(WatchEvent {
-                watcher: w.watcher,
-                kind: w.kind,
-                event_type: w.event_type,
-                path: ZkStr::new(&w.path),
-                zxid: w.zxid,
-            }),
+            ZkEvent::Watch(w) => Event::Watch(WatchEvent::new(
+                w.watcher,
+                w.kind,
+                w.event_type,
+                ZkStr::new(&w.path),
+                w.zxid,
+            )),
         }
     }
 }

@@ -33,6 +33,17 @@ pub(super) enum Out<const KEY: usize, const VALUE: usize> {
     Insertion {
         joining: NodeAddr,
     },
+    /// A Challenge to an address that has not proved it receives (the message id is its
+    /// cookie).
+    Challenge,
+    /// The Echo of another node's Challenge (the message id is its cookie).
+    Echo,
+    /// A Route answer with the entries of these columns of row `row` of the routing table,
+    /// computed when it is sent.
+    Route {
+        row: u8,
+        columns: u16,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +55,7 @@ pub(super) struct Outgoing<const KEY: usize, const VALUE: usize> {
 
 /// Whether two socket addresses name the same endpoint (an IPv4 address and its IPv4-mapped
 /// IPv6 form are the same).
-fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+pub(super) fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
@@ -94,11 +105,25 @@ impl<
             self.stats.source_mismatch += 1;
             return Disposition::Dropped(DropReason::SourceMismatch);
         }
+        self.credit(from, bytes.len());
         let Header { message_id, sender } = message.header;
         let me = self.config.local;
         if sender.addr == me.addr {
             self.stats.self_talk += 1;
             return Disposition::Dropped(DropReason::SelfTalk);
+        }
+        // Address validation is about the address alone, whatever id the header names.
+        match message.body {
+            Body::Challenge => return self.on_challenge(now, sender.addr, message_id),
+            Body::Echo => return self.on_echo(sender.addr, message_id),
+            _ => {}
+        }
+        let client_request = matches!(
+            message.body,
+            Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. }
+        );
+        if !client_request && !self.bound(sender) {
+            return Disposition::Dropped(DropReason::UnboundId);
         }
         if sender.id == me.id {
             if message.body == Body::InitConnect {
@@ -116,6 +141,13 @@ impl<
             self.leaf.note_alive(sender.id);
             self.suspects.retain(|s| *s != sender.id);
         }
+        if self.table.get(sender.id) == Some(sender) {
+            self.table.note_alive(sender.id);
+        } else if !client_request && self.is_validated(sender.addr) {
+            // A node that talks to this one may belong in the routing table: a hint to probe,
+            // once its address proved a round trip (a forged source draws no probe).
+            self.route_hint(now, sender);
+        }
         match message.body {
             Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. } => {
                 self.on_request(now, sender, message_id, &message.body)
@@ -131,10 +163,15 @@ impl<
             | Body::Error { .. } => self.on_response(now, sender, message_id, &message.body),
             Body::InitConnect => self.on_init_connect(now, sender, message_id),
             Body::RequestInsertion { joining } => {
-                self.on_request_insertion(now, joining, message_id)
+                self.on_request_insertion(now, joining, message_id, bytes.len())
             }
+            Body::Challenge | Body::Echo => Disposition::Handled,
             Body::Join { side, nodes } => self.on_join(now, sender, message_id, side, nodes),
             Body::Leave { nodes } => self.on_leave(now, sender, nodes),
+            Body::RouteRequest { row, columns } => {
+                self.on_route_request(now, sender, message_id, row, columns)
+            }
+            Body::Route { nodes, .. } => self.on_route(now, sender, message_id, nodes),
         }
     }
 
@@ -154,7 +191,13 @@ impl<
             match p.task {
                 Task::Ping => {
                     if let Some(id) = p.to_id {
+                        self.forget_hint(NodeAddr { id, addr: p.to });
                         self.note_failure(now, id);
+                    }
+                }
+                Task::Route { .. } => {
+                    if let Some(id) = p.to_id {
+                        self.route_failure(id);
                     }
                 }
                 Task::Join { attempts } => {
@@ -168,6 +211,7 @@ impl<
                         });
                     } else {
                         self.state = State::Active;
+                        self.failed_join = Some((p.to, p.message_id));
                         self.emit(Event::JoinFailed {
                             error: RequestError::Timeout,
                         });
@@ -181,6 +225,7 @@ impl<
                     Origin::Local(id) => {
                         if let Some(to) = p.to_id {
                             self.note_failure(now, to);
+                            self.route_failure(to);
                         }
                         if attempts < self.config.max_attempts {
                             self.stats.retries += 1;
@@ -194,6 +239,9 @@ impl<
                         }
                     }
                     Origin::Remote { .. } => {
+                        if let Some(to) = p.to_id {
+                            self.route_failure(to);
+                        }
                         // Tell the requester at once, so it can try again along another path.
                         self.respond(origin, request.op, Reply::error(ErrorCode::NotOwner), now);
                     }
@@ -233,6 +281,9 @@ impl<
         if now >= self.next_stabilize {
             self.next_stabilize = now + self.config.stabilize_interval;
             self.stabilize(now);
+            if self.state == State::Active {
+                self.route_refresh(now);
+            }
         }
     }
 
@@ -271,7 +322,10 @@ impl<
         if self.sweep.is_some() && !self.rounds.is_full() {
             consider(Instant::ZERO);
         }
-        if !self.leaf.is_empty() || self.tombstones.iter().any(|t| t.probe) {
+        if !self.leaf.is_empty()
+            || self.tombstones.iter().any(|t| t.probe)
+            || !self.hints.is_empty()
+        {
             consider(self.next_stabilize);
         }
         for t in &self.tombstones {
@@ -328,6 +382,10 @@ impl<
                 let body = match &p.task {
                     Task::Request { request, .. } => request.body(),
                     Task::Ping | Task::Join { .. } => Body::InitConnect,
+                    Task::Route { row, columns } => Body::RouteRequest {
+                        row: *row,
+                        columns: *columns,
+                    },
                 };
                 let message = Message {
                     header: Header {
@@ -403,9 +461,31 @@ impl<
                 body: Body::RequestInsertion { joining: *joining },
             }
             .encode(buf),
+            Out::Challenge => Message {
+                header,
+                body: Body::Challenge,
+            }
+            .encode(buf),
+            Out::Echo => Message {
+                header,
+                body: Body::Echo,
+            }
+            .encode(buf),
+            Out::Route { row, columns } => {
+                let list = self.route_row(*row, *columns);
+                Message {
+                    header,
+                    body: Body::Route {
+                        row: *row,
+                        nodes: NodeSet::Slice(&list),
+                    },
+                }
+                .encode(buf)
+            }
         };
         match encoded {
             Ok(len) => {
+                let len = self.within_budget(o, len, buf)?;
                 self.stats.sent += 1;
                 Some(len)
             }
@@ -414,6 +494,67 @@ impl<
                 None
             }
         }
+    }
+}
+
+impl<
+    R: CryptoRng,
+    const L: usize,
+    const KEYS: usize,
+    const KEY: usize,
+    const VALUE: usize,
+    const PENDING: usize,
+> DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
+{
+    /// The amplification limit on an answer of `len` bytes in `buf` to `o.to`: kept if it fits
+    /// the address's budget; else rewritten in `buf` as what fits — a Join answering a joiner
+    /// with no nodes (it then asks this node itself), or a Challenge — or dropped. The length
+    /// to send, taken off the budget.
+    fn within_budget(
+        &mut self,
+        o: &Outgoing<KEY, VALUE>,
+        len: usize,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let budget = self.budget(o.to);
+        let len = if len <= budget {
+            len
+        } else {
+            let header = Header {
+                message_id: o.message_id,
+                sender: self.config.local,
+            };
+            let referral = match &o.out {
+                Out::Neighbours { side, .. } => Some(Message {
+                    header,
+                    body: Body::Join {
+                        side: *side,
+                        nodes: NodeSet::Slice(&[]),
+                    },
+                }),
+                _ => None,
+            };
+            let challenge = Message {
+                header: Header {
+                    message_id: self.cookie(o.to),
+                    sender: self.config.local,
+                },
+                body: Body::Challenge,
+            };
+            match referral {
+                Some(m) if m.encoded_len() <= budget => m.encode(buf).ok()?,
+                _ if challenge.encoded_len() <= budget => {
+                    self.stats.challenges_sent += 1;
+                    challenge.encode(buf).ok()?
+                }
+                _ => {
+                    self.stats.unvalidated_dropped += 1;
+                    return None;
+                }
+            }
+        };
+        self.spend(o.to, len);
+        Some(len)
     }
 }
 

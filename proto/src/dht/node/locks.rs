@@ -7,13 +7,14 @@ use rand_core::CryptoRng;
 
 use super::routing::Reply;
 use super::{DhtNode, millis};
-use crate::dht::{ErrorCode, Kind, NodeId};
+use crate::dht::{ErrorCode, Kind, LockToken};
 use crate::time::Instant;
 
 #[derive(Clone, Debug)]
 pub(super) struct LockEntry<const KEY: usize> {
     pub(super) key: Vec<u8, KEY>,
-    pub(super) holder: NodeId,
+    /// The holder's secret, never sent to anyone but the holder.
+    pub(super) token: LockToken,
     pub(super) expires: Instant,
 }
 
@@ -30,7 +31,7 @@ impl<
         &mut self,
         now: Instant,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
         lease_ms: u32,
     ) -> Reply<KEY, VALUE> {
         let max = millis(self.config.max_lease).max(1);
@@ -38,40 +39,41 @@ impl<
         let lease = Duration::from_millis(u64::from(lease_ms));
         self.locks.retain(|l| l.expires > now);
         if let Some(l) = self.locks.iter_mut().find(|l| l.key == key) {
-            if l.holder == holder {
+            if l.token == token {
                 l.expires = now + lease;
-                return Reply::lock(Kind::Locked, key, holder, lease_ms);
+                return Reply::lock(Kind::Locked, key, token, lease_ms);
             }
+            // Held: say for how long, never by whom (the token is the holder's secret).
             let remaining = millis(l.expires - now);
-            return Reply::lock(Kind::LockDenied, key, l.holder, remaining);
+            return Reply::lock(Kind::LockDenied, key, LockToken::default(), remaining);
         }
         if now < self.grace_until {
             let remaining = millis(self.grace_until - now);
-            return Reply::lock(Kind::LockDenied, key, NodeId::default(), remaining);
+            return Reply::lock(Kind::LockDenied, key, LockToken::default(), remaining);
         }
         let entry = LockEntry {
             key: Vec::from_slice(key).unwrap_or_default(),
-            holder,
+            token,
             expires: now + lease,
         };
         if self.locks.push(entry).is_err() {
             self.stats.full += 1;
             return Reply::error(ErrorCode::Full);
         }
-        Reply::lock(Kind::Locked, key, holder, lease_ms)
+        Reply::lock(Kind::Locked, key, token, lease_ms)
     }
 
     pub(super) fn unlock_op(
         &mut self,
         now: Instant,
         key: &[u8],
-        holder: NodeId,
+        token: LockToken,
     ) -> Reply<KEY, VALUE> {
         self.locks.retain(|l| l.expires > now);
         match self
             .locks
             .iter()
-            .position(|l| l.key == key && l.holder == holder)
+            .position(|l| l.key == key && l.token == token)
         {
             Some(i) => {
                 self.locks.swap_remove(i);

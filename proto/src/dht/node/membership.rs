@@ -2,11 +2,12 @@
 //! (with their tombstones), and the periodic stabilization that checks them.
 
 use core::net::SocketAddr;
+use core::time::Duration;
 
 use heapless::Vec;
 use rand_core::CryptoRng;
 
-use super::io::Out;
+use super::io::{Out, same_endpoint};
 use super::routing::{Origin, Pending, Reply, Task};
 use super::{
     DhtNode, Disposition, DropReason, Event, Op, RequestError, SUSPECTS, State, TOMBSTONES,
@@ -29,6 +30,9 @@ pub(super) struct Tombstone {
     /// cannot miss a write it would need as the next owner.
     pub(super) probation_until: Instant,
     pub(super) probation_over: bool,
+    /// It was a leaf-set member (not a stranger that sent Leave): a stranger's tombstone never
+    /// pushes a member's out of the table.
+    pub(super) member: bool,
 }
 
 impl<
@@ -73,6 +77,7 @@ impl<
             })
             .map_err(|_| Error::Capacity)?;
         self.state = State::Joining;
+        self.failed_join = None;
         Ok(())
     }
 
@@ -136,46 +141,132 @@ impl<
         }
     }
 
-    fn tombstoned(&self, now: Instant, id: NodeId) -> bool {
-        self.tombstones
-            .iter()
-            .any(|t| t.node.id == id && now < t.until)
+    /// Whether `node`'s id is the one bound to its address, or binding is off
+    /// ([`Config::bind_ids`](super::Config::bind_ids)); an unbound one is counted.
+    pub(super) fn bound(&mut self, node: NodeAddr) -> bool {
+        if !self.config.bind_ids || node.is_bound() {
+            return true;
+        }
+        self.stats.unbound_ids += 1;
+        false
     }
 
-    fn bury(&mut self, now: Instant, node: NodeAddr, probe: bool) {
+    /// Whether `node` (this id at this address) is kept out.
+    pub(super) fn tombstoned(&self, now: Instant, node: NodeAddr) -> bool {
         self.tombstones
-            .retain(|t| t.node.id != node.id && now < t.until);
-        if self.tombstones.is_full()
-            && let Some(i) = self
-                .tombstones
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, t)| t.until)
-                .map(|(i, _)| i)
-        {
-            self.tombstones.swap_remove(i);
+            .iter()
+            .any(|t| t.node == node && now < t.until)
+    }
+
+    /// Keeps `node` out for [`Config::tombstone`](super::Config::tombstone). When the table is
+    /// full, the oldest stranger's tombstone makes room, else (for a member only) the oldest
+    /// member's: strangers cannot push members' tombstones out.
+    fn bury(&mut self, now: Instant, node: NodeAddr, probe: bool, member: bool) {
+        self.tombstones.retain(|t| t.node != node && now < t.until);
+        if self.tombstones.is_full() {
+            let oldest = |members: bool| {
+                self.tombstones
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.member == members)
+                    .min_by_key(|(_, t)| t.until)
+                    .map(|(i, _)| i)
+            };
+            let victim = match oldest(false) {
+                Some(i) => Some(i),
+                None if member => oldest(true),
+                None => None,
+            };
+            match victim {
+                Some(i) => {
+                    self.tombstones.swap_remove(i);
+                }
+                None => return,
+            }
         }
-        let probation = self.config.stabilize_interval * (u32::from(self.config.max_failures) + 1);
+        let probation = self.probation();
         let _ = self.tombstones.push(Tombstone {
             node,
             until: now + self.config.tombstone,
             probe,
             probation_until: now + probation,
             probation_over: !probe,
+            member,
         });
     }
 
-    fn unbury(&mut self, id: NodeId) {
-        self.tombstones.retain(|t| t.node.id != id);
+    /// `(max_failures + 1) × stabilize_interval`, saturating: a configuration value never makes
+    /// the node panic.
+    pub(super) fn probation(&self) -> Duration {
+        let rounds = u32::from(self.config.max_failures) + 1;
+        self.config
+            .stabilize_interval
+            .checked_mul(rounds)
+            .unwrap_or(Duration::MAX)
     }
 
-    /// Adds a node heard of (not itself, not tombstoned); whether the leaf set changed.
+    fn unbury(&mut self, node: NodeAddr) {
+        self.tombstones.retain(|t| t.node != node);
+    }
+
+    /// Adds a node that proved itself (it answered this node, or asked to join and proved its
+    /// address; not itself, not tombstoned); whether the leaf set changed.
     fn learn(&mut self, now: Instant, node: NodeAddr) -> bool {
         let me = self.config.local;
-        if node.id == me.id || node.addr == me.addr || self.tombstoned(now, node.id) {
+        if node.id == me.id || node.addr == me.addr || self.tombstoned(now, node) {
             return false;
         }
+        self.hints.retain(|h| h.id != node.id);
         self.leaf.insert(node)
+    }
+
+    /// A node heard of from another: if it would belong in the leaf set, it is probed at the
+    /// next stabilization and enters only when it answers itself.
+    fn hint(&mut self, now: Instant, node: NodeAddr) {
+        let me = self.config.local;
+        if node.id == me.id
+            || node.addr == me.addr
+            || self.tombstoned(now, node)
+            || self.leaf.get(node.id).is_some()
+            || self.hints.iter().any(|h| h.id == node.id)
+            || !self.bound(node)
+        {
+            return;
+        }
+        let mut probe = self.leaf.clone();
+        if !probe.insert(node) {
+            return;
+        }
+        if self.hints.push(node).is_err() {
+            self.stats.hints_dropped += 1;
+            return;
+        }
+        self.stats.hints += 1;
+        // Probe it now (and again at stabilizations while it stays a hint).
+        let busy = self
+            .pending
+            .iter()
+            .any(|p| p.to == node.addr && matches!(p.task, Task::Ping));
+        if !busy && self.request_room() {
+            let message_id = self.fresh_id();
+            let _ = self.pending.push(Pending {
+                message_id,
+                to: node.addr,
+                to_id: Some(node.id),
+                sent: None,
+                deadline: now,
+                task: Task::Ping,
+            });
+        }
+    }
+
+    /// A probe of a hint went unanswered: it is forgotten.
+    pub(super) fn forget_hint(&mut self, node: NodeAddr) {
+        let before = self.hints.len();
+        self.hints.retain(|h| *h != node);
+        if self.hints.len() < before {
+            self.stats.hints_dropped += 1;
+        }
     }
 
     /// After the leaf set changed: the grace period for locks, re-replication, retargeting.
@@ -183,7 +274,13 @@ impl<
         let me = self.config.local.id;
         let span = |n: Option<NodeAddr>| n.map_or(u128::MAX, |p| p.id.distance_to(me));
         let new_left = self.leaf.nearest_left();
-        let joined = self.state == State::Joining && old_left.is_none() && new_left.is_some();
+        // A node alone that was joining (or whose join failed, but may have been inserted) and
+        // now has neighbours has taken over keys from another ring's owner.
+        let joining = self.state == State::Joining || self.failed_join.is_some();
+        let joined = joining && old_left.is_none() && new_left.is_some();
+        if joined {
+            self.failed_join = None;
+        }
         if span(new_left) > span(old_left) || joined {
             // The arc this node owns grew: its previous owner may have granted locks there.
             let until = now + self.config.max_lease;
@@ -202,10 +299,11 @@ impl<
     /// elsewhere.
     fn drop_member(&mut self, now: Instant, node: NodeAddr, probe: bool) {
         let old = self.leaf.nearest_left();
+        self.table.remove(node.id);
         if !self.leaf.remove(node.id) {
             return;
         }
-        self.bury(now, node, probe);
+        self.bury(now, node, probe, true);
         self.stats.peers_down += 1;
         self.emit(Event::NeighbourDown { node });
         self.on_leaf_change(now, old);
@@ -246,6 +344,14 @@ impl<
         sender: NodeAddr,
         message_id: u64,
     ) -> Disposition {
+        if !self.is_validated(sender.addr) {
+            // First prove you receive: nothing is learnt, inserted or forwarded for an address
+            // that may be forged, and the answer is no longer than the request.
+            let cookie = self.cookie(sender.addr);
+            self.stats.challenges_sent += 1;
+            self.send(sender.addr, cookie, Out::Challenge);
+            return Disposition::Handled;
+        }
         if let Some(known) = self.leaf.get(sender.id) {
             if known.addr != sender.addr {
                 // Another node already has this id.
@@ -261,7 +367,7 @@ impl<
             return Disposition::Handled;
         }
         // A (re)joining node is alive whatever others said, and the only node at its address.
-        self.unbury(sender.id);
+        self.unbury(sender);
         self.replace_same_addr(now, sender);
         let mut probe = self.leaf.clone();
         if probe.insert(sender) && self.successor_of(sender) != self.config.local {
@@ -309,12 +415,20 @@ impl<
         now: Instant,
         joining: NodeAddr,
         message_id: u64,
+        len: usize,
     ) -> Disposition {
         let me = self.config.local;
         if joining.addr == me.addr {
             self.stats.self_talk += 1;
             return Disposition::Dropped(DropReason::SelfTalk);
         }
+        if !self.bound(joining) {
+            // The joiner's own InitConnect was checked where it arrived: a forwarder lies.
+            return Disposition::Dropped(DropReason::UnboundId);
+        }
+        // The forwarder's bytes are the joiner's budget here: enough for a referral (a Join
+        // without nodes), after which the joiner asks this node itself.
+        self.credit(joining.addr, len);
         let clash = self
             .leaf
             .get(joining.id)
@@ -324,6 +438,23 @@ impl<
                 joining.addr,
                 message_id,
                 Out::Reply(Reply::error(ErrorCode::JoinSelf)),
+            );
+            return Disposition::Handled;
+        }
+        if self.successor_of(joining).id == me.id {
+            // The joiner belongs here, on the forwarder's word only (the insertion may be
+            // forged): refer it to this node, and insert it when it asks here itself (its
+            // Challenge answered, its id its own). Nothing is inserted on another's word, so
+            // nobody pings an address that may be a victim's and no member is pushed out or
+            // displaced for a node that never spoke. (With address validation on, a joiner's
+            // successor has rarely heard from it before: this is the referral it always got.)
+            self.send(
+                joining.addr,
+                message_id,
+                Out::Neighbours {
+                    about: joining,
+                    side: Side::Left,
+                },
             );
             return Disposition::Handled;
         }
@@ -338,6 +469,7 @@ impl<
         if best.id == self.config.local.id {
             self.insert_joiner(now, joining, message_id);
         } else {
+            let best = self.route_insertion_hop(joining, best);
             self.stats.forwarded += 1;
             self.send(best.addr, message_id, Out::Insertion { joining });
         }
@@ -345,7 +477,7 @@ impl<
 
     fn insert_joiner(&mut self, now: Instant, joining: NodeAddr, message_id: u64) {
         self.replace_same_addr(now, joining);
-        self.unbury(joining.id);
+        self.unbury(joining);
         let old = self.leaf.nearest_left();
         let new = self.learn(now, joining);
         self.stats.insertions += 1;
@@ -382,25 +514,83 @@ impl<
         nodes: NodeSet<'_>,
     ) -> Disposition {
         let old = self.leaf.nearest_left();
+        let join = self.pending.iter().position(|p| {
+            p.message_id == message_id && p.sent.is_some() && matches!(p.task, Task::Join { .. })
+        });
+        if let Some(i) = join {
+            let (to, task) = (self.pending[i].to, self.pending[i].task.clone());
+            if !same_endpoint(to, sender.addr) {
+                // The insertion point answered, not the node this one asked: believe only its
+                // own answer. Ask it (with a fresh id: only it learns it) and take nothing yet.
+                let Task::Join { attempts } = task else {
+                    return Disposition::Handled;
+                };
+                if attempts >= self.config.max_attempts {
+                    self.stats.unmatched += 1;
+                    return Disposition::Dropped(DropReason::Unmatched);
+                }
+                let fresh = self.fresh_id();
+                self.pending[i] = Pending {
+                    message_id: fresh,
+                    to: sender.addr,
+                    to_id: None,
+                    sent: None,
+                    deadline: now,
+                    task: Task::Join {
+                        attempts: attempts + 1,
+                    },
+                };
+                self.stats.join_referrals += 1;
+                return Disposition::Handled;
+            }
+            self.pending.swap_remove(i);
+            self.validate(sender.addr);
+            return self.complete_join(now, sender, old, nodes);
+        }
+        if self.state == State::Joining {
+            // Not the answer of the node this one asked: nothing a stranger says is taken.
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        }
+        if let Some((to, id)) = self.failed_join
+            && id == message_id
+            && old.is_none()
+        {
+            // The late answer to a join this node gave up.
+            self.failed_join = None;
+            if same_endpoint(to, sender.addr) {
+                self.validate(sender.addr);
+                return self.complete_join(now, sender, old, nodes);
+            }
+            // From the insertion point: join again, through it.
+            let _ = self.join(now, sender.addr);
+            return Disposition::Handled;
+        }
         let answers = self.pending.iter().position(|p| {
-            p.message_id == message_id
-                && p.sent.is_some()
-                && matches!(p.task, Task::Join { .. } | Task::Ping)
+            p.message_id == message_id && p.sent.is_some() && matches!(p.task, Task::Ping)
         });
         let mut changed = false;
         let mut not_answered_by = None;
+        let mut verified = false;
         if let Some(i) = answers {
-            self.unbury(sender.id);
             let p = self.pending.swap_remove(i);
-            if let (Task::Ping, Some(id)) = (p.task, p.to_id) {
+            // Whoever answered is alive, even if it was declared down (a false alarm under loss).
+            self.unbury(sender);
+            if same_endpoint(p.to, sender.addr) {
+                self.validate(sender.addr);
+            }
+            if let Some(id) = p.to_id {
                 let target = NodeAddr { id, addr: p.to };
                 if sender == target {
-                    // Alive, even if it was declared down (a false alarm under loss).
-                    self.unbury(id);
+                    verified = true;
                     self.suspect_missing(sender, side, &nodes);
                 } else if sender.addr == target.addr {
-                    // Another node answers at that address now: the one pinged is gone.
-                    if let Some(gone) = self.leaf.get(id) {
+                    // Another node answers at that address now: the one pinged is gone — if
+                    // the member with that id is at that address (a hint may have named a
+                    // member's id at another's address: that member is not evicted for it).
+                    if let Some(gone) = self.leaf.get(id)
+                        && gone.addr == target.addr
+                    {
                         self.drop_member(now, gone, false);
                     }
                 } else {
@@ -408,37 +598,64 @@ impl<
                     // who this node thinks it is). Only an answer of its own shows it alive.
                     not_answered_by = Some(id);
                 }
+                if !verified {
+                    // A hint that did not answer for itself is forgotten.
+                    self.forget_hint(target);
+                }
             }
         }
-        changed |= self.learn(now, sender);
+        // Only the node pinged, answering itself, enters; everything else is a hint to probe.
+        if verified {
+            changed |= self.learn(now, sender);
+        } else {
+            self.hint(now, sender);
+        }
         for n in nodes.iter() {
-            changed |= self.learn(now, n);
+            self.hint(now, n);
         }
         if let Some(id) = not_answered_by {
             self.note_failure(now, id);
         }
-        if self.state == State::Joining && !self.leaf.is_empty() {
-            // Any Join with neighbours completes a join (the answer to the InitConnect may have
-            // been lost while the insertion point's announcements arrived).
-            self.pending
-                .retain(|p| !matches!(p.task, Task::Join { .. }));
-            // Still `Joining` here, so the leaf-set change starts the grace period: the keys
-            // this node now owns were its successor's, which may have granted locks on them.
-            if changed {
-                self.on_leaf_change(now, old);
-            }
-            let until = now + self.config.max_lease;
-            if until > self.grace_until {
-                self.grace_until = until;
-            }
-            self.state = State::Active;
-            self.next_stabilize = now + self.config.stabilize_interval;
-            self.emit(Event::Joined { via: sender });
-            return Disposition::Handled;
-        }
         if changed {
             self.on_leaf_change(now, old);
         }
+        Disposition::Handled
+    }
+
+    /// The node this one asked to join answered with its neighbours: this node is in the ring.
+    fn complete_join(
+        &mut self,
+        now: Instant,
+        via: NodeAddr,
+        old: Option<NodeAddr>,
+        nodes: NodeSet<'_>,
+    ) -> Disposition {
+        self.unbury(via);
+        let changed = self.learn(now, via);
+        for n in nodes.iter() {
+            self.hint(now, n);
+        }
+        if self.leaf.is_empty() {
+            // An empty answer: keep waiting for one with neighbours.
+            return Disposition::Handled;
+        }
+        self.pending
+            .retain(|p| !matches!(p.task, Task::Join { .. }));
+        if changed {
+            self.on_leaf_change(now, old);
+        }
+        // The keys this node now owns were its successor's, which may have granted locks on
+        // them: the grace period starts (also when the answer came after the join was given
+        // up).
+        let until = now + self.config.max_lease;
+        if until > self.grace_until {
+            self.grace_until = until;
+        }
+        self.state = State::Active;
+        self.failed_join = None;
+        // Probe the neighbours it was told of at once.
+        self.next_stabilize = now;
+        self.emit(Event::Joined { via });
         Disposition::Handled
     }
 
@@ -477,18 +694,17 @@ impl<
         sender: NodeAddr,
         nodes: NodeSet<'_>,
     ) -> Disposition {
-        if let Some(node) = self.leaf.get(sender.id) {
-            self.drop_member(now, node, false);
-        } else {
-            self.bury(now, sender, false);
+        match self.leaf.get(sender.id) {
+            Some(node) if node == sender => self.drop_member(now, node, false),
+            Some(_) => {
+                // Another address speaking for a member: only the node itself may leave.
+                self.stats.forged_leaves += 1;
+                return Disposition::Dropped(DropReason::Forged);
+            }
+            None => self.bury(now, sender, false, false),
         }
-        let old = self.leaf.nearest_left();
-        let mut changed = false;
         for n in nodes.iter() {
-            changed |= self.learn(now, n);
-        }
-        if changed {
-            self.on_leaf_change(now, old);
+            self.hint(now, n);
         }
         Disposition::Handled
     }
@@ -515,11 +731,13 @@ impl<
             .iter()
             .filter_map(|id| self.leaf.get(*id))
             .collect();
+        let hints = self.hints.clone();
         for target in [self.leaf.nearest_right(), self.leaf.nearest_left(), other]
             .into_iter()
             .flatten()
             .chain(suspects)
             .chain(probes)
+            .chain(hints)
         {
             let busy = self
                 .pending

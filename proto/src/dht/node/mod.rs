@@ -3,6 +3,7 @@
 //!
 //! See [`DhtNode`] for the protocol it runs and the exact guarantees it gives.
 
+use core::net::SocketAddr;
 use core::time::Duration;
 
 use heapless::{Deque, Vec};
@@ -10,7 +11,8 @@ use rand_core::CryptoRng;
 
 use super::ring::LeafSet;
 use super::{
-    ErrorCode, HEADER_LEN, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN, NodeAddr, NodeId,
+    ErrorCode, HEADER_LEN, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN,
+    NodeAddr, NodeId, ROUTE_LIST,
 };
 use crate::Error;
 use crate::time::Instant;
@@ -20,8 +22,12 @@ mod locks;
 mod membership;
 mod replication;
 mod routing;
+mod table;
+mod validation;
 
 pub(super) use routing::{Reply, Request};
+pub use table::{COLUMNS, DIGIT_BITS, ROUTE_HINTS, RouteTable};
+pub use validation::{CREDITS, VALIDATED};
 
 use io::Outgoing;
 use locks::LockEntry;
@@ -41,12 +47,37 @@ pub const TOMBSTONES: usize = 16;
 /// How many suspected leaf-set members (ones a neighbour no longer lists) a node checks at
 /// every stabilization, ahead of its round robin.
 const SUSPECTS: usize = 4;
+/// How many nodes heard of (in Join and Leave lists, or as the sender of an unsolicited Join)
+/// a node keeps to probe; one enters the leaf set only once it answered the probe itself.
+pub const HINTS: usize = 16;
+/// Rows of a node's routing table ([`RouteTable`]): ids are resolved [`DIGIT_BITS`] bits per
+/// row for the first `ROUTE_ROWS` digits, the leaf set does the rest; 4 rows of [`COLUMNS`]
+/// cells serve rings of tens of thousands of nodes.
+pub const ROUTE_ROWS: usize = 4;
 
 /// Timing and behaviour of a [`DhtNode`].
+///
+/// `#[non_exhaustive]`: settings may be added. Build one with [`Config::new`] and the chainable
+/// `with_*` methods (`const fn`s, so a config can be a `const` or a `static`); the fields stay
+/// public, to read, and to assign on a `let mut` config.
+///
+/// ```
+/// use core::time::Duration;
+/// use sinew_proto::dht::{Config, NodeAddr, NodeId};
+///
+/// let local = NodeAddr::bound("127.0.0.1:7000".parse().unwrap());
+/// assert_eq!(local.id, NodeId::from_addr(local.addr));
+/// let config = Config::new(local).with_replicas(1).with_max_lease(Duration::from_secs(5));
+/// assert_eq!(config.leaf_size, 4);
+/// assert!(config.bind_ids);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
-    /// This node: its id (from [`NodeId::from_name`] or [`NodeId::random`]) and the address its
-    /// peers reach it at (the sender of every message it sends).
+    /// This node: its id and the address its peers reach it at (the sender of every message it
+    /// sends). With [`bind_ids`](Self::bind_ids) on (the default) the id must be
+    /// [`NodeId::from_addr`]`(addr)` ([`NodeAddr::bound`]), else its peers refuse it; with it
+    /// off, any id ([`NodeId::from_name`], [`NodeId::random`]).
     pub local: NodeAddr,
     /// Nodes kept in the leaf set on each side, `1..=L` (clamped).
     pub leaf_size: usize,
@@ -73,12 +104,43 @@ pub struct Config {
     /// How long a node declared down (or gone with Leave) is kept out of the leaf set when others
     /// still mention it. A message from the node itself asking to (re)join ends it earlier.
     pub tombstone: Duration,
+    /// Answer an address that has not proved it receives (a round trip: an answer to a request
+    /// of this node, or an Echo of its Challenge) with no more bytes than it sent: a larger
+    /// answer is replaced by a header-only Challenge, and the request is answered in full once
+    /// echoed. On by default; turning it off (tests, closed deployments) lets anyone who forges
+    /// a source address make the node send more to it than was sent.
+    pub validate_addresses: bool,
+    /// Take a node's id only if it is bound to its address ([`NodeId::from_addr`] of the
+    /// address its messages come from): a message from a node whose header names another id,
+    /// and a node listed (Join, Leave, RequestInsertion) with another id than its address's,
+    /// are dropped and counted in [`Stats::unbound_ids`], so that choosing a place in the ring
+    /// costs an address (and a port). Client requests (Get, Put, Lock, Unlock) are taken
+    /// whatever id they name: a client's id places nothing. On by default; turn it off for
+    /// tests that place nodes by hand and for closed deployments that name their nodes
+    /// (every node of a ring must then agree). See PROTOCOL.md, *Ids bound to addresses*.
+    pub bind_ids: bool,
+    /// The share, in percent (`1..=100`, clamped), of this node's store (`KEYS`) that one
+    /// sender address outside the leaf set (a client, a stranger) may fill with new keys it put
+    /// here. Past it, its further new keys are answered [`ErrorCode::Full`] (counted in
+    /// [`Stats::over_share`]), while other senders still find room; overwrites of its keys
+    /// are taken. Leaf-set members relay for everyone and are not counted, so a sender's puts
+    /// are bounded where they enter: at the owner if sent there, else only by
+    /// [`relay_share`](Self::relay_share) at its entry node (see PROTOCOL.md, *Quotas*). 25 by
+    /// default (never less than one key); 100 turns the bound off.
+    pub store_share: u8,
+    /// The share, in percent (`1..=100`, clamped), of this node's outstanding-request table
+    /// (`PENDING`) that the requests of one sender address outside the leaf set may take while
+    /// they wait here for their owner's answer; past it, its further requests to relay are
+    /// answered [`ErrorCode::Full`] (counted in [`Stats::over_share`]). 50 by default (32 of
+    /// 64 slots: room for a client that pipelines, and for everyone else); 100 turns the bound
+    /// off.
+    pub relay_share: u8,
 }
 
 impl Config {
     /// The defaults for a node at `local`: 4 nodes on each side, 2 replicas, 500 ms per attempt,
     /// 3 attempts, stabilization every second, 3 failures, 10 s leases, 30 s tombstones.
-    pub fn new(local: NodeAddr) -> Config {
+    pub const fn new(local: NodeAddr) -> Config {
         Config {
             local,
             leaf_size: 4,
@@ -89,13 +151,103 @@ impl Config {
             max_failures: 3,
             max_lease: Duration::from_secs(10),
             tombstone: Duration::from_secs(30),
+            validate_addresses: true,
+            bind_ids: true,
+            store_share: 25,
+            relay_share: 50,
         }
+    }
+
+    /// Sets [`leaf_size`](Self::leaf_size).
+    #[must_use]
+    pub const fn with_leaf_size(mut self, leaf_size: usize) -> Config {
+        self.leaf_size = leaf_size;
+        self
+    }
+
+    /// Sets [`replicas`](Self::replicas).
+    #[must_use]
+    pub const fn with_replicas(mut self, replicas: usize) -> Config {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    #[must_use]
+    pub const fn with_request_timeout(mut self, request_timeout: Duration) -> Config {
+        self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    #[must_use]
+    pub const fn with_max_attempts(mut self, max_attempts: u8) -> Config {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets [`stabilize_interval`](Self::stabilize_interval).
+    #[must_use]
+    pub const fn with_stabilize_interval(mut self, stabilize_interval: Duration) -> Config {
+        self.stabilize_interval = stabilize_interval;
+        self
+    }
+
+    /// Sets [`max_failures`](Self::max_failures).
+    #[must_use]
+    pub const fn with_max_failures(mut self, max_failures: u8) -> Config {
+        self.max_failures = max_failures;
+        self
+    }
+
+    /// Sets [`max_lease`](Self::max_lease).
+    #[must_use]
+    pub const fn with_max_lease(mut self, max_lease: Duration) -> Config {
+        self.max_lease = max_lease;
+        self
+    }
+
+    /// Sets [`validate_addresses`](Self::validate_addresses).
+    #[must_use]
+    pub const fn with_validate_addresses(mut self, validate_addresses: bool) -> Config {
+        self.validate_addresses = validate_addresses;
+        self
+    }
+
+    /// Sets [`bind_ids`](Self::bind_ids).
+    #[must_use]
+    pub const fn with_bind_ids(mut self, bind_ids: bool) -> Config {
+        self.bind_ids = bind_ids;
+        self
+    }
+
+    /// Sets [`store_share`](Self::store_share).
+    #[must_use]
+    pub const fn with_store_share(mut self, store_share: u8) -> Config {
+        self.store_share = store_share;
+        self
+    }
+
+    /// Sets [`relay_share`](Self::relay_share).
+    #[must_use]
+    pub const fn with_relay_share(mut self, relay_share: u8) -> Config {
+        self.relay_share = relay_share;
+        self
+    }
+
+    /// Sets [`tombstone`](Self::tombstone).
+    #[must_use]
+    pub const fn with_tombstone(mut self, tombstone: Duration) -> Config {
+        self.tombstone = tombstone;
+        self
     }
 }
 
 /// The handle of a client request ([`DhtNode::get`], [`put`](DhtNode::put),
 /// [`lock`](DhtNode::lock), [`unlock`](DhtNode::unlock)); its outcome comes back as an [`Event`]
 /// carrying it.
+///
+/// Exhaustive on purpose: a plain number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RequestId(pub u64);
@@ -103,6 +255,7 @@ pub struct RequestId(pub u64);
 /// The kind of a client request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Op {
     /// [`DhtNode::get`].
     Get,
@@ -117,6 +270,7 @@ pub enum Op {
 /// Why a client request or a join failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum RequestError {
     /// No answer after [`Config::max_attempts`] attempts.
     Timeout,
@@ -135,14 +289,19 @@ pub enum RequestError {
 
 /// What a node tells its application.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<const VALUE: usize> {
-    /// The node is in the ring: `via` told it its neighbours (the node that inserted it, or one
-    /// it announced the joiner to when that answer was lost).
+    /// The node is in the ring: `via` told it its neighbours — the node it asked, or the
+    /// insertion point that answered instead, which it then asked itself (a joining node
+    /// believes only the node it asked).
     Joined {
         /// The node whose Join completed the join.
         via: NodeAddr,
     },
-    /// A [`DhtNode::join`] failed.
+    /// A [`DhtNode::join`] failed. The node is alone in its own ring, but the ring may have
+    /// inserted it before the answers were lost: should they (or its members) still reach it, it
+    /// becomes a member ([`Event::Joined`] follows) and, like any joiner, grants no lock on the
+    /// keys it takes over for one [`Config::max_lease`].
     JoinFailed {
         /// Why.
         error: RequestError,
@@ -173,13 +332,11 @@ pub enum Event<const VALUE: usize> {
         /// When the lease ends unless renewed by locking again.
         until: Instant,
     },
-    /// A [`DhtNode::lock`] was refused: someone else holds the lock.
+    /// A [`DhtNode::lock`] was refused: someone else holds the lock (who is not told), or the
+    /// owner has just taken the key over and grants no lock during its grace period.
     LockDenied {
         /// The request.
         id: RequestId,
-        /// The holder, or the all-zero id while the owner is in its grace period after taking
-        /// the key over (it cannot know who holds it).
-        holder: NodeId,
         /// How long until that lease (or grace period) ends, at the latest.
         remaining: Duration,
     },
@@ -218,6 +375,7 @@ impl<const VALUE: usize> Event<VALUE> {
 /// Counters of what a node did and, above all, what it refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Stats {
     /// Messages handed to [`DhtNode::handle_datagram`].
     pub received: u64,
@@ -261,11 +419,52 @@ pub struct Stats {
     /// Messages whose header named another sender address than the one they came from
     /// (see [`DhtNode::handle_datagram`]).
     pub source_mismatch: u64,
+    /// Leave messages ignored because they named a leaf-set member's id from another address
+    /// than the one this node holds for it (a Leave is taken only from the leaving node).
+    pub forged_leaves: u64,
+    /// Join answers from another node than the one asked (the insertion point): not believed,
+    /// but asked in turn, whose own answer completes the join.
+    pub join_referrals: u64,
+    /// Replicate messages refused because their sender was not, by this node's view, the
+    /// key's owner (as the address this node holds for it) — or, for a key this node owns and
+    /// lacks, the key's previous owner.
+    pub replicates_refused: u64,
+    /// Bytes received from addresses that had not proved they receive.
+    pub bytes_from_unvalidated: u64,
+    /// Bytes of answers sent to addresses that had not proved they receive: never more than
+    /// [`bytes_from_unvalidated`](Self::bytes_from_unvalidated).
+    pub bytes_to_unvalidated: u64,
+    /// Challenges sent instead of answers larger than the asker's budget.
+    pub challenges_sent: u64,
+    /// Challenges of other nodes echoed (this node was waiting for their answer).
+    pub challenges_answered: u64,
+    /// Answers not sent at all: larger than the asker's budget, which did not even hold a
+    /// Challenge.
+    pub unvalidated_dropped: u64,
+    /// Nodes heard of from others (Join and Leave lists, unsolicited Joins) and queued to be
+    /// probed: a node enters the leaf set only once it answered this node's own probe.
+    pub hints: u64,
+    /// Hints dropped: unanswered probes, or no room in the table of [`HINTS`].
+    pub hints_dropped: u64,
+    /// Messages from nodes, and nodes listed in messages, whose id is not the one bound to
+    /// their address ([`Config::bind_ids`]): dropped, never probed or taken.
+    pub unbound_ids: u64,
+    /// Requests answered [`ErrorCode::Full`] because their sender already held its
+    /// [`Config::store_share`] of the store or its [`Config::relay_share`] of the
+    /// outstanding-request table (also counted in [`full`](Self::full)).
+    pub over_share: u64,
+    /// Nodes taken into the routing table ([`RouteTable`]), each after it answered this
+    /// node's own request.
+    pub route_learnt: u64,
+    /// Routing-table entries removed after [`Config::max_failures`] unanswered requests in a
+    /// row.
+    pub route_dropped: u64,
 }
 
 /// What [`DhtNode::handle_datagram`] did with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Disposition {
     /// Processed.
     Handled,
@@ -278,6 +477,7 @@ pub enum Disposition {
 /// Why a well-formed message was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DropReason {
     /// A response to no outstanding request (unknown or stale message id, or a kind or key that
     /// does not fit the request).
@@ -291,6 +491,12 @@ pub enum DropReason {
     /// The header names another sender address than the one the message came from
     /// ([`DhtNode::handle_datagram`]).
     SourceMismatch,
+    /// It speaks for another node: a Leave naming a leaf-set member's id, from another address
+    /// than the member's.
+    Forged,
+    /// A node's message whose sender id is not the one bound to its address
+    /// ([`Config::bind_ids`]).
+    UnboundId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,9 +530,14 @@ pub(super) fn millis(d: Duration) -> u32 {
 /// predecessors and successors. A new node joins through any member ([`join`](Self::join)):
 /// InitConnect to the entry, which forwards a RequestInsertion toward the joiner's id; the node
 /// that owns that id (the joiner's successor) takes the joiner as its left neighbour, answers it
-/// with two Join messages (its left and right neighbours) and announces it to its leaf set. A
-/// join on oneself (same id or address) is refused with [`ErrorCode::JoinSelf`]. Every
-/// [`Config::stabilize_interval`] a node sends InitConnect to its nearest neighbours and one other
+/// with two Join messages (its left and right neighbours) and announces it to its leaf set. The
+/// joiner believes only the node it asked: an answer from the insertion point is a referral, and
+/// the joiner asks that node in turn (one more round trip). A join on oneself (same id or
+/// address) is refused with [`ErrorCode::JoinSelf`]. A Leave is taken only from the address
+/// this node holds for the leaver (others are counted in [`Stats::forged_leaves`]). Nodes
+/// heard of from others (Join and Leave lists, a joiner's answer) are hints: a node probes them
+/// and takes one into its leaf set only when it answered the probe itself ([`Stats::hints`]).
+/// Every [`Config::stabilize_interval`] a node sends InitConnect to its nearest neighbours and one other
 /// member; a member answers with Join messages listing the neighbours it knows for the asker, so
 /// leaf sets converge after concurrent joins and lost messages, and a member that answers no
 /// request [`Config::max_failures`] times in a row is declared down (so is one the application
@@ -336,13 +547,24 @@ pub(super) fn millis(d: Duration) -> u32 {
 ///
 /// # Keys
 /// A key's id is [`NodeId::from_name`]`(key)`; its **owner is the first node at or after that
-/// id clockwise** (see [`ring`](super::ring)). A get, put, lock or unlock goes to the node of the
-/// leaf set closest to the key; a node that does not own the key forwards it the same way (each
-/// hop strictly closer, so requests never loop) and relays the owner's answer back, so every
+/// id clockwise** (see [`ring`](super::ring)). A get, put, lock or unlock goes to the known node
+/// closest to the key — of the leaf set, or of the prefix routing table ([`RouteTable`], learnt
+/// only from nodes that answered this node's own requests) when an entry is strictly closer —
+/// so that it reaches the owner in about log16(N) hops; a node that does not own the key (by its
+/// leaf set) forwards it the same way (each hop strictly closer, so requests never loop) and relays the owner's answer back, so every
 /// response comes from the node the request was sent to and is matched by message id *and*
 /// sender. A forwarding node that gets no answer in half a request timeout answers
 /// [`ErrorCode::NotOwner`]; the requesting node then tries again (up to
 /// [`Config::max_attempts`]) along its current view of the ring.
+///
+/// # Amplification limit
+/// An address that has not proved it receives (a round trip: an answer to a request of this
+/// node, or an Echo of its Challenge) is answered with no more bytes than it sent
+/// ([`Config::validate_addresses`], on by default): an InitConnect from it gets a header-only
+/// Challenge and nothing else, a larger answer is replaced by a Challenge, and the asker
+/// (node or [`DhtClient`](super::DhtClient)) echoes it and asks again at once. A joiner's
+/// successor refers an unvalidated joiner to itself (a Join without nodes) instead of
+/// inserting it. See PROTOCOL.md, *Amplification limit*.
 ///
 /// # Replication guarantee
 /// The owner stores a put and sends Replicate to its R nearest successors (its replicas), at
@@ -360,10 +582,12 @@ pub(super) fn millis(d: Duration) -> u32 {
 /// So an acknowledged value is held by R + 1 nodes; when the owner dies its successor — a
 /// replica — owns the key, and a single crash (R ≥ 1; R ≥ 2 keeps a second copy while the ring
 /// re-replicates) loses no acknowledged write. Replicate carries no version, so who may
-/// overwrite whom is settled by ownership: a node takes a value over its own only from the node
-/// it sees as the key's owner; as owner it stores an offered key it lacks but keeps its own copy
-/// (answering NotOwner to a different value); a node that is neither keeps a copy if it has
-/// none and overwrites nothing. On every leaf-set change each node re-replicates the keys it
+/// overwrite whom is settled by ownership, as this node sees it, and by address: a node takes a
+/// value only from the node it sees as the key's owner, at the address it holds for it; as
+/// owner it stores an offered key it lacks only from the key's previous owner by its view (the
+/// node it took the key over from) and keeps its own copy otherwise (answering NotOwner to a
+/// different value); everything else is refused (NotOwner) and counted in
+/// [`Stats::replicates_refused`] — a real owner tries again once the receiver knows it. On every leaf-set change each node re-replicates the keys it
 /// owns to its new replica set and offers the keys whose owner changed to the new owner.
 ///
 /// What this assumes, exactly: (1) no message is delayed past a request timeout (a late copy
@@ -373,11 +597,13 @@ pub(super) fn millis(d: Duration) -> u32 {
 /// After a real crash, writes to the dead node's keys wait for its probation.
 ///
 /// # Locks
-/// A lock lives at the key's owner, per holder (the requesting node's id), with a lease of at
-/// most [`Config::max_lease`]. The owner grants it when the key is free or its lease has
-/// passed, renews it when its holder locks again, refuses everyone else (LockDenied: holder and
-/// remaining lease; nobody waits, so there is no deadlock), and releases it only for its holder
-/// ([`ErrorCode::NotHolder`] otherwise). A node that takes over keys (it joined, or its left
+/// A lock lives at the key's owner, held by a secret token (a [`LockToken`] its holder chose and
+/// sends only in its own Lock and Unlock; this node's is [`lock_token`](Self::lock_token)), with
+/// a lease of at most [`Config::max_lease`]. The owner grants it when the key is free or its
+/// lease has passed, renews it for a Lock with the same token, refuses every other (LockDenied:
+/// only the remaining lease, never the token; nobody waits, so there is no deadlock), and
+/// releases it only for an Unlock with its token ([`ErrorCode::NotHolder`] otherwise): whoever
+/// has not seen the holder's Lock cannot renew or release it. A node that takes over keys (it joined, or its left
 /// neighbour went away) grants no new lock on them for one `max_lease`, so a lock granted by the
 /// previous owner is never granted twice. The holder counts its lease from when it sent the
 /// request, so it always believes it holds the lock for less time than the owner grants it.
@@ -412,6 +638,28 @@ pub struct DhtNode<
     ping_cursor: usize,
     sweep: Option<usize>,
     grace_until: Instant,
+    /// A join of this node failed while the entry may have inserted it: the address it asked and
+    /// the join's message id. Answers from that ring may still arrive and make it a member that
+    /// takes over keys (so it starts the grace period then, as a join does).
+    failed_join: Option<(SocketAddr, u64)>,
+    /// The secret from which this node derives its lock tokens.
+    lock_secret: [u8; 16],
+    /// The secret from which this node derives its Challenge cookies.
+    cookie_secret: [u8; 16],
+    /// Addresses that proved they receive, oldest first.
+    validated: Vec<SocketAddr, VALIDATED>,
+    /// Budgets of addresses that did not yet.
+    credits: Vec<validation::Credit, CREDITS>,
+    /// Nodes heard of, to probe before they enter the leaf set.
+    hints: Vec<NodeAddr, HINTS>,
+    /// Far nodes by shared id prefix, to route in O(log N) hops.
+    table: RouteTable<ROUTE_ROWS>,
+    /// Nodes heard of, to probe before they enter the routing table.
+    route_hints: Vec<NodeAddr, ROUTE_HINTS>,
+    /// The row the next routing-table refresh asks for.
+    route_cursor: usize,
+    /// RouteRequests this node may still send before the next stabilization.
+    route_budget: u8,
 }
 
 impl<
@@ -439,7 +687,11 @@ impl<
         let join = HEADER_LEN + 2 + L * NODE_LEN;
         let leave = HEADER_LEN + 1 + 2 * L * NODE_LEN;
         let lock = HEADER_LEN + 1 + KEY + 16 + 4;
+        let route = HEADER_LEN + 1 + 1 + ROUTE_LIST * NODE_LEN;
         let mut max = kv;
+        if route > max {
+            max = route;
+        }
         if join > max {
             max = join;
         }
@@ -458,13 +710,19 @@ impl<
 
     /// A node alone in its own ring (it owns every key until it joins others or others join it),
     /// drawing message ids from `rng` (use a CSPRNG so that ids cannot be guessed).
-    pub fn new(mut config: Config, rng: R) -> Self {
+    pub fn new(mut config: Config, mut rng: R) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
         config.leaf_size = config.leaf_size.clamp(1, L);
         config.replicas = config.replicas.min(config.leaf_size);
         config.max_attempts = config.max_attempts.max(1);
         config.max_failures = config.max_failures.max(1);
+        config.store_share = config.store_share.clamp(1, 100);
+        config.relay_share = config.relay_share.clamp(1, 100);
+        let mut lock_secret = [0; 16];
+        rng.fill_bytes(&mut lock_secret);
+        let mut cookie_secret = [0; 16];
+        rng.fill_bytes(&mut cookie_secret);
         DhtNode {
             leaf: LeafSet::new(config.local, config.leaf_size),
             config,
@@ -484,6 +742,16 @@ impl<
             ping_cursor: 0,
             sweep: None,
             grace_until: Instant::ZERO,
+            failed_join: None,
+            lock_secret,
+            cookie_secret,
+            validated: Vec::new(),
+            credits: Vec::new(),
+            hints: Vec::new(),
+            table: RouteTable::new(config.local.id),
+            route_hints: Vec::new(),
+            route_cursor: 0,
+            route_budget: table::ROUTE_BUDGET,
         }
     }
 
@@ -536,13 +804,26 @@ impl<
         self.store.len()
     }
 
-    /// The current holder of the lock on `key` at this node, if it holds one that has not expired
-    /// at `now`.
-    pub fn lock_holder(&self, now: Instant, key: &[u8]) -> Option<NodeId> {
+    /// The token of the lock on `key` held at this node (as the key's owner), if one is held
+    /// that has not expired at `now`.
+    pub fn lock_holder(&self, now: Instant, key: &[u8]) -> Option<LockToken> {
         self.locks
             .iter()
             .find(|l| l.key == key && l.expires > now)
-            .map(|l| l.holder)
+            .map(|l| l.token)
+    }
+
+    /// The token this node locks `key` with ([`lock`](Self::lock)): derived from a secret it
+    /// drew at random when it was created, so the same for every lock of the key by this
+    /// node, and known to no other node but the key's owner (and the nodes that relay the
+    /// request to it).
+    pub fn lock_token(&self, key: &[u8]) -> LockToken {
+        LockToken::derive(&self.lock_secret, key)
+    }
+
+    /// How many of `capacity` slots a share of `percent` is: at least 1.
+    fn share_of(capacity: usize, percent: u8) -> usize {
+        (capacity.saturating_mul(usize::from(percent)) / 100).max(1)
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -572,8 +853,13 @@ mod defmt_impls {
                 }
                 Event::PutDone { id } => write!(f, "put {} done", id),
                 Event::Locked { id, until } => write!(f, "lock {} held until {}", id, until),
-                Event::LockDenied { id, holder, .. } => {
-                    write!(f, "lock {} denied, held by {}", id, holder)
+                Event::LockDenied { id, remaining } => {
+                    write!(
+                        f,
+                        "lock {} denied for {=u128} ms",
+                        id,
+                        remaining.as_millis()
+                    )
                 }
                 Event::Unlocked { id } => write!(f, "unlock {} done", id),
                 Event::Failed { id, op, error } => write!(f, "{} {} failed: {}", op, id, error),

@@ -1,10 +1,12 @@
 //! The store and its replication: puts at the owner, replication rounds to the replicas (and
 //! handoff to a key's new owner after a leaf-set change), and Replicate messages.
 
+use core::net::SocketAddr;
+
 use heapless::Vec;
 use rand_core::CryptoRng;
 
-use super::io::Out;
+use super::io::{Out, same_endpoint};
 use super::routing::{Origin, Reply};
 use super::{DhtNode, Disposition, MAX_WAITERS, Op};
 use crate::datagram::Transmit;
@@ -22,6 +24,9 @@ pub(super) struct Entry<const KEY: usize, const VALUE: usize> {
     pub(super) owner_seen: Option<NodeId>,
     /// The replica set (a signature of it) that holds the current value, if known.
     pub(super) replicated: Option<u64>,
+    /// The address whose put created the entry here (`None`: this node's own put, a replica
+    /// or a handoff), which it counts against in [`Config::store_share`](super::Config).
+    pub(super) source: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +43,9 @@ pub(super) struct Target {
     pub(super) acked: u64,
     pub(super) in_flight: Option<InFlight>,
     pub(super) retry_at: Instant,
+    /// Refusals in a row (the target does not see this node as the owner yet): each doubles
+    /// the wait before the next attempt, up to a probation.
+    pub(super) refusals: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +92,28 @@ impl<
             None => !self.rounds.is_full(),
         };
         let id = NodeId::from_name(key);
+        // Members relay for everyone (their own entry points bound each outside sender): only
+        // an outside sender is counted.
+        let source = match origin {
+            Origin::Remote { to, .. } if self.leaf.get_by_addr(to).is_none() => Some(to),
+            _ => None,
+        };
+        let new = !self.store.iter().any(|e| e.key == key);
+        if new
+            && let Some(from) = source
+            && self
+                .store
+                .iter()
+                .filter(|e| e.source.is_some_and(|s| same_endpoint(s, from)))
+                .count()
+                >= Self::share_of(KEYS, self.config.store_share)
+        {
+            // This sender has its share of the store: others keep theirs.
+            self.stats.full += 1;
+            self.stats.over_share += 1;
+            self.respond(origin, Op::Put, Reply::error(ErrorCode::Full), now);
+            return;
+        }
         if !room || self.store_value(key, id, value).is_none() {
             self.stats.full += 1;
             self.respond(origin, Op::Put, Reply::error(ErrorCode::Full), now);
@@ -93,6 +123,9 @@ impl<
         let Some(entry) = self.store.iter_mut().find(|e| e.key == key) else {
             return;
         };
+        if new {
+            entry.source = source;
+        }
         entry.owner_seen = Some(me);
         entry.replicated = None;
         let version = entry.version;
@@ -133,6 +166,7 @@ impl<
             version: 1,
             owner_seen: None,
             replicated: None,
+            source: None,
         };
         self.store.push(entry).ok()?;
         Some(self.store.len() - 1)
@@ -200,6 +234,7 @@ impl<
                     acked: 0,
                     in_flight: None,
                     retry_at: now,
+                    refusals: 0,
                 });
             }
         }
@@ -323,7 +358,7 @@ impl<
     ) -> Disposition {
         let me = self.config.local.id;
         let id = NodeId::from_name(key);
-        let owner = self.leaf.owner(id).id;
+        let owner = self.leaf.owner(id);
         let full = |node: &mut Self| {
             node.stats.full += 1;
             node.send(
@@ -341,10 +376,12 @@ impl<
             .iter()
             .find(|e| e.key == key)
             .map(|e| e.value == value);
-        if owner == me {
-            // An offer from a replica: the owner's own value, if it has one, is authoritative.
+        if owner.id == me {
+            // An offer: the owner's own value, if it has one, is authoritative. A key it lacks
+            // it takes only from the node that owned the key before it by its own view (its
+            // successor, for a key it took over by joining): nobody else can plant a value.
             match held {
-                None => {
+                None if self.previous_owner(id) == Some(sender) => {
                     let Some(i) = self.store_value(key, id, value) else {
                         return full(self);
                     };
@@ -355,30 +392,32 @@ impl<
                     }
                     self.check_rounds(now);
                 }
-                Some(true) => {}
-                Some(false) => return self.refuse_replica(sender, message_id),
-            }
-        } else if owner == sender.id {
-            // The owner replicating a write: its value wins.
-            let Some(i) = self.store_value(key, id, value) else {
-                return full(self);
-            };
-            self.store[i].owner_seen = Some(owner);
-            self.store[i].replicated = None;
-        } else {
-            // Neither this node nor the sender owns the key (as this node sees the ring): an
-            // offer that went astray, or an owner this node does not know of yet. Keep a copy
-            // if there is none, but overwrite nothing.
-            match held {
                 None => {
-                    let Some(i) = self.store_value(key, id, value) else {
-                        return full(self);
-                    };
-                    self.store[i].owner_seen = Some(owner);
+                    self.stats.replicates_refused += 1;
+                    return self.refuse_replica(sender, message_id);
                 }
                 Some(true) => {}
                 Some(false) => return self.refuse_replica(sender, message_id),
             }
+        } else if owner == sender {
+            // The owner (at the address this node holds for it) replicating a write: its value
+            // wins.
+            let Some(i) = self.store_value(key, id, value) else {
+                return full(self);
+            };
+            self.store[i].owner_seen = Some(owner.id);
+            self.store[i].replicated = None;
+        } else if held == Some(true) {
+            // Not the owner by this node's view, but the value is the one held: nothing is
+            // taken, and the acknowledgement ("I hold exactly this value") is true. This is
+            // the common case right after an owner crashed: its successor re-replicates what
+            // the replicas already hold, before they too have seen the crash.
+        } else {
+            // Neither this node nor the sender owns the key as this node sees the ring (an offer
+            // that went astray, an owner this node does not know of yet, or a forgery): nothing
+            // is taken. A real owner tries again once this node knows it.
+            self.stats.replicates_refused += 1;
+            return self.refuse_replica(sender, message_id);
         }
         self.send(
             sender.addr,
@@ -386,6 +425,13 @@ impl<
             Out::Reply(Reply::new(Kind::PutAck, key)),
         );
         Disposition::Handled
+    }
+
+    /// The owner of key `id` by this node's view were this node not in the ring: the node
+    /// it took the key over from (its successor, for a key in its own arc).
+    fn previous_owner(&self, id: NodeId) -> Option<NodeAddr> {
+        let owner = crate::dht::ring::owner_among(id, self.leaf.nodes().map(|n| n.id))?;
+        self.leaf.get(owner)
     }
 
     /// Answers a Replicate whose value this node does not take ([`ErrorCode::NotOwner`]): a

@@ -9,7 +9,7 @@ use rand_core::CryptoRng;
 
 use super::io::Out;
 use super::{DhtNode, Disposition, DropReason, Event, Op, RequestError, RequestId, State, millis};
-use crate::dht::{Body, ErrorCode, Kind, NodeAddr, NodeId};
+use crate::dht::{Body, ErrorCode, Kind, LockToken, NodeAddr, NodeId};
 use crate::time::Instant;
 use crate::{Error, Result};
 
@@ -19,7 +19,7 @@ pub(in crate::dht) struct Request<const KEY: usize, const VALUE: usize> {
     pub(in crate::dht) op: Op,
     pub(in crate::dht) key: Vec<u8, KEY>,
     pub(in crate::dht) value: Vec<u8, VALUE>,
-    pub(in crate::dht) holder: NodeId,
+    pub(in crate::dht) token: LockToken,
     pub(in crate::dht) lease_ms: u32,
 }
 
@@ -34,34 +34,34 @@ impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
             },
             Op::Lock => Body::Lock {
                 key,
-                holder: self.holder,
+                token: self.token,
                 lease_ms: self.lease_ms,
             },
             Op::Unlock => Body::Unlock {
                 key,
-                holder: self.holder,
+                token: self.token,
             },
         }
     }
 
     /// The request of a message body; `None` if it is no request or does not fit.
     fn from_body(body: &Body<'_>) -> Option<Self> {
-        let (op, key, value, holder, lease_ms) = match *body {
-            Body::Get { key } => (Op::Get, key, &[][..], NodeId::default(), 0),
-            Body::Put { key, value } => (Op::Put, key, value, NodeId::default(), 0),
+        let (op, key, value, token, lease_ms) = match *body {
+            Body::Get { key } => (Op::Get, key, &[][..], LockToken::default(), 0),
+            Body::Put { key, value } => (Op::Put, key, value, LockToken::default(), 0),
             Body::Lock {
                 key,
-                holder,
+                token,
                 lease_ms,
-            } => (Op::Lock, key, &[][..], holder, lease_ms),
-            Body::Unlock { key, holder } => (Op::Unlock, key, &[][..], holder, 0),
+            } => (Op::Lock, key, &[][..], token, lease_ms),
+            Body::Unlock { key, token } => (Op::Unlock, key, &[][..], token, 0),
             _ => return None,
         };
         Some(Request {
             op,
             key: Vec::from_slice(key).ok()?,
             value: Vec::from_slice(value).ok()?,
-            holder,
+            token,
             lease_ms,
         })
     }
@@ -75,7 +75,7 @@ impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
             | (Op::Put, Body::PutAck { key: k })
             | (Op::Unlock, Body::Unlocked { key: k })
             | (Op::Lock, Body::LockDenied { key: k, .. }) => *k == key,
-            (Op::Lock, Body::Locked { key: k, holder, .. }) => *k == key && *holder == self.holder,
+            (Op::Lock, Body::Locked { key: k, token, .. }) => *k == key && *token == self.token,
             _ => false,
         }
     }
@@ -87,7 +87,7 @@ pub(in crate::dht) struct Reply<const KEY: usize, const VALUE: usize> {
     kind: Kind,
     key: Vec<u8, KEY>,
     value: Option<Vec<u8, VALUE>>,
-    holder: NodeId,
+    token: LockToken,
     ms: u32,
     code: ErrorCode,
 }
@@ -99,7 +99,7 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
             // Keys here come from requests that were checked to fit.
             key: Vec::from_slice(key).unwrap_or_default(),
             value: None,
-            holder: NodeId::default(),
+            token: LockToken::default(),
             ms: 0,
             code: ErrorCode::Unsupported,
         }
@@ -111,9 +111,9 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
         r
     }
 
-    pub(super) fn lock(kind: Kind, key: &[u8], holder: NodeId, ms: u32) -> Self {
+    pub(super) fn lock(kind: Kind, key: &[u8], token: LockToken, ms: u32) -> Self {
         let mut r = Reply::new(kind, key);
-        r.holder = holder;
+        r.token = token;
         r.ms = ms;
         r
     }
@@ -128,12 +128,11 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
             Kind::PutAck => Body::PutAck { key },
             Kind::Locked => Body::Locked {
                 key,
-                holder: self.holder,
+                token: self.token,
                 lease_ms: self.ms,
             },
             Kind::LockDenied => Body::LockDenied {
                 key,
-                holder: self.holder,
                 remaining_ms: self.ms,
             },
             Kind::Unlocked => Body::Unlocked { key },
@@ -156,7 +155,6 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
             },
             Kind::LockDenied => Event::LockDenied {
                 id,
-                holder: self.holder,
                 remaining: Duration::from_millis(u64::from(self.ms)),
             },
             Kind::Unlocked => Event::Unlocked { id },
@@ -185,14 +183,12 @@ impl<const KEY: usize, const VALUE: usize> Reply<KEY, VALUE> {
             Body::PutAck { key } => copy(Kind::PutAck, key),
             Body::Locked {
                 key,
-                holder,
+                token,
                 lease_ms,
-            } => Reply::lock(Kind::Locked, key, holder, lease_ms),
-            Body::LockDenied {
-                key,
-                holder,
-                remaining_ms,
-            } => Reply::lock(Kind::LockDenied, key, holder, remaining_ms),
+            } => Reply::lock(Kind::Locked, key, token, lease_ms),
+            Body::LockDenied { key, remaining_ms } => {
+                Reply::lock(Kind::LockDenied, key, LockToken::default(), remaining_ms)
+            }
             Body::Unlocked { key } => copy(Kind::Unlocked, key),
             Body::Error { code } => Reply::error(code),
             _ => Reply::error(ErrorCode::Unsupported),
@@ -220,6 +216,9 @@ pub(super) enum Task<const KEY: usize, const VALUE: usize> {
     Ping,
     /// This node's InitConnect to an entry node.
     Join { attempts: u8 },
+    /// A RouteRequest for these columns of row `row`: a probe of a node heard of, or a
+    /// refresh.
+    Route { row: u8, columns: u16 },
 }
 
 #[derive(Clone, Debug)]
@@ -261,7 +260,8 @@ impl<
         self.submit(now, Op::Put, key, value, 0)
     }
 
-    /// Takes (or renews) the lock on `key` for this node, for `lease` (at most
+    /// Takes (or renews) the lock on `key` for this node, with its token for the key
+    /// ([`lock_token`](Self::lock_token)), for `lease` (at most
     /// [`Config::max_lease`](super::Config::max_lease), at least 1 ms); the outcome is
     /// [`Event::Locked`], [`Event::LockDenied`] or [`Event::Failed`].
     ///
@@ -309,18 +309,35 @@ impl<
             return Err(Error::Capacity);
         }
         self.next_request = self.next_request.wrapping_add(1);
+        let token = self.lock_token(&key);
         let request = Request {
             op,
             key,
             value,
-            holder: self.config.local.id,
+            token,
             lease_ms,
         };
         self.start_request(now, Origin::Local(id), request, 1);
         Ok(id)
     }
 
-    fn request_room(&self) -> bool {
+    /// How many requests from `from` wait here for their owner's answer.
+    fn relays_for(&self, from: SocketAddr) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.task,
+                    Task::Request {
+                        origin: Origin::Remote { to, .. },
+                        ..
+                    } if super::io::same_endpoint(to, from)
+                )
+            })
+            .count()
+    }
+
+    pub(super) fn request_room(&self) -> bool {
         self.pending.len() + Self::RESERVE < PENDING
     }
 
@@ -332,11 +349,22 @@ impl<
         request: Request<KEY, VALUE>,
         attempts: u8,
     ) {
-        match self.leaf.next_hop(NodeId::from_name(&request.key)) {
+        match self.next_hop(NodeId::from_name(&request.key)) {
             None => self.serve(now, origin, &request),
             Some(hop) => {
                 if !self.request_room() {
                     self.stats.full += 1;
+                    self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
+                    return;
+                }
+                // Members relay for everyone: only an outside sender is bounded.
+                if let Origin::Remote { to: from, .. } = origin
+                    && self.leaf.get_by_addr(from).is_none()
+                    && self.relays_for(from) >= Self::share_of(PENDING, self.config.relay_share)
+                {
+                    // This sender has its share of the relay slots: others keep theirs.
+                    self.stats.full += 1;
+                    self.stats.over_share += 1;
                     self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
                     return;
                 }
@@ -378,8 +406,8 @@ impl<
                 self.serve_put(now, origin, key, &request.value);
                 return;
             }
-            Op::Lock => self.lock_op(now, key, request.holder, request.lease_ms),
-            Op::Unlock => self.unlock_op(now, key, request.holder),
+            Op::Lock => self.lock_op(now, key, request.token, request.lease_ms),
+            Op::Unlock => self.unlock_op(now, key, request.token),
         };
         self.respond(origin, request.op, reply, now);
     }
@@ -446,11 +474,21 @@ impl<
             }
             let fits = match &p.task {
                 Task::Request { request, .. } => request.is_answered_by(body),
-                Task::Join { .. } | Task::Ping => matches!(body, Body::Error { .. }),
+                Task::Join { .. } | Task::Ping | Task::Route { .. } => {
+                    matches!(body, Body::Error { .. })
+                }
             };
             if !fits {
                 self.stats.unmatched += 1;
                 return Disposition::Dropped(DropReason::Unmatched);
+            }
+            let answered_request = matches!(p.task, Task::Request { .. });
+            if from_ok {
+                // A round trip: the address receives, and the node answered for itself.
+                self.validate(sender.addr);
+                if answered_request {
+                    self.route_learn(now, sender);
+                }
             }
             let p = self.pending.swap_remove(i);
             let since = p.sent.unwrap_or(now);
@@ -486,12 +524,13 @@ impl<
                 Task::Join { .. } => {
                     if let Body::Error { code } = *body {
                         self.state = State::Active;
+                        self.failed_join = Some((p.to, p.message_id));
                         self.emit(Event::JoinFailed {
                             error: RequestError::Refused(code),
                         });
                     }
                 }
-                Task::Ping => {}
+                Task::Ping | Task::Route { .. } => {}
             }
             return Disposition::Handled;
         }
@@ -506,17 +545,28 @@ impl<
         }
         if let Some((ri, ti)) = hit {
             let owner = self.leaf.owner(self.rounds[ri].id).id == self.config.local.id;
+            let refusals = self.rounds[ri].targets[ti].refusals;
+            // Until the target's view catches up (its failure detector: about a probation),
+            // every attempt is refused: wait twice as long after each refusal, up to that.
+            let backoff = self
+                .config
+                .request_timeout
+                .saturating_mul(1 << refusals.min(4))
+                .min(self.probation().max(self.config.request_timeout));
             let round = &mut self.rounds[ri];
             let t = &mut round.targets[ti];
             if t.node != sender {
                 self.stats.wrong_sender += 1;
                 return Disposition::Dropped(DropReason::WrongSender);
             }
+            let validated = sender.addr;
             match body {
                 Body::PutAck { key } if *key == &round.key[..] => {
                     if let Some(f) = t.in_flight.take() {
                         t.acked = t.acked.max(f.version);
                     }
+                    t.refusals = 0;
+                    self.validate(validated);
                 }
                 Body::Error { .. } if !owner => {
                     // An offer refused: the owner keeps its own copy, which is the authority.
@@ -527,7 +577,8 @@ impl<
                     // A replica that cannot take the value yet (full, or it does not see this
                     // node as the owner yet): try again later.
                     t.in_flight = None;
-                    t.retry_at = now + self.config.request_timeout;
+                    t.retry_at = now + backoff;
+                    t.refusals = t.refusals.saturating_add(1);
                 }
                 _ => {
                     self.stats.unmatched += 1;

@@ -6,6 +6,7 @@ use heapless::Vec;
 #[cfg(doc)]
 use super::MAX_CHROOT_LEN;
 use super::{Xid, ZkSession};
+use crate::zk::path::validate_path;
 use crate::zk::{
     MULTI_HEADER_LEN, MultiHeader, MultiOp, OpCode, REQUEST_HEADER_LEN, ReplyBody, Request,
     RequestBody, RequestHeader, STAT_LEN, ZkStr,
@@ -24,7 +25,8 @@ where
     /// changed.
     ///
     /// # Errors
-    /// [`Error::BadValue`] unless it starts with `/` and does not end with `/`;
+    /// [`Error::InvalidPath`] unless it is a valid path
+    /// ([`validate_path`], as ZooKeeper's client checks a connect string's chroot);
     /// [`Error::TooLarge`] beyond [`MAX_CHROOT_LEN`] bytes.
     pub fn set_chroot(&mut self, chroot: &str) -> Result<()> {
         let bytes = chroot.as_bytes();
@@ -32,9 +34,7 @@ where
             self.chroot.clear();
             return Ok(());
         }
-        if bytes.first() != Some(&b'/') || bytes.last() == Some(&b'/') {
-            return Err(Error::BadValue);
-        }
+        validate_path(bytes, false)?;
         let mut new = Vec::new();
         new.extend_from_slice(bytes).map_err(|_| Error::TooLarge)?;
         self.chroot = new;
@@ -79,6 +79,40 @@ fn multi_op_path<'b>(op: &MultiOp<'b>) -> ZkStr<'b> {
         MultiOp::Delete(r) | MultiOp::Check(r) => r.path,
         MultiOp::SetData(r) => r.path,
         MultiOp::GetChildren(r) | MultiOp::GetData(r) => r.path,
+    }
+}
+
+/// Checks every path of a request as ZooKeeper's client does (a sequential create's may end
+/// with `/`), before anything is queued.
+pub(super) fn check_paths(body: &RequestBody<'_>) -> Result<()> {
+    let check = |path: ZkStr<'_>, sequential: bool| {
+        validate_path(path.to_wire().unwrap_or_default(), sequential).map_err(Error::InvalidPath)
+    };
+    let create_mode = |body: &RequestBody<'_>| match body {
+        RequestBody::Create(r) | RequestBody::Create2(r) | RequestBody::CreateContainer(r) => {
+            r.mode.is_sequential()
+        }
+        RequestBody::CreateTtl(r) => r.create.mode.is_sequential(),
+        _ => false,
+    };
+    match body {
+        RequestBody::Multi(ops) | RequestBody::MultiRead(ops) => {
+            for op in ops.iter() {
+                let sequential = match &op {
+                    MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                        r.mode.is_sequential()
+                    }
+                    MultiOp::CreateTtl(r) => r.create.mode.is_sequential(),
+                    _ => false,
+                };
+                check(multi_op_path(&op), sequential)?;
+            }
+            Ok(())
+        }
+        _ => match leading_path(body) {
+            Some(path) => check(path, create_mode(body)),
+            None => Ok(()),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ use crate::zk::{ErrorCode, EventType, OpCode, ReplyBody, ZkStr};
 /// The outcome of a request: its reply, or why it has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct ReplyEvent<'a> {
     /// The xid [`ZkSession::submit`] returned.
     pub xid: Xid,
@@ -35,6 +36,7 @@ impl ReplyEvent<'_> {
 /// A watch notification, once for each watch it fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct WatchEvent<'a> {
     /// The watcher whose watch fired; `None` when the notification matched no watch the
     /// session knows (it is still reported, once).
@@ -49,9 +51,29 @@ pub struct WatchEvent<'a> {
     pub zxid: i64,
 }
 
+impl<'a> WatchEvent<'a> {
+    /// A watch event with these fields, for an adapter that hands out again a copy it keeps.
+    pub const fn new(
+        watcher: Option<WatcherId>,
+        kind: Option<WatchKind>,
+        event_type: EventType,
+        path: ZkStr<'a>,
+        zxid: i64,
+    ) -> WatchEvent<'a> {
+        WatchEvent {
+            watcher,
+            kind,
+            event_type,
+            path,
+            zxid,
+        }
+    }
+}
+
 /// What the application learns from [`ZkSession::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// The handshake succeeded.
     Connected {
@@ -86,6 +108,7 @@ pub enum Event<'a> {
 /// Why a connection was given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The transport reported the connection closed or broken
     /// ([`ZkSession::handle_disconnected`]).

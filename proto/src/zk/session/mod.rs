@@ -122,8 +122,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 // ---------------------------------------------------------------------------------------------
 
 /// Timing and limits of a [`ZkSession`].
+///
+/// `#[non_exhaustive]`: settings may be added. Build one with [`Config::new`] (or `default()`) and
+/// the chainable `with_*` methods (`const fn`s, so a config can be a `const` or a `static`); the
+/// fields stay public, to read, and to assign on a `let mut` config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Config {
     /// The session timeout asked for; the server clamps it to 2–20 ticks and the negotiated
     /// value drives pings and the read timeout.
@@ -140,8 +145,10 @@ pub struct Config {
     pub max_frame_len: u32,
 }
 
-impl Default for Config {
-    fn default() -> Config {
+impl Config {
+    /// The defaults: a 30 s session, 10 s per connection attempt, no read-only server,
+    /// frames up to [`DEFAULT_MAX_FRAME_LEN`].
+    pub const fn new() -> Config {
         Config {
             session_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -150,11 +157,46 @@ impl Default for Config {
             max_frame_len: DEFAULT_MAX_FRAME_LEN as u32,
         }
     }
+
+    /// Sets [`session_timeout`](Self::session_timeout).
+    #[must_use]
+    pub const fn with_session_timeout(mut self, session_timeout: Duration) -> Config {
+        self.session_timeout = session_timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub const fn with_connect_timeout(mut self, connect_timeout: Duration) -> Config {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`read_only`](Self::read_only).
+    #[must_use]
+    pub const fn with_read_only(mut self, read_only: bool) -> Config {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Sets [`max_frame_len`](Self::max_frame_len).
+    #[must_use]
+    pub const fn with_max_frame_len(mut self, max_frame_len: u32) -> Config {
+        self.max_frame_len = max_frame_len;
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::new()
+    }
 }
 
 /// Where a session stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum SessionState {
     /// No connection; [`ZkSession::wants_connect`] says when to open one.
     Disconnected,
@@ -217,6 +259,7 @@ impl fmt::Display for SessionState {
 /// Counters of what a session did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Stats {
     /// Requests accepted by submit.
     pub submitted: u64,

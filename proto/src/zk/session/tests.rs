@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::Error;
+use crate::zk::path::PathError;
 use crate::zk::{
     AUTH_XID, Acl, AddWatchMode, AddWatchRequest, AuthPacket, ConnectRequest, ConnectResponse,
     Create2Response, CreateMode, CreateRequest, EventType, FrameDecoder, FrameStatus,
@@ -1182,13 +1183,108 @@ fn test_close() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn test_submit_refuses_invalid_paths_before_queueing() {
+    let mut s = connected();
+    s.set_chroot("/app").unwrap();
+    let stats = *s.stats();
+    let create = |path, mode| {
+        RequestBody::Create(CreateRequest {
+            path: ZkStr::new(path),
+            data: None,
+            acl: List::from_slice(Acl::OPEN_ACL_UNSAFE),
+            mode,
+        })
+    };
+    // The client's path is checked, not the chrooted one ("/app" + "xe" would be "/appxe").
+    let refused = [
+        (get_data("xe", false), PathError::NotAbsolute),
+        (get_data("", false), PathError::Empty),
+        (get_data("/xe/", false), PathError::TrailingSlash),
+        (
+            create("/a/", CreateMode::Persistent),
+            PathError::TrailingSlash,
+        ),
+        (
+            create("/a//b", CreateMode::Persistent),
+            PathError::EmptyNodeName(3),
+        ),
+        (
+            RequestBody::Sync(PathRequest {
+                path: ZkStr::new("/.."),
+            }),
+            PathError::Relative(2),
+        ),
+        (
+            RequestBody::AddWatch(AddWatchRequest {
+                path: ZkStr::new("xe"),
+                mode: AddWatchMode::Persistent,
+            }),
+            PathError::NotAbsolute,
+        ),
+    ];
+    for (body, error) in refused {
+        assert_eq!(
+            s.submit(T0, body),
+            Err(Error::InvalidPath(error)),
+            "{body:?}"
+        );
+    }
+    // One bad op refuses the whole multi.
+    let ops = [
+        MultiOp::Delete(PathVersionRequest {
+            path: ZkStr::new("/ok"),
+            version: -1,
+        }),
+        MultiOp::Delete(PathVersionRequest {
+            path: ZkStr::new("/bad\0"),
+            version: -1,
+        }),
+    ];
+    assert_eq!(
+        s.submit(T0, RequestBody::Multi(List::from_slice(&ops))),
+        Err(Error::InvalidPath(PathError::NullCharacter(4)))
+    );
+    // Nothing queued, no xid used, no watch reserved, nothing counted.
+    assert_eq!(s.pending(), 0);
+    assert_eq!(s.watches().count(), 0);
+    assert_eq!(s.stats().submitted, stats.submitted);
+    assert!(drain(&mut s, T0).is_empty());
+    // A sequential create may end with '/': the server names the child.
+    let xid = s
+        .submit(T0, create("/", CreateMode::PersistentSequential))
+        .unwrap();
+    let sent = requests(&mut s, T0);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(Request::parse(&sent[0]).unwrap().xid, xid);
+    assert_eq!(xid, 1, "the refused requests used no xid");
+    // Refused even after expiry, as the Java client refuses before looking at its state.
+    let mut s = new_session();
+    s.close(T0).unwrap();
+    assert_eq!(
+        s.submit(T0, get_data("xe", false)),
+        Err(Error::InvalidPath(PathError::NotAbsolute))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chroot
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn test_chroot_prefixes_requests_and_strips_replies() {
     let mut s = connected();
-    assert_eq!(s.set_chroot("app/"), Err(Error::BadValue));
+    assert_eq!(
+        s.set_chroot("app/"),
+        Err(Error::InvalidPath(PathError::NotAbsolute))
+    );
+    assert_eq!(
+        s.set_chroot("/app/../etc"),
+        Err(Error::InvalidPath(PathError::Relative(6)))
+    );
     s.set_chroot("/app").unwrap();
     let acl = Acl::OPEN_ACL_UNSAFE;
     let create = |path| {

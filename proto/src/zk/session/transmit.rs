@@ -3,7 +3,7 @@
 
 use heapless::Vec;
 
-use super::chroot::{encode_request, request_len};
+use super::chroot::{check_paths, encode_request, request_len};
 use super::watches::{encode_set_watches, watch_request};
 use super::{
     Auth, Event, MIN_TRANSMIT_LEN, Pending, SET_WATCHES_BATCH_LEN, SET_WATCHES_OVERHEAD,
@@ -38,6 +38,9 @@ where
     /// fails with the state's error.
     ///
     /// # Errors
+    /// [`Error::InvalidPath`] for a path ZooKeeper's client would refuse
+    /// ([`validate_path`](crate::zk::path::validate_path); the client's path, before the
+    /// chroot is prefixed), whatever the session's state: nothing is queued, no xid used;
     /// [`Error::UnexpectedOp`] for ping, auth, setWatches and setWatches2, which the session
     /// sends itself; [`Error::Capacity`] when `PENDING` requests are waiting, the transmit
     /// buffer has no room now, or the watch registry is full; [`Error::TooLarge`] for a frame
@@ -65,6 +68,7 @@ where
         ) {
             return Err(op_error(op));
         }
+        check_paths(&body)?;
         if self.pending.is_full() {
             return Err(Error::Capacity);
         }
@@ -83,10 +87,10 @@ where
             None => 0,
         };
         if let Err(e) = self.enqueue_request(xid, &body) {
-            if token != 0 {
-                if let Some(i) = self.watches.position_token(token) {
-                    self.watches.remove(i);
-                }
+            if token != 0
+                && let Some(i) = self.watches.position_token(token)
+            {
+                self.watches.remove(i);
             }
             return Err(e);
         }
@@ -381,14 +385,14 @@ where
                 None => return n,
             }
         }
-        if self.ping_wanted && self.tx_partial == 0 {
-            if let Some(out) = buf.get_mut(n..) {
-                if let Ok(len) = Request::PING.encode_framed(out) {
-                    n += len;
-                    self.ping_wanted = false;
-                    self.stats.pings += 1;
-                }
-            }
+        if self.ping_wanted
+            && self.tx_partial == 0
+            && let Some(out) = buf.get_mut(n..)
+            && let Ok(len) = Request::PING.encode_framed(out)
+        {
+            n += len;
+            self.ping_wanted = false;
+            self.stats.pings += 1;
         }
         if n > 0 {
             // Something goes out: the server hears from us, no ping needed.

@@ -14,6 +14,8 @@ use crate::{Error, Result};
 
 /// An application's name for a watcher: notifications that fire a watch carry the id given
 /// when the watch was left ([`ZkSession::submit_watched`]; [`WatcherId::DEFAULT`] otherwise).
+///
+/// Exhaustive on purpose: a plain number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WatcherId(pub u32);
@@ -26,6 +28,7 @@ impl WatcherId {
 /// The kinds of watch, as ZooKeeper keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum WatchKind {
     /// One-shot, left by getData or by exists on an existing node: fires on data change and
     /// deletion.
@@ -88,6 +91,7 @@ fn is_self_or_ancestor(ancestor: &[u8], path: &[u8]) -> bool {
 
 /// One registered watch, as [`ZkSession::watches`] lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WatchInfo<'a> {
     /// The watch's kind.
     pub kind: WatchKind,

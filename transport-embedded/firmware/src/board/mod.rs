@@ -17,7 +17,7 @@ use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{SeedableRng, TryCryptoRng, TryRng};
+use sinew_proto::rand_core::{SeedableRng, TryCryptoRng, TryRng};
 use sinew_proto::time::Instant;
 use sinew_transport_embedded::Clock;
 
