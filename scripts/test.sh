@@ -59,7 +59,24 @@ cargo +"$MSRV" build -p sinew-proto -p sinew-transport-embedded --no-default-fea
   --target thumbv7em-none-eabihf --locked --target-dir target/msrv
 
 step "packages: every published crate packs and builds from its .crate alone"
-cargo package --workspace --exclude sinew-benches --locked
+# Verifying a crate that depends on another of ours (sinew-maelstrom on sinew-proto) goes through a
+# temporary local registry under the target dir; cargo unpacks the freshly packed sinew-proto into
+# $CARGO_HOME/registry/src/-<hash of that registry's path>/ and never unpacks a name and version it
+# finds there already. CI checks out at the same path each run and keeps its cargo home, so a fixed
+# path would verify against the sinew-proto 0.1.0 of an earlier run. A target dir of this run's own
+# gives a registry path never seen before; the unpacked copies of our crates go afterwards (and any
+# left by older runs before), crates.io's are untouched.
+CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
+forget_our_packages() {
+  for c in sinew-proto sinew-transport-std sinew-transport-embedded sinew-maelstrom sinew; do
+    rm -rf "$CARGO_HOME_DIR"/registry/src/-*/"$c"-[0-9]* "$CARGO_HOME_DIR"/registry/cache/-*/"$c"-[0-9]*.crate
+  done
+}
+forget_our_packages
+PKG_TARGET=$(mktemp -d "$PWD/target/package-run.XXXXXX")
+cargo package --workspace --exclude sinew-benches --locked --target-dir "$PKG_TARGET"
+rm -rf "$PKG_TARGET"
+forget_our_packages
 # Library users get no command-line dependencies: the command is its own package.
 if cargo tree -p sinew-transport-std -e normal --locked | grep -E ' (clap|hex|signal-hook) '; then
   echo "sinew-transport-std depends on command-line crates" >&2; exit 1
