@@ -2,14 +2,19 @@
 //! `poll_ok {msgs}`, `commit_offsets {offsets}`, `list_committed_offsets {keys}`, over
 //! Maelstrom's linearizable `lin-kv` service.
 //!
-//! Each log is one value of the store, the list of its messages (`log-<key>`): a send appends
-//! with a `cas` from the list as last seen to the list plus the message, and the message's
-//! offset is its index, so offsets are dense, in send order, and never reused. A refused `cas`
-//! reads the list again and retries; a `cas` that times out is sent again unchanged, and a
-//! refusal after it is checked against the list (the message at the offset it would have had
-//! means the first one was applied). Polls read the list; committed offsets are `committed-<key>`
-//! values that only grow (read, then `cas` to the larger offset). Every reply waits for the
-//! store, so a killed node loses nothing it acknowledged.
+//! Each log is a run of chunks in the store, each the list of up to [`Config::chunk_len`]
+//! messages (`log-<key>-<n>` holds offsets `n × chunk_len` onwards). A send appends to the last
+//! chunk with a `cas` from the chunk as last seen to the chunk plus the message, or creates the
+//! next chunk when that one is full; the message's offset is its place in the run, so offsets are
+//! dense, in send order, and never reused. A refused `cas` reads the chunk again and retries (a
+//! full chunk sends it on to the next); a `cas` that times out is sent again unchanged, and a
+//! refusal after it is checked against the chunk (the message at the offset it would have had
+//! means the first one was applied). A poll reads one chunk per key, the one holding the offset
+//! asked for, and answers from there to the chunk's end: an append moves at most one chunk
+//! across the network and a poll answers at most `chunk_len` messages per key, however long the
+//! log grows. Committed offsets are `committed-<key>` values that only grow (read, then `cas` to
+//! the larger offset). Every reply waits for the store, so a killed node loses nothing it
+//! acknowledged.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,14 +33,18 @@ pub struct Config {
     pub service: String,
     /// How long a request to the service waits for its answer before it is sent again.
     pub retry_after: Duration,
+    /// Messages per chunk of a log: what one append moves and one poll answers, at most, per
+    /// key (at least 1).
+    pub chunk_len: usize,
 }
 
 impl Config {
-    /// `lin-kv`, retries after 500 ms.
+    /// `lin-kv`, retries after 500 ms, chunks of 64 messages.
     pub fn new() -> Config {
         Config {
             service: "lin-kv".into(),
             retry_after: Duration::from_millis(500),
+            chunk_len: 64,
         }
     }
 }
@@ -48,15 +57,15 @@ impl Default for Config {
 
 #[derive(Clone, Debug)]
 enum Step {
-    /// Read the log before appending `msg`.
-    SendRead { key: String, msg: Value },
-    /// Append `msg` at `offset` (the log's length when read).
+    /// Read chunk `chunk` of the log before appending `msg`.
+    SendRead { key: String, msg: Value, chunk: u64 },
+    /// Append `msg` at `offset` (in chunk `offset / chunk_len`).
     SendCas {
         key: String,
         msg: Value,
-        offset: usize,
+        offset: u64,
     },
-    /// Read a log for a poll, from `from`.
+    /// Read the chunk holding offset `from` for a poll.
     PollRead { key: String, from: u64 },
     /// Read a committed offset before raising it to `want`.
     CommitRead { key: String, want: u64 },
@@ -86,8 +95,8 @@ struct Job {
 #[derive(Debug, Default)]
 pub struct Kafka {
     config: Config,
-    /// Each log as last read or written.
-    cache: HashMap<String, Vec<Value>>,
+    /// Each log's last chunk as last read or written: its number and its messages.
+    cache: HashMap<String, (u64, Vec<Value>)>,
     jobs: HashMap<u64, Job>,
     next_job: u64,
     outstanding: HashMap<u64, Outstanding>,
@@ -97,8 +106,8 @@ fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn log_key(key: &str) -> String {
-    format!("log-{key}")
+fn chunk_key(key: &str, chunk: u64) -> String {
+    format!("log-{key}-{chunk}")
 }
 
 fn committed_key(key: &str) -> String {
@@ -152,16 +161,37 @@ impl Kafka {
         self.request(ctx, "read", fields([("key", store_key.into())]), job, step);
     }
 
+    fn chunk_len(&self) -> u64 {
+        self.config.chunk_len.max(1) as u64
+    }
+
+    /// Remembers chunk `chunk` of `key`'s log as read or written, unless a later one is known.
+    fn remember(&mut self, key: &str, chunk: u64, list: Vec<Value>) {
+        match self.cache.get_mut(key) {
+            Some(known) if known.0 > chunk => {}
+            Some(known) => *known = (chunk, list),
+            None => {
+                self.cache.insert(key.to_owned(), (chunk, list));
+            }
+        }
+    }
+
+    /// Appends `msg` to the last chunk known, or starts the next one when that one is full.
     fn append(&mut self, ctx: &mut Ctx<'_>, job: u64, key: String, msg: Value) {
-        let from = self.cache.get(&key).cloned().unwrap_or_default();
-        let offset = from.len();
+        let len = self.chunk_len();
+        let (mut chunk, mut from) = self.cache.get(&key).cloned().unwrap_or_default();
+        if from.len() as u64 >= len {
+            chunk += 1;
+            from = Vec::new();
+        }
+        let offset = chunk * len + from.len() as u64;
         let mut to = from.clone();
         to.push(msg.clone());
         let cas = fields([
-            ("key", log_key(&key).into()),
+            ("key", chunk_key(&key, chunk).into()),
+            ("create_if_not_exists", from.is_empty().into()),
             ("from", Value::Array(from)),
             ("to", Value::Array(to)),
-            ("create_if_not_exists", (offset == 0).into()),
         ]);
         self.request(ctx, "cas", cas, job, Step::SendCas { key, msg, offset });
     }
@@ -210,15 +240,14 @@ impl Kafka {
         let missing = code == Some(ErrorCode::KeyDoesNotExist);
         let job = o.job;
         match o.step {
-            Step::SendRead { key, msg } => {
+            Step::SendRead { key, msg, chunk } => {
                 match (code, message.get("value").and_then(Value::as_array)) {
-                    (None, Some(list)) => {
-                        self.cache.insert(key.clone(), list.clone());
+                    (None, Some(list)) => self.remember(&key, chunk, list.clone()),
+                    _ if missing => self.remember(&key, chunk, Vec::new()),
+                    _ => {
+                        let store_key = chunk_key(&key, chunk);
+                        return self.read(ctx, store_key, job, Step::SendRead { key, msg, chunk });
                     }
-                    _ if missing => {
-                        self.cache.insert(key.clone(), Vec::new());
-                    }
-                    _ => return self.read(ctx, log_key(&key), job, Step::SendRead { key, msg }),
                 }
                 // A re-read after a refused append: was an earlier try applied after all?
                 if !self.check_applied(ctx, job, &key) {
@@ -227,30 +256,26 @@ impl Kafka {
             }
             Step::SendCas { key, msg, offset } => match code {
                 None => {
-                    let entry = self.cache.entry(key).or_default();
-                    entry.truncate(offset);
-                    entry.push(msg);
-                    let offset = offset as u64;
+                    if let Some(Value::Array(to)) = o.fields.get("to") {
+                        self.remember(&key, offset / self.chunk_len(), to.clone());
+                    }
                     if let Some(j) = self.jobs.remove(&job) {
                         ctx.reply(&j.request, "send_ok", fields([("offset", offset.into())]));
                     }
                 }
                 Some(ErrorCode::PreconditionFailed | ErrorCode::KeyDoesNotExist) => {
-                    // Read again; the read tells whether an earlier try got in.
+                    // Read the chunk again; the read tells whether an earlier try got in.
+                    let chunk = offset / self.chunk_len();
+                    if let Some(j) = self.jobs.get_mut(&job) {
+                        j.result.insert("check_offset".into(), offset.into());
+                        j.result.insert("check_msg".into(), msg.clone());
+                    }
                     self.read(
                         ctx,
-                        log_key(&key),
+                        chunk_key(&key, chunk),
                         job,
-                        Step::SendRead {
-                            key,
-                            msg: msg.clone(),
-                        },
+                        Step::SendRead { key, msg, chunk },
                     );
-                    if let Some(j) = self.jobs.get_mut(&job) {
-                        j.result
-                            .insert("check_offset".into(), (offset as u64).into());
-                        j.result.insert("check_msg".into(), msg);
-                    }
                 }
                 _ => self.request(
                     ctx,
@@ -261,18 +286,23 @@ impl Kafka {
                 ),
             },
             Step::PollRead { key, from } => {
+                let len = self.chunk_len();
+                let chunk = from / len;
                 let list = match (code, message.get("value").and_then(Value::as_array)) {
                     (None, Some(list)) => list.clone(),
                     _ if missing => Vec::new(),
-                    _ => return self.read(ctx, log_key(&key), job, Step::PollRead { key, from }),
+                    _ => {
+                        let store_key = chunk_key(&key, chunk);
+                        return self.read(ctx, store_key, job, Step::PollRead { key, from });
+                    }
                 };
-                let entries: Vec<Value> = list
-                    .iter()
-                    .enumerate()
-                    .skip(usize::try_from(from).unwrap_or(usize::MAX))
-                    .map(|(i, m)| json!([i, m]))
+                let first = chunk * len;
+                let entries: Vec<Value> = (first..)
+                    .zip(&list)
+                    .skip_while(|(offset, _)| *offset < from)
+                    .map(|(offset, m)| json!([offset, m]))
                     .collect();
-                self.cache.insert(key.clone(), list);
+                self.remember(&key, chunk, list);
                 if let Some(j) = self.jobs.get_mut(&job) {
                     j.result.insert(key, Value::Array(entries));
                 }
@@ -342,10 +372,12 @@ impl Kafka {
         ) else {
             return false;
         };
+        let len = self.chunk_len();
         let applied = self
             .cache
             .get(key)
-            .and_then(|l| l.get(usize::try_from(offset).ok()?))
+            .filter(|(chunk, _)| *chunk == offset / len)
+            .and_then(|(_, l)| l.get(usize::try_from(offset % len).ok()?))
             .is_some_and(|m| m == msg);
         if applied && let Some(j) = self.jobs.remove(&job) {
             ctx.reply(&j.request, "send_ok", fields([("offset", offset.into())]));
@@ -380,7 +412,8 @@ impl Workload for Kafka {
                 if self.cache.contains_key(&key) {
                     self.append(ctx, job, key, msg);
                 } else {
-                    self.read(ctx, log_key(&key), job, Step::SendRead { key, msg });
+                    let store_key = chunk_key(&key, 0);
+                    self.read(ctx, store_key, job, Step::SendRead { key, msg, chunk: 0 });
                 }
             }
             "poll" => {
@@ -390,8 +423,10 @@ impl Workload for Kafka {
                     return Ok(());
                 }
                 let job = self.new_job(message, wanted.len());
+                let len = self.chunk_len();
                 for (key, from) in wanted {
-                    self.read(ctx, log_key(&key), job, Step::PollRead { key, from });
+                    let store_key = chunk_key(&key, from / len);
+                    self.read(ctx, store_key, job, Step::PollRead { key, from });
                 }
             }
             "commit_offsets" => {

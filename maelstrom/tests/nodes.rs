@@ -345,13 +345,17 @@ fn test_broadcast_converges_after_partition() {
     assert_eq!(net.sent, before);
 }
 
-/// A seq-kv service for the g-counter tests: linearizable, as simple as possible.
+/// A key-value service for the g-counter and kafka tests: linearizable, as simple as possible;
+/// it also records the longest list any request carried to it (kafka: what one append moves).
 #[derive(Default)]
-struct Kv(std::collections::HashMap<String, Value>);
+struct Kv(std::collections::HashMap<String, Value>, usize);
 
 impl Kv {
     fn answer(&mut self, m: &Value) -> Value {
         let b = &m["body"];
+        for field in ["from", "to", "value"] {
+            self.1 = self.1.max(b[field].as_array().map_or(0, Vec::len));
+        }
         let key = b["key"].as_str().unwrap().to_owned();
         let body = match b["type"].as_str().unwrap() {
             "read" => match self.0.get(&key) {
@@ -690,7 +694,7 @@ mod kafka {
         let acks = settle(&mut n1, &mut kv, later, out, &mut lose);
         assert_eq!(acks.len(), 1, "{acks:?}");
         assert_eq!(acks[0]["body"]["offset"], 4);
-        assert_eq!(kv.0["log-k1"], json!([10, 11, 12, 13, 14]));
+        assert_eq!(kv.0["log-k1-0"], json!([10, 11, 12, 13, 14]));
         assert_eq!(n1.poll_timeout(), None);
         // Malformed requests.
         let out = ask(
@@ -710,6 +714,73 @@ mod kafka {
         );
         assert_eq!(out[0]["body"]["code"], 12);
     }
+}
+
+#[test]
+fn test_kafka_log_in_chunks() {
+    use sinew_maelstrom::kafka::{Config, Kafka};
+    let mut kv = Kv::default();
+    let mut lose = false;
+    let t = Instant::ZERO;
+    let mut config = Config::new();
+    config.chunk_len = 3;
+    let (mut n1, _) = started(Kafka::new(config.clone()), "n1", &["n1", "n2"]);
+    let (mut n2, _) = started(Kafka::new(config), "n2", &["n1", "n2"]);
+    let mut ask = |node: &mut Node<Kafka>, body: Value| {
+        let me = node.node_id().unwrap().to_owned();
+        let out = send(node, t, json!({"src": "c1", "dest": me, "body": body}));
+        let out = settle(node, &mut kv, t, out, &mut lose);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0]["body"].clone()
+    };
+    // Eleven messages from two nodes whose views go stale in turn, across four chunks.
+    for i in 0..11u64 {
+        let node = if i % 4 < 2 { &mut n1 } else { &mut n2 };
+        let ok = ask(
+            node,
+            json!({"type": "send", "msg_id": i, "key": "k", "msg": 100 + i}),
+        );
+        assert_eq!(ok["offset"], i, "{ok}");
+    }
+    // A poll answers from the offset asked to the end of its chunk, never more.
+    let polls = [
+        (0, json!([[0, 100], [1, 101], [2, 102]])),
+        (4, json!([[4, 104], [5, 105]])),
+        (9, json!([[9, 109], [10, 110]])),
+        (11, json!([])),
+        (40, json!([])),
+    ];
+    for (i, (from, want)) in polls.into_iter().enumerate() {
+        let node = if i % 2 == 0 { &mut n1 } else { &mut n2 };
+        let ok = ask(
+            node,
+            json!({"type": "poll", "msg_id": 50 + i, "offsets": {"k": from}}),
+        );
+        assert_eq!(ok["msgs"], json!({"k": want}), "poll from {from}");
+    }
+    // Polling on from each answer's last offset reads the whole log once, in order.
+    let (mut from, mut seen) = (0u64, Vec::new());
+    loop {
+        let ok = ask(
+            &mut n2,
+            json!({"type": "poll", "msg_id": 90 + from, "offsets": {"k": from}}),
+        );
+        let entries = ok["msgs"]["k"].as_array().unwrap().clone();
+        let Some(last) = entries.last() else { break };
+        from = last[0].as_u64().unwrap() + 1;
+        seen.extend(entries.iter().map(|e| e[1].as_u64().unwrap()));
+    }
+    assert_eq!(seen, (100..111).collect::<Vec<_>>());
+    for (chunk, want) in [
+        (0, json!([100, 101, 102])),
+        (1, json!([103, 104, 105])),
+        (2, json!([106, 107, 108])),
+        (3, json!([109, 110])),
+    ] {
+        assert_eq!(kv.0[&format!("log-k-{chunk}")], want, "chunk {chunk}");
+    }
+    // No request to the store carried more than one chunk.
+    assert_eq!(kv.1, 3);
 }
 
 #[test]

@@ -77,6 +77,26 @@ pub(crate) struct Generator {
     /// kafka: per client, per key, the next offset to poll from.
     positions: Vec<BTreeMap<String, u64>>,
     lin_kv_ops: u64,
+    /// kafka: per key, the highest offset an acknowledged send got.
+    acked: BTreeMap<String, u64>,
+    /// Per client, where its final operations stand.
+    finals: Vec<Final>,
+}
+
+/// A client's final operations (Maelstrom's `:final-generator`).
+#[derive(Debug, Clone, PartialEq)]
+enum Final {
+    /// Not begun.
+    Ahead,
+    /// kafka: polls from the start of every key, on from each answer's last entry, while
+    /// acknowledged sends remain unseen. `from` holds the keys still to read; `progress`
+    /// whether the last poll answered something new (true before the first).
+    Polling {
+        from: BTreeMap<String, u64>,
+        progress: bool,
+    },
+    /// Over.
+    Done,
 }
 
 impl Generator {
@@ -88,6 +108,8 @@ impl Generator {
             keys: Keys::default(),
             positions: vec![BTreeMap::new(); clients],
             lin_kv_ops: 0,
+            acked: BTreeMap::new(),
+            finals: vec![Final::Ahead; clients],
         }
     }
 
@@ -178,29 +200,100 @@ impl Generator {
         self.rng.stagger(mean)
     }
 
-    /// The final operation each client performs after recovery, if the workload has one
-    /// (Maelstrom's `:final-generator`).
-    pub(crate) fn final_op(&self) -> Option<Invocation> {
-        match self.workload {
-            WorkloadName::Broadcast | WorkloadName::GCounter => {
+    /// The next final operation of `client` after recovery (Maelstrom's `:final-generator`),
+    /// or `None` when it has none left; asked again after each of its completions.
+    ///
+    /// broadcast and g-counter: one read. kafka: polls of every key used from offset 0, each
+    /// next one from where the last answer ended, so that the final polls read every log
+    /// however little one poll answers. A key leaves the polls when an answer for it is empty
+    /// or passes the highest offset an acknowledged send got; the polls end when no key is
+    /// left or a poll brought nothing new (it failed, or the node answered nothing), so a node
+    /// that invents messages cannot keep the test running.
+    pub(crate) fn next_final(&mut self, client: usize) -> Option<Invocation> {
+        let state = self.finals.get_mut(client)?;
+        match (self.workload, &mut *state) {
+            (_, Final::Done) => None,
+            (WorkloadName::Broadcast | WorkloadName::GCounter, _) => {
+                *state = Final::Done;
                 Some(Invocation::new("read", Value::Null))
             }
-            WorkloadName::Kafka => {
-                let all: Map<String, Value> = self
-                    .keys
-                    .used
-                    .iter()
-                    .map(|k| (k.to_string(), 0.into()))
-                    .collect();
-                Some(Invocation::new("poll", Value::Object(all)))
+            (WorkloadName::Kafka, Final::Ahead) => {
+                let from = self.keys.used.iter().map(|k| (k.to_string(), 0)).collect();
+                *state = Final::Polling {
+                    from,
+                    progress: true,
+                };
+                self.next_final(client)
             }
-            _ => None,
+            (WorkloadName::Kafka, Final::Polling { from, progress }) => {
+                if !*progress || from.is_empty() {
+                    *state = Final::Done;
+                    return None;
+                }
+                *progress = false;
+                let asked: Map<String, Value> =
+                    from.iter().map(|(k, &f)| (k.clone(), f.into())).collect();
+                Some(Invocation::new("poll", Value::Object(asked)))
+            }
+            _ => {
+                *state = Final::Done;
+                None
+            }
+        }
+    }
+
+    /// kafka: an `Ok` send's offset, or an `Ok` final poll's entries.
+    fn completed_final(&mut self, client: usize, f: &str, value: &Value) {
+        if f == "send" {
+            // `[key, msg, offset]`.
+            if let (Some(key), Some(offset)) = (
+                value.get(0).and_then(Value::as_str).map(str::to_owned),
+                value.get(2).and_then(Value::as_u64),
+            ) {
+                let top = self.acked.entry(key).or_default();
+                *top = (*top).max(offset);
+            }
+            return;
+        }
+        let Some(Final::Polling { from, progress }) = self.finals.get_mut(client) else {
+            return;
+        };
+        let Some(msgs) = value.as_object() else {
+            return;
+        };
+        for (key, entries) in msgs {
+            let Some(next) = from.get_mut(key) else {
+                continue;
+            };
+            let last = entries
+                .as_array()
+                .and_then(|e| e.last())
+                .and_then(|e| e.get(0))
+                .and_then(Value::as_u64);
+            match last {
+                Some(last) if last >= *next => {
+                    *next = last.saturating_add(1);
+                    *progress = true;
+                    if self.acked.get(key).is_none_or(|&top| last >= top) {
+                        from.remove(key);
+                    }
+                }
+                _ => {
+                    from.remove(key);
+                }
+            }
         }
     }
 
     /// Learns from an `Ok` completion (kafka: where the client's next poll starts).
     pub(crate) fn completed(&mut self, client: usize, f: &str, value: &Value) {
-        if self.workload != WorkloadName::Kafka || f != "poll" {
+        if self.workload != WorkloadName::Kafka {
+            return;
+        }
+        if f == "send" || matches!(self.finals.get(client), Some(Final::Polling { .. })) {
+            return self.completed_final(client, f, value);
+        }
+        if f != "poll" {
             return;
         }
         let (Some(positions), Some(msgs)) = (self.positions.get_mut(client), value.as_object())
@@ -348,8 +441,65 @@ mod tests {
                 .any(|o| o.f == "commit_offsets" && o.value == json!({"0": 1}))
         );
         assert!(ops.iter().any(|o| o.f == "send"));
-        let last = g.final_op().unwrap();
+        let last = g.next_final(1).unwrap();
         assert_eq!(last.f, "poll");
         assert_eq!(last.value["0"], 0);
+    }
+
+    #[test]
+    fn test_kafka_final_polls_read_every_log_to_its_last_acknowledged_send() {
+        let mut g = Generator::new(WorkloadName::Kafka, 3, 1);
+        g.keys.used = vec![0, 1, 2];
+        g.completed(0, "send", &json!(["0", 50, 4]));
+        g.completed(0, "send", &json!(["1", 51, 1]));
+        // First: every key from 0.
+        let p = g.next_final(0).unwrap();
+        assert_eq!(p.value, json!({"0": 0, "1": 0, "2": 0}));
+        // Two entries of key 0 (more remain), key 1 up to its last acknowledged send, key 2
+        // nothing: only key 0 is polled again, from where its answer ended.
+        g.completed(
+            0,
+            "poll",
+            &json!({"0": [[0, 1], [1, 2]], "1": [[0, 3], [1, 51]], "2": []}),
+        );
+        let p = g.next_final(0).unwrap();
+        assert_eq!(p.value, json!({"0": 2}));
+        g.completed(0, "poll", &json!({"0": [[2, 5], [3, 6]]}));
+        assert_eq!(g.next_final(0).unwrap().value, json!({"0": 4}));
+        g.completed(0, "poll", &json!({"0": [[4, 50]]}));
+        assert_eq!(g.next_final(0), None);
+        assert_eq!(g.next_final(0), None);
+    }
+
+    #[test]
+    fn test_kafka_final_polls_end_on_a_poll_without_progress() {
+        // A failed poll (no completion), or one answering only what was already read, or a node
+        // answering entries far past every acknowledged send: the polls end.
+        for answer in [
+            None,
+            Some(json!({"0": [[0, 1]]})),
+            Some(json!({"0": [[9000, 1]]})),
+        ] {
+            let mut g = Generator::new(WorkloadName::Kafka, 3, 1);
+            g.keys.used = vec![0];
+            g.completed(0, "send", &json!(["0", 50, 100]));
+            g.next_final(0).unwrap();
+            g.completed(0, "poll", &json!({"0": [[0, 1]]}));
+            assert_eq!(g.next_final(0).unwrap().value, json!({"0": 1}));
+            if let Some(answer) = &answer {
+                g.completed(0, "poll", answer);
+            }
+            assert_eq!(g.next_final(0), None, "after {answer:?}");
+        }
+    }
+
+    #[test]
+    fn test_one_final_read_for_broadcast_none_for_echo() {
+        let mut g = Generator::new(WorkloadName::Broadcast, 3, 2);
+        assert_eq!(g.next_final(0).unwrap().f, "read");
+        assert_eq!(g.next_final(0), None);
+        assert_eq!(g.next_final(1).unwrap().f, "read");
+        let mut g = Generator::new(WorkloadName::Echo, 3, 2);
+        assert_eq!(g.next_final(0), None);
     }
 }

@@ -347,23 +347,29 @@ impl Engine {
             }
             Phase::Recovery { until } => {
                 if now >= until {
-                    match self.generator.final_op() {
-                        Some(inv) => {
-                            for c in 0..self.clients.len() {
-                                self.invoke(c, inv.clone(), now);
-                            }
-                            self.phase = Phase::Final;
-                        }
-                        None => self.phase = Phase::Done,
-                    }
+                    self.phase = Phase::Final;
+                    return self.step_final(now);
                 }
             }
-            Phase::Final => {
-                if self.clients.iter().all(|c| c.pending.is_none()) {
-                    self.phase = Phase::Done;
-                }
-            }
+            Phase::Final => return self.step_final(now),
             Phase::Done => {}
+        }
+        Ok(())
+    }
+
+    /// The final operations: each client idle gets its next one until none has any left.
+    fn step_final(&mut self, now: Instant) -> Result<(), HarnessError> {
+        let mut busy = false;
+        for c in 0..self.clients.len() {
+            if self.clients[c].pending.is_some() {
+                busy = true;
+            } else if let Some(inv) = self.generator.next_final(c) {
+                self.invoke(c, inv, now);
+                busy = true;
+            }
+        }
+        if !busy {
+            self.phase = Phase::Done;
         }
         Ok(())
     }
