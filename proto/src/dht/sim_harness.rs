@@ -677,6 +677,38 @@ impl Sim {
             .unwrap()
     }
 
+    /// A random live ring node (crashed ones are drawn again).
+    pub(crate) fn random_live(&mut self) -> usize {
+        let n = self.members_to_be().len() as u64;
+        loop {
+            let i = self.rng.below(n) as usize;
+            if self.nodes.is_alive(i) {
+                return i;
+            }
+        }
+    }
+
+    /// Reads `key` back through random live nodes, each get given `wait`, up to `tries` gets:
+    /// the value (or `None`, not stored) of the first get answered, or `None` if none was.
+    pub(crate) fn read_back(
+        &mut self,
+        key: &[u8],
+        tries: usize,
+        wait: Duration,
+    ) -> Option<Option<heapless::Vec<u8, V>>> {
+        for _ in 0..tries {
+            let i = self.random_live();
+            let now = self.now;
+            let id = self.node(i).get(now, key).unwrap();
+            self.flush(i);
+            self.run_for(wait);
+            if let Some((_, Event::GetDone { value, .. })) = self.outcome(i, id) {
+                return Some(value);
+            }
+        }
+        None
+    }
+
     /// The outcome event of request `id` at node `i`, if any.
     pub(crate) fn outcome(&self, i: usize, id: RequestId) -> Option<(Instant, Ev)> {
         self.nodes[i]

@@ -408,12 +408,7 @@ fn durability_round(seed: u64) -> (usize, u64) {
         }
         let k = sim.rng.below(keys as u64) as usize + if crashed { keys } else { 0 };
         if outstanding[k].is_none() {
-            let i = loop {
-                let i = sim.rng.below(n as u64) as usize;
-                if sim.is_alive(i) {
-                    break i;
-                }
-            };
+            let i = sim.random_live();
             let value = format!("v{next_put}");
             next_put += 1;
             let now = sim.now;
@@ -458,23 +453,7 @@ fn durability_round(seed: u64) -> (usize, u64) {
         acked += puts.iter().filter(|(_, a)| *a).count();
         let allowed: StdVec<&str> = puts[last_acked..].iter().map(|(v, _)| v.as_str()).collect();
         let key = format!("k{k}");
-        let mut got = None;
-        for _ in 0..10 {
-            let i = loop {
-                let i = sim.rng.below(n as u64) as usize;
-                if sim.is_alive(i) {
-                    break i;
-                }
-            };
-            let now = sim.now;
-            let id = sim.node(i).get(now, key.as_bytes()).unwrap();
-            sim.flush(i);
-            sim.run_for(ms(1000));
-            if let Some((_, Event::GetDone { value, .. })) = sim.outcome(i, id) {
-                got = Some(value);
-                break;
-            }
-        }
+        let got = sim.read_back(key.as_bytes(), 10, ms(1000));
         let got = got.expect("a get eventually succeeds");
         let got = got
             .as_deref()
