@@ -9,7 +9,10 @@
 //! step delivers every datagram due at that instant (in the order they were sent), then runs the
 //! cores' due timers, then collects what each touched core sends and its events. Datagrams to
 //! addresses outside the network are counted and kept ([`Network::take_outside`]), so a test
-//! can see what a node would have sent a spoofed source.
+//! can see what a node would have sent a spoofed source. Datagrams on their way can be taken
+//! off the wire and put back ([`Network::take_in_flight`], [`Network::put_in_flight`]), as an
+//! on-path attacker would; a crashed core can come back with its state
+//! ([`Network::resume`]) or as a new one ([`Network::restart`]).
 //!
 //! ```
 //! use sinew_proto::dht::{Config, DhtNode, NodeAddr};
@@ -165,6 +168,20 @@ struct Packet {
     to: NodeIx,
     from: SocketAddr,
     bytes: Box<[u8]>,
+}
+
+/// A datagram on its way (sent, not yet delivered), as [`Network::take_in_flight`] hands it
+/// out and [`Network::put_in_flight`] takes it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// When it arrives.
+    pub at: Instant,
+    /// Its source address.
+    pub from: SocketAddr,
+    /// The core it is for.
+    pub to: NodeIx,
+    /// Its bytes.
+    pub bytes: Box<[u8]>,
 }
 
 struct Slot<C> {
@@ -331,6 +348,16 @@ impl<C: DatagramCore> Network<C> {
         &self.slots[ix].core
     }
 
+    /// The core at `ix` (crashed or not), to change by hand. Unlike [`with_core`](Self::with_core)
+    /// nothing is collected: what it then wants to send, its events and its new timer wait
+    /// for its next input, or for a `with_core(ix, |_| ())`.
+    ///
+    /// # Panics
+    /// If `ix` was not returned by [`add`](Self::add).
+    pub fn core_mut(&mut self, ix: NodeIx) -> &mut C {
+        &mut self.slots[ix].core
+    }
+
     /// Runs `f` on the core at `ix` (to make a request, join, leave, …), then collects what
     /// it sends and its events, as after any input.
     ///
@@ -375,6 +402,15 @@ impl<C: DatagramCore> Network<C> {
         self.slots[ix].timer = None;
     }
 
+    /// Brings the crashed core at `ix` back with the state it had, as after a long pause (a
+    /// stopped process or virtual machine that continues): it gets datagrams and its timer
+    /// again, and what arrived meanwhile is lost. [`restart`](Self::restart) is a fresh core.
+    pub fn resume(&mut self, ix: NodeIx) {
+        self.slots[ix].alive = true;
+        self.slots[ix].timer = None;
+        self.flush(ix);
+    }
+
     /// Puts a new core at the crashed (or live) slot `ix`, same address, live again.
     pub fn restart(&mut self, ix: NodeIx, core: C) {
         let slot = &mut self.slots[ix];
@@ -416,6 +452,58 @@ impl<C: DatagramCore> Network<C> {
             to,
             from,
             bytes: bytes.into(),
+        }));
+    }
+
+    /// Takes out of the network the datagrams on their way that `pick` chooses, in the order
+    /// they arrive (an on-path attacker, or a test that reads, drops, holds back or reorders
+    /// traffic). They are not delivered unless handed back with
+    /// [`put_in_flight`](Self::put_in_flight).
+    pub fn take_in_flight(&mut self, mut pick: impl FnMut(&InFlight) -> bool) -> Vec<InFlight> {
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(self.packets.len());
+        for Reverse(p) in core::mem::take(&mut self.packets).into_vec() {
+            let datagram = InFlight {
+                at: p.at,
+                from: p.from,
+                to: p.to,
+                bytes: p.bytes,
+            };
+            if pick(&datagram) {
+                taken.push((p.seq, datagram));
+            } else {
+                kept.push(Reverse(Packet {
+                    at: datagram.at,
+                    seq: p.seq,
+                    to: datagram.to,
+                    from: datagram.from,
+                    bytes: datagram.bytes,
+                }));
+            }
+        }
+        self.packets = kept.into();
+        taken.sort_unstable_by_key(|(seq, d)| (d.at, *seq));
+        taken.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// Puts `datagram` on its way again, to arrive at its `at` (now, if that has passed),
+    /// after what is already due then. No loss, no new latency: it was sent already.
+    ///
+    /// # Panics
+    /// If `datagram.to` was not returned by [`add`](Self::add).
+    pub fn put_in_flight(&mut self, datagram: InFlight) {
+        assert!(
+            datagram.to < self.slots.len(),
+            "sim: no core {}",
+            datagram.to
+        );
+        self.seq += 1;
+        self.packets.push(Reverse(Packet {
+            at: datagram.at.max(self.now),
+            seq: self.seq,
+            to: datagram.to,
+            from: datagram.from,
+            bytes: datagram.bytes,
         }));
     }
 
@@ -776,6 +864,72 @@ mod tests {
             (a(2), stranger, &b"hi"[..])
         );
         assert_eq!(net.stats().outside, 2);
+    }
+
+    #[test]
+    fn test_take_hold_and_put_back_in_flight() {
+        let d = Duration::from_millis(3);
+        let mut net = pair(NetConfig::new().with_latency(Latency::Constant(d)), 3);
+        // Sent at 0, 10, 20 ms. The first is taken off the wire before it arrives (at 3 ms).
+        net.run_until(Instant::from_millis(1));
+        let taken = net.take_in_flight(|p| p.to == 1);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            (taken[0].at, taken[0].from, &*taken[0].bytes),
+            (Instant::from_millis(3), a(1), &[3u8][..])
+        );
+        net.run_until(Instant::from_millis(15));
+        assert_eq!(net.core(1).got.len(), 1, "only the second arrived");
+        assert_eq!(net.core(1).got[0].2, [2]);
+        // Handed back late: delivered at once, after what is due now; an untouched datagram
+        // (and one `pick` passes over) stays.
+        assert!(net.take_in_flight(|_| false).is_empty());
+        for p in taken {
+            net.put_in_flight(p);
+        }
+        net.run_until(Instant::from_millis(15));
+        let got: Vec<(Instant, u8)> = net.core(1).got.iter().map(|g| (g.0, g.2[0])).collect();
+        assert_eq!(
+            got,
+            [(Instant::from_millis(13), 2), (Instant::from_millis(15), 3)]
+        );
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(net.core(1).got.len(), 3);
+        assert_eq!(net.stats().delivered, 6);
+    }
+
+    #[test]
+    fn test_resume_keeps_the_state_and_core_mut_waits() {
+        let d = Duration::from_millis(3);
+        let mut net = pair(NetConfig::new().with_latency(Latency::Constant(d)), 5);
+        net.run_until(Instant::from_millis(5));
+        // Paused at 5 ms, between its first and second datagram, resumed at 32 ms.
+        net.crash(0);
+        net.run_until(Instant::from_millis(32));
+        assert_eq!(net.core(1).got.len(), 1);
+        net.resume(0);
+        assert!(net.is_alive(0));
+        net.run_for(Duration::from_secs(1));
+        // The same core: its count went on from 4 (a restart would start again), and the
+        // timer it had (10 ms) is due at once.
+        let got: Vec<(Instant, u8)> = net.core(1).got.iter().map(|g| (g.0, g.2[0])).collect();
+        assert_eq!(
+            got,
+            [
+                (Instant::from_millis(3), 5),
+                (Instant::from_millis(35), 4),
+                (Instant::from_millis(45), 3),
+                (Instant::from_millis(55), 2),
+                (Instant::from_millis(65), 1)
+            ]
+        );
+        // Changed by hand: nothing is sent until it is flushed.
+        net.core_mut(0).out.push((a(2), vec![9]));
+        net.run_for(Duration::from_millis(10));
+        assert_eq!(net.core(1).got.len(), 5);
+        net.with_core(0, |_| ());
+        net.run_for(Duration::from_millis(10));
+        assert_eq!(net.core(1).got.last().map(|g| g.2[0]), Some(9));
     }
 
     #[test]
