@@ -125,7 +125,7 @@ fn a_one_hop_client_sends_to_owners_over_loopback() {
     let stop = Arc::new(AtomicBool::new(false));
     let (a, ha) = spawn_node(None, &stop);
     let (b, hb) = spawn_node(Some(a), &stop);
-    let (c, hc) = spawn_node(Some(a), &stop);
+    let (_c, hc) = spawn_node(Some(a), &stop);
     thread::sleep(Duration::from_millis(800));
 
     let mut one_hop: UdpDhtClient = UdpDhtClient::connect_with(b, |c| {
