@@ -767,7 +767,7 @@ pub enum Body<'a> {
     /// The answer to [`Body::ViewRequest`]: the sender's leaf set, at most [`VIEW_SIDE`] nodes
     /// on each side, nearest first. The sender (in the header) and these nodes own the keys
     /// between the farthest left and the farthest right node by the ownership rule of
-    /// [`ring`](crate::dht::ring).
+    /// [`ring`].
     View {
         /// Its predecessors, nearest first.
         left: NodeSet<'a>,
