@@ -283,6 +283,10 @@ def dht_lines(proto):
             lines.append(f"  side        {value_name(el)}")
         elif name == "sinew_dht.node_count":
             lines.append(f"  nodes       {num(el)}")
+        elif name == "sinew_dht.left_count":
+            lines.append(f"  left        {num(el)}")
+        elif name == "sinew_dht.right_count":
+            lines.append(f"  right       {num(el)}")
         elif name == "sinew_dht.node":
             lines.append(f"    {dht_node_line(el)}")
         elif name == "sinew_dht.error":

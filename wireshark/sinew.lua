@@ -314,6 +314,7 @@ local DHT_KINDS = {
     [7] = "LockDenied", [8] = "Unlock", [9] = "Unlocked", [10] = "InitConnect",
     [11] = "RequestInsertion", [12] = "Join", [13] = "Leave", [14] = "Replicate", [15] = "Error",
     [16] = "Challenge", [17] = "Echo", [18] = "RouteRequest", [19] = "Route",
+    [21] = "ViewRequest", [22] = "View",
 }
 -- Each kind has one version (bits 7..5 of the type byte): 1 for the lock kinds 5..9, else 0.
 local function dht_kind_version(kind)
@@ -329,6 +330,7 @@ local DHT_ERRORS = {
 local DHT_SIDES = { [0] = "Left", [1] = "Right" }
 local DHT_HEADER_LEN = 43
 local DHT_MAX_NODES = 32
+local DHT_VIEW_SIDE = 6
 local DHT_MAX_MESSAGE_LEN = DHT_HEADER_LEN + 1 + 255 + 1 + 2 + 65535
 
 local df = {
@@ -357,11 +359,13 @@ local df = {
     error = ProtoField.uint16("sinew_dht.error", "Error", base.DEC, DHT_ERRORS),
     row = ProtoField.uint8("sinew_dht.row", "Routing row"),
     columns = ProtoField.uint16("sinew_dht.columns", "Columns asked", base.HEX),
+    left_count = ProtoField.uint8("sinew_dht.left_count", "Left side nodes"),
+    right_count = ProtoField.uint8("sinew_dht.right_count", "Right side nodes"),
 }
 dht.fields = { df.len, df.type, df.version, df.kind, df.message_id, df.sender, df.node, df.id,
     df.addr4, df.addr6, df.port, df.key_len, df.key, df.present, df.value_len, df.value,
     df.token, df.lease, df.remaining, df.joining, df.side, df.node_count, df.error, df.row,
-    df.columns }
+    df.columns, df.left_count, df.right_count }
 
 local ef_dht_malformed = ProtoExpert.new("sinew_dht.malformed", "Malformed sinew DHT message",
     expert.group.MALFORMED, expert.severity.ERROR)
@@ -394,12 +398,14 @@ local function dht_value(c, into)
     end
 end
 
-local function dht_nodes(c, into)
-    local n = c:u8(into, df.node_count)
+-- A node list: its count (in `count_field`, df.node_count unless given) and at most `max`
+-- (DHT_MAX_NODES unless given) nodes.
+local function dht_nodes(c, into, count_field, max)
+    local n = c:u8(into, count_field or df.node_count)
     if not n then
         return
     end
-    if n > DHT_MAX_NODES then
+    if n > (max or DHT_MAX_NODES) then
         return c:fail("too many nodes")
     end
     for _ = 1, n do
@@ -469,6 +475,12 @@ local function parse_dht(tvb, pos, len)
     elseif kind == 19 then
         c:u8(items, df.row)
         dht_nodes(c, items)
+    elseif kind == 22 then
+        -- A View: the left side, then the right side, at most DHT_VIEW_SIDE nodes each.
+        dht_nodes(c, items, df.left_count, DHT_VIEW_SIDE)
+        if not c.err then
+            dht_nodes(c, items, df.right_count, DHT_VIEW_SIDE)
+        end
     end
     if not c.err and c:left() > 0 then
         c:fail("trailing bytes")

@@ -4,7 +4,9 @@
 //! `mio::Poll`, a [`UdpDhtClient`] on the bench thread keeping `DEPTH` requests in flight
 //! through one node, over 64 keys with 100-byte values. A put is acknowledged only once the
 //! owner and its two replicas hold it (so it costs a route and two replications); a get is
-//! routed to the owner and back. Beside them, `udp_echo`: the same client pattern against a
+//! routed to the owner and back. `get/sinew_5_nodes_one_hop` and `put/sinew_5_nodes_one_hop`:
+//! the same through a one-hop client (`ClientConfig::one_hop`), which learned the entry's view
+//! of the ring and sends each request straight to the key's owner. Beside them, `udp_echo`: the same client pattern against a
 //! blocking std socket that echoes each datagram, the kernel's cost of one hop there and back
 //! on this machine. Time per iteration is one operation, so the throughput is operations/s.
 
@@ -203,6 +205,21 @@ fn dht_cluster(c: &mut Criterion) {
     let mut client: UdpDhtClient = UdpDhtClient::connect(cluster.addrs[1]).unwrap();
     // Every key exists before the gets.
     run_ops(&mut client, KEYS as u64, true);
+    // One get alone proves the client's address to its entry (a Value is larger than a Get:
+    // a Challenge first). Without it the challenge comes once the credit the puts left runs
+    // out, in the middle of a burst of gets, whose requests are then sent twice.
+    assert_eq!(client.get(b"key-00").unwrap().as_deref(), Some(&VALUE[..]));
+    // The bench ring's ids are named, not bound to addresses: the client checks no binding.
+    let mut one_hop: UdpDhtClient = UdpDhtClient::connect_with(cluster.addrs[1], |c| {
+        c.one_hop = true;
+        c.bind_ids = false;
+    })
+    .unwrap();
+    // Learns the view and proves its address to the entry with one request alone (a burst
+    // answered by a Challenge is sent again whole, which can exceed the entry's relay share
+    // for one client), then to every owner (a Challenge each, once).
+    assert_eq!(one_hop.get(b"key-00").unwrap().as_deref(), Some(&VALUE[..]));
+    run_ops(&mut one_hop, 2 * KEYS as u64, false);
 
     let mut group = c.benchmark_group("dht_cluster");
     group.throughput(Throughput::Elements(1));
@@ -214,6 +231,12 @@ fn dht_cluster(c: &mut Criterion) {
     group.bench_function("get/sinew_5_nodes", |b| {
         b.iter_custom(|iters| run_ops(&mut client, iters, false))
     });
+    group.bench_function("put/sinew_5_nodes_one_hop", |b| {
+        b.iter_custom(|iters| run_ops(&mut one_hop, iters, true))
+    });
+    group.bench_function("get/sinew_5_nodes_one_hop", |b| {
+        b.iter_custom(|iters| run_ops(&mut one_hop, iters, false))
+    });
     let echo = Echo::start();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(echo.addr).unwrap();
@@ -224,6 +247,10 @@ fn dht_cluster(c: &mut Criterion) {
         b.iter_custom(|iters| run_echo(&socket, iters))
     });
     group.finish();
+    let s = one_hop.stats();
+    eprintln!("one-hop client: {s:?}");
+    assert_eq!((s.timeouts, s.malformed, s.fallbacks), (0, 0, 0), "{s:?}");
+    assert!(s.views_learned > 0 && s.direct > 0, "{s:?}");
     let s = client.stats();
     assert_eq!((s.timeouts, s.unmatched, s.malformed), (0, 0, 0), "{s:?}");
     drop(echo);

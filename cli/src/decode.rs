@@ -327,6 +327,43 @@ mod tests {
     }
 
     #[test]
+    fn test_decode_dht_view() {
+        // A View (kind 22) from 10.0.0.3:81: one node on the left, two on the right.
+        let bytes = parse_hex(&[concat!(
+            "16 0000000000000009 03030303030303030303030303030303",
+            " 00000000000000000000ffff0a000003 0051",
+            " 01 02020202020202020202020202020202 00000000000000000000ffff0a000002 0052",
+            " 02 04040404040404040404040404040404 00000000000000000000ffff0a000004 0053",
+            " 05050505050505050505050505050505 20010db8000000000000000000000005 0054"
+        )
+        .to_string()])
+        .unwrap();
+        let mut out = Vec::new();
+        let result = crate::dht::write_message(&bytes, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(result, Ok(()));
+        for needle in [
+            "DHT message, 147 bytes",
+            "0x16 (version 0, View)",
+            "  left        1\n    02020202020202020202020202020202 at 10.0.0.2:82\n",
+            concat!(
+                "  right       2\n    04040404040404040404040404040404 at 10.0.0.4:83\n",
+                "    05050505050505050505050505050505 at [2001:db8::5]:84\n"
+            ),
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // A ViewRequest: the header alone.
+        let mut request = bytes[..43].to_vec();
+        request[0] = 0x15;
+        let mut out = Vec::new();
+        let result = crate::dht::write_message(&request, &mut out).unwrap();
+        assert_eq!(result, Ok(()));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("0x15 (version 0, ViewRequest)"), "{text}");
+    }
+
+    #[test]
     fn test_decode_malformed() {
         // 16 bytes: one short of a health request.
         let (result, text) = decode("01 6b1f283a904c11ee 9f5d0242ac1200");

@@ -445,7 +445,7 @@ pub fn write_message(
             writeln!(out, "  key         {}", text(key))?;
             writeln!(out, "  token       {}", hex::encode(token.0))?;
         }
-        Body::InitConnect | Body::Challenge | Body::Echo => {}
+        Body::InitConnect | Body::Challenge | Body::Echo | Body::ViewRequest => {}
         Body::RequestInsertion { joining } => {
             writeln!(
                 out,
@@ -478,6 +478,16 @@ pub fn write_message(
             writeln!(out, "  row         {row}")?;
             writeln!(out, "  nodes       {}", nodes.len())?;
             for n in nodes.iter() {
+                writeln!(out, "    {} at {}", hex::encode(n.id.0), n.addr)?;
+            }
+        }
+        Body::View { left, right } => {
+            writeln!(out, "  left        {}", left.len())?;
+            for n in left.iter() {
+                writeln!(out, "    {} at {}", hex::encode(n.id.0), n.addr)?;
+            }
+            writeln!(out, "  right       {}", right.len())?;
+            for n in right.iter() {
                 writeln!(out, "    {} at {}", hex::encode(n.id.0), n.addr)?;
             }
         }

@@ -11,7 +11,7 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
 use sinew_proto::dht::{
     Body, ErrorCode, Header, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message,
-    NodeAddr, NodeSet, Side,
+    NodeAddr, NodeSet, Side, VIEW_SIDE,
 };
 
 use crate::parse_health::FILL;
@@ -26,8 +26,10 @@ pub struct Summary {
     pub too_large: u32,
     /// Node lists round-tripped.
     pub lists: u32,
-    /// Header-only messages (Challenge, Echo) round-tripped.
+    /// Header-only messages (Challenge, Echo, ViewRequest) round-tripped.
     pub header_only: u32,
+    /// Views round-tripped.
+    pub views: u32,
 }
 
 /// Runs the round trips decoded from one input.
@@ -135,10 +137,22 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
                 row: u.arbitrary()?,
                 nodes: NodeSet::Slice(&nodes),
             },
-            // The header-only kinds share the last arm with Error.
-            _ => match u.int_in_range(0..=2u8)? {
+            // The header-only kinds share the last arm with Error and View (added there, so
+            // that the committed seeds keep their kinds 1–17).
+            _ => match u.int_in_range(0..=4u8)? {
                 0 => Body::Challenge,
                 1 => Body::Echo,
+                3 => Body::ViewRequest,
+                4 => {
+                    // Two sides cut from the list where the input says: a side may exceed
+                    // VIEW_SIDE (then refused) only when the list is long.
+                    let split = u.int_in_range(0..=nodes.len())?;
+                    let (left, right) = nodes.split_at(split);
+                    Body::View {
+                        left: NodeSet::Slice(left),
+                        right: NodeSet::Slice(right),
+                    }
+                }
                 _ => Body::Error {
                     // Through the wire value, so that `Unknown(1)` (which is `NotOwner`) is
                     // not made.
@@ -175,7 +189,14 @@ fn too_large(message: &Message<'_>) -> bool {
         Body::Join { nodes, .. } | Body::Leave { nodes } | Body::Route { nodes, .. } => nodes.len(),
         _ => 0,
     };
-    key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN || nodes > MAX_NODE_LIST
+    let view_side = match message.body {
+        Body::View { left, right } => left.len().max(right.len()),
+        _ => 0,
+    };
+    key_len > MAX_KEY_LEN
+        || value_len > MAX_VALUE_LEN
+        || nodes > MAX_NODE_LIST
+        || view_side > VIEW_SIDE
 }
 
 fn message_roundtrip(message: &Message<'_>, summary: &mut Summary) {
@@ -192,11 +213,17 @@ fn message_roundtrip(message: &Message<'_>, summary: &mut Summary) {
     summary.messages += 1;
     if matches!(
         message.body,
-        Body::Join { .. } | Body::Leave { .. } | Body::Route { .. }
+        Body::Join { .. } | Body::Leave { .. } | Body::Route { .. } | Body::View { .. }
     ) {
         summary.lists += 1;
     }
-    if matches!(message.body, Body::Challenge | Body::Echo) {
+    if let Body::View { .. } = message.body {
+        summary.views += 1;
+    }
+    if matches!(
+        message.body,
+        Body::Challenge | Body::Echo | Body::ViewRequest
+    ) {
         assert_eq!(encoded.len(), sinew_proto::dht::HEADER_LEN);
         summary.header_only += 1;
     }

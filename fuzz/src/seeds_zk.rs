@@ -60,7 +60,11 @@ pub fn all() -> Vec<Seed> {
         "roundtrip_dht",
         &ROUNDTRIP_DHT_GOALS,
         |data| Some(roundtrip_dht::check(data)),
-        |s| [s.messages, s.lists, s.too_large].map(u64::from).to_vec(),
+        |s| {
+            [s.messages, s.lists, s.too_large, s.views]
+                .map(u64::from)
+                .to_vec()
+        },
         0x5eed,
         100_000,
     ));
@@ -113,7 +117,7 @@ const SESSION_GOALS: [Goal<zk_session::Summary>; 3] = [
     }),
 ];
 
-const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 4] = [
+const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 5] = [
     ("messages", "at least 4 messages round-tripped", |s| {
         s.messages >= 4
     }),
@@ -126,6 +130,7 @@ const ROUNDTRIP_DHT_GOALS: [Goal<roundtrip_dht::Summary>; 4] = [
     ("header-only", "a Challenge or an Echo round-tripped", |s| {
         s.header_only > 0
     }),
+    ("view", "a View round-tripped", |s| s.views > 0),
 ];
 
 fn seed(target: &'static str, name: &'static str, what: &str, bytes: Vec<u8>) -> Seed {

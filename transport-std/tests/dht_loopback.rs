@@ -117,6 +117,43 @@ fn a_client_puts_gets_and_locks_through_a_ring_of_three() {
     assert!(served >= 10 + 10 + 1 + 4, "served {served}");
 }
 
+/// A one-hop client learns its entry's view and sends to the owners themselves: its socket
+/// must take their answers (a socket connected to the entry would drop them, and every direct
+/// attempt would time out and fall back).
+#[test]
+fn a_one_hop_client_sends_to_owners_over_loopback() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a, ha) = spawn_node(None, &stop);
+    let (b, hb) = spawn_node(Some(a), &stop);
+    let (_c, hc) = spawn_node(Some(a), &stop);
+    thread::sleep(Duration::from_millis(800));
+
+    let mut one_hop: UdpDhtClient = UdpDhtClient::connect_with(b, |c| {
+        c.request_timeout = Duration::from_millis(300);
+        c.one_hop = true;
+    })
+    .unwrap();
+    for k in 0..20 {
+        one_hop
+            .put(format!("k{k}").as_bytes(), format!("v{k}").as_bytes())
+            .unwrap();
+    }
+    for k in 0..20 {
+        assert_eq!(
+            one_hop.get(format!("k{k}").as_bytes()).unwrap(),
+            Some(format!("v{k}").into_bytes())
+        );
+    }
+    let s = *one_hop.stats();
+    assert_eq!(s.views_learned, 1, "{s:?}");
+    assert!(s.direct >= 10, "{s:?}");
+    assert_eq!((s.timeouts, s.fallbacks), (0, 0), "{s:?}");
+    stop.store(true, Ordering::Relaxed);
+    for h in [ha, hb, hc] {
+        h.join().unwrap();
+    }
+}
+
 #[test]
 fn a_client_ignores_answers_from_elsewhere_and_fails_after_its_attempts() {
     // A "node" that answers every request with the right message id, but from another socket.

@@ -9,9 +9,15 @@ use core::time::Duration;
 use heapless::{Deque, Vec};
 use rand_core::CryptoRng;
 
+mod view;
+use view::{LearnedView, Refusal};
+
+#[cfg(all(test, feature = "sim"))]
+mod sim_tests;
+
 use super::node::{Reply, Request, millis};
 use super::{
-    Body, ErrorCode, HEADER_LEN, Header, LockToken, Message, NodeAddr,
+    Body, ErrorCode, HEADER_LEN, Header, LockToken, Message, NodeAddr, NodeId,
     node::{Disposition, DropReason, EVENT_CAPACITY, Event, Op, RequestError, RequestId},
 };
 use crate::datagram::{DatagramCore, Transmit};
@@ -38,6 +44,20 @@ pub struct ClientConfig {
     /// [`RequestError::Timeout`]; at least 1. An answer of [`ErrorCode::NotOwner`] (the ring
     /// was changing) is also tried again while attempts remain.
     pub max_attempts: u8,
+    /// One-hop requests (off by default): the client asks the node it is given for its
+    /// neighbourhood ([`Body::ViewRequest`]) and sends each request whose key that view covers
+    /// straight to the key's owner; when the owner refuses ([`ErrorCode::NotOwner`]) or does
+    /// not answer, the request goes through the given node, routed, and the view is asked
+    /// again. See [`DhtClient`], *One hop*.
+    pub one_hop: bool,
+    /// Whether a View is believed only if every id in it is the one bound to its address
+    /// ([`NodeId::from_addr`]), as ring members require by default
+    /// ([`Config::bind_ids`](super::Config::bind_ids)); on by default. Turn it off only for
+    /// a ring whose nodes do not bind ids.
+    pub bind_ids: bool,
+    /// How long a learned view is used before the client asks for it again (and how long an
+    /// owner that did not answer is kept out of the one-hop choice); 10 s by default.
+    pub view_ttl: Duration,
 }
 
 impl ClientConfig {
@@ -47,7 +67,31 @@ impl ClientConfig {
             local,
             request_timeout: Duration::from_secs(1),
             max_attempts: 3,
+            one_hop: false,
+            bind_ids: true,
+            view_ttl: Duration::from_secs(10),
         }
+    }
+
+    /// Sets [`one_hop`](Self::one_hop).
+    #[must_use]
+    pub const fn with_one_hop(mut self, one_hop: bool) -> ClientConfig {
+        self.one_hop = one_hop;
+        self
+    }
+
+    /// Sets [`bind_ids`](Self::bind_ids).
+    #[must_use]
+    pub const fn with_bind_ids(mut self, bind_ids: bool) -> ClientConfig {
+        self.bind_ids = bind_ids;
+        self
+    }
+
+    /// Sets [`view_ttl`](Self::view_ttl).
+    #[must_use]
+    pub const fn with_view_ttl(mut self, view_ttl: Duration) -> ClientConfig {
+        self.view_ttl = view_ttl;
+        self
     }
 
     /// Sets [`request_timeout`](Self::request_timeout).
@@ -91,12 +135,27 @@ pub struct ClientStats {
     /// Challenges echoed: a node withheld an answer larger than the request until this client
     /// proved it receives at its address (the requests to it were sent again at once).
     pub challenges_answered: u64,
+    /// Views learned ([`ClientConfig::one_hop`]).
+    pub views_learned: u64,
+    /// Views not believed: an id not bound to its address, sides out of ring order, or a
+    /// refusal instead of a View (a node not in a ring).
+    pub views_refused: u64,
+    /// Attempts sent straight to a key's owner, by the view.
+    pub direct: u64,
+    /// Direct attempts that fell back to the given node (the owner refused or did not
+    /// answer), after which the view is asked again.
+    pub fallbacks: u64,
 }
 
 #[derive(Clone, Debug)]
 struct Pending<const KEY: usize, const VALUE: usize> {
     id: RequestId,
+    /// The node the application gave, which routes the request.
+    entry: SocketAddr,
+    /// Where the current attempt goes: `entry`, or the key's owner by the view.
     node: SocketAddr,
+    /// The request goes through `entry` from now on (a direct attempt failed).
+    routed: bool,
     request: Request<KEY, VALUE>,
     message_id: u64,
     attempts: u8,
@@ -123,6 +182,20 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 /// is preceded by a Challenge, which the client echoes, sending the request again at once
 /// (counted in [`ClientStats::challenges_answered`]) — one more round trip per node it first
 /// talks to.
+///
+/// # One hop
+/// With [`ClientConfig::one_hop`] (or [`set_one_hop`](Self::set_one_hop)) the client also asks
+/// the node it is given for its neighbourhood ([`Body::ViewRequest`], answered by
+/// [`Body::View`]; a Challenge first, as above), checks it (every id bound to its address
+/// unless [`ClientConfig::bind_ids`] is off; sides in ring order; a View that fails is refused
+/// whole and counted in [`ClientStats::views_refused`]), and sends each request whose key the
+/// view covers straight to the key's owner by the leaf set's rule — one hop instead of a route
+/// and a relay. When that owner answers [`ErrorCode::NotOwner`] or does not answer in time,
+/// the request falls back to the given node (same attempt), the view is forgotten and asked
+/// again, and a silent owner is left out of the choice for [`ClientConfig::view_ttl`]. A view
+/// is asked again after `view_ttl` anyway, so that a node that joined and took keys over is
+/// learned. The view holds at most 13 nodes (the answering node and [`VIEW_SIDE`](super::VIEW_SIDE) on
+/// each side): keys outside that neighbourhood are routed as before.
 ///
 /// Retries repeat the operation: a put or a lock renewal is idempotent, but an unlock whose
 /// answer was lost is refused on the retry with [`ErrorCode::NotHolder`] (the lock is free
@@ -175,6 +248,25 @@ pub struct DhtClient<R, const PENDING: usize = 8, const KEY: usize = 32, const V
     next_request: u64,
     /// Echoes of nodes' Challenges to send: (node, cookie).
     echoes: Deque<(SocketAddr, u64), 4>,
+    /// The neighbourhood of the last node that told it ([`ClientConfig::one_hop`]).
+    view: Option<LearnedView>,
+    /// The ViewRequest outstanding, if any.
+    query: Option<Query>,
+    /// No ViewRequest before this instant (after a refusal or a timeout).
+    next_query: Instant,
+    /// Owners that did not answer a direct attempt, left out of the one-hop choice until the
+    /// instant given.
+    avoid: Deque<(SocketAddr, Instant), 4>,
+}
+
+/// A ViewRequest on its way.
+#[derive(Clone, Copy, Debug)]
+struct Query {
+    node: SocketAddr,
+    message_id: u64,
+    /// `None`: still to send.
+    sent: Option<Instant>,
+    deadline: Instant,
 }
 
 impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
@@ -207,7 +299,134 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             stats: ClientStats::default(),
             next_request: 1,
             echoes: Deque::new(),
+            view: None,
+            query: None,
+            next_query: Instant::ZERO,
+            avoid: Deque::new(),
         }
+    }
+
+    /// Turns one-hop requests on or off ([`ClientConfig::one_hop`]); off forgets the view.
+    pub fn set_one_hop(&mut self, one_hop: bool) {
+        self.config.one_hop = one_hop;
+        if !one_hop {
+            self.view = None;
+            self.query = None;
+        }
+    }
+
+    /// The owner of `key` by the view this client learned, if one-hop requests are on and the
+    /// view covers the key (and the owner did not fail a direct attempt lately).
+    pub fn known_owner(&self, now: Instant, key: &[u8]) -> Option<NodeAddr> {
+        if !self.config.one_hop {
+            return None;
+        }
+        let view = self.view.as_ref().filter(|v| v.until > now)?;
+        let owner = view.owner(NodeId::from_name(key))?;
+        if self
+            .avoid
+            .iter()
+            .any(|(addr, until)| *addr == owner.addr && *until > now)
+        {
+            return None;
+        }
+        Some(owner)
+    }
+
+    /// Asks `node` for its view unless a fresh one is known or a question is outstanding.
+    fn maybe_query(&mut self, now: Instant, node: SocketAddr) {
+        let fresh = self.view.as_ref().is_some_and(|v| v.until > now);
+        if !self.config.one_hop || fresh || self.query.is_some() || now < self.next_query {
+            return;
+        }
+        self.query = Some(Query {
+            node,
+            message_id: self.rng.next_u64(),
+            sent: None,
+            deadline: now,
+        });
+    }
+
+    /// The answer to the ViewRequest: a View to check and learn, or a refusal.
+    fn on_view_answer(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) -> Disposition {
+        let Some(q) = self.query else {
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        };
+        if q.node != from {
+            self.stats.wrong_sender += 1;
+            return Disposition::Dropped(DropReason::WrongSender);
+        }
+        let ttl = self.config.view_ttl;
+        match message.body {
+            Body::View { left, right } => {
+                self.query = None;
+                let sender = message.header.sender;
+                let checked = if super::node::same_endpoint(sender.addr, from) {
+                    LearnedView::check(
+                        sender,
+                        left.iter(),
+                        right.iter(),
+                        self.config.bind_ids,
+                        now + ttl,
+                    )
+                } else {
+                    Err(Refusal::Disordered)
+                };
+                match checked {
+                    Ok(view) => {
+                        self.stats.views_learned += 1;
+                        self.view = Some(view);
+                    }
+                    Err(_) => {
+                        self.stats.views_refused += 1;
+                        self.next_query = now + ttl;
+                    }
+                }
+                Disposition::Handled
+            }
+            Body::Error { .. } => {
+                self.query = None;
+                self.stats.views_refused += 1;
+                self.next_query = now + ttl;
+                Disposition::Handled
+            }
+            _ => {
+                self.stats.unmatched += 1;
+                Disposition::Dropped(DropReason::Unmatched)
+            }
+        }
+    }
+
+    /// A direct attempt failed: the request goes through its entry node from now on (the
+    /// same attempt: the owner's failure is not the request's), and the view is asked again.
+    fn fall_back(&mut self, now: Instant, i: usize, owner_silent: bool) {
+        self.stats.fallbacks += 1;
+        let message_id = self.rng.next_u64();
+        let ttl = self.config.view_ttl;
+        let p = &mut self.pending[i];
+        let (owner, entry) = (p.node, p.entry);
+        p.routed = true;
+        p.node = entry;
+        p.message_id = message_id;
+        p.sent = None;
+        p.deadline = now;
+        if owner_silent {
+            if self.avoid.is_full() {
+                self.avoid.pop_front();
+            }
+            let _ = self.avoid.push_back((owner, now + ttl));
+        }
+        if self.view.as_ref().is_some_and(|v| v.contains(owner)) {
+            self.view = None;
+        }
+        self.next_query = now;
+        self.maybe_query(now, entry);
     }
 
     /// The configuration (with `max_attempts` at least 1).
@@ -307,9 +526,12 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         let id = RequestId(self.next_request);
         self.next_request = self.next_request.wrapping_add(1);
         let message_id = self.rng.next_u64();
+        self.maybe_query(now, node);
         let pending = Pending {
             id,
+            entry: node,
             node,
+            routed: false,
             request: Request {
                 op,
                 key,
@@ -345,6 +567,12 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         if message.body == Body::Challenge {
             return self.on_challenge(now, from, message_id);
         }
+        if self
+            .query
+            .is_some_and(|q| q.sent.is_some() && q.message_id == message_id)
+        {
+            return self.on_view_answer(now, from, &message);
+        }
         let Some(i) = self
             .pending
             .iter()
@@ -368,6 +596,10 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
                 code: ErrorCode::NotOwner
             }
         );
+        if not_owner && p.node != p.entry {
+            self.fall_back(now, i, false);
+            return Disposition::Handled;
+        }
         if not_owner && p.attempts < self.config.max_attempts {
             self.stats.retries += 1;
             self.retry(i);
@@ -384,6 +616,15 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     /// send again at once what waits for that node (same attempt, same message id).
     fn on_challenge(&mut self, now: Instant, from: SocketAddr, cookie: u64) -> Disposition {
         let mut waiting = false;
+        if let Some(q) = self
+            .query
+            .as_mut()
+            .filter(|q| q.sent.is_some() && q.node == from)
+        {
+            waiting = true;
+            q.sent = None;
+            q.deadline = now;
+        }
         for p in self.pending.iter_mut() {
             if p.sent.is_some() && p.node == from {
                 waiting = true;
@@ -410,6 +651,14 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     /// Lets time pass: attempts past their deadline are sent again, or fail with
     /// [`RequestError::Timeout`] after [`ClientConfig::max_attempts`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .query
+            .is_some_and(|q| q.sent.is_some() && q.deadline <= now)
+        {
+            self.query = None;
+            self.stats.timeouts += 1;
+            self.next_query = now + self.config.view_ttl;
+        }
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
@@ -418,6 +667,11 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
                 continue;
             }
             self.stats.timeouts += 1;
+            if p.node != p.entry {
+                self.fall_back(now, i, true);
+                i += 1;
+                continue;
+            }
             if p.attempts < self.config.max_attempts {
                 self.stats.retries += 1;
                 self.retry(i);
@@ -455,9 +709,10 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     /// means now: a message is waiting for [`poll_transmit`](Self::poll_transmit)), or `None`
     /// when nothing is outstanding.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.echoes.is_empty() {
+        if !self.echoes.is_empty() || self.query.is_some_and(|q| q.sent.is_none()) {
             return Some(Instant::ZERO);
         }
+        let query = self.query.map(|q| q.deadline);
         self.pending
             .iter()
             .map(|p| {
@@ -467,6 +722,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
                     Instant::ZERO
                 }
             })
+            .chain(query)
             .min()
     }
 
@@ -492,8 +748,34 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             }
             self.stats.encode_failed += 1;
         }
+        if let Some(q) = self.query.as_mut().filter(|q| q.sent.is_none()) {
+            let ask = Message {
+                header: Header {
+                    message_id: q.message_id,
+                    sender: me,
+                },
+                body: Body::ViewRequest,
+            };
+            if let Ok(len) = ask.encode(buf) {
+                q.sent = Some(now);
+                q.deadline = now + timeout;
+                self.stats.sent += 1;
+                return Some(Transmit {
+                    destination: q.node,
+                    len,
+                });
+            }
+            self.stats.encode_failed += 1;
+            self.query = None;
+        }
         while let Some(i) = self.pending.iter().position(|p| p.sent.is_none()) {
+            let direct = if self.pending[i].routed {
+                None
+            } else {
+                self.known_owner(now, &self.pending[i].request.key)
+            };
             let p = &mut self.pending[i];
+            p.node = direct.map_or(p.entry, |owner| owner.addr);
             let message = Message {
                 header: Header {
                     message_id: p.message_id,
@@ -506,6 +788,9 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
                     p.sent = Some(now);
                     p.deadline = now + timeout;
                     self.stats.sent += 1;
+                    if p.node != p.entry {
+                        self.stats.direct += 1;
+                    }
                     return Some(Transmit {
                         destination: p.node,
                         len,

@@ -102,6 +102,10 @@ pub const MAX_VALUE_LEN: usize = u16::MAX as usize;
 pub const MAX_NODE_LIST: usize = 32;
 /// The most nodes a node lists in one [`Body::Route`] answer (so that it fits a datagram).
 pub const ROUTE_LIST: usize = 8;
+/// The most nodes on each side of a [`Body::View`]: with both sides full it is
+/// `HEADER_LEN + 2 + 12 × NODE_LEN` = 453 bytes, which fits a sealed datagram
+/// ([`seal::MAX_PLAINTEXT_LEN`](crate::seal::MAX_PLAINTEXT_LEN), 478 bytes).
+pub const VIEW_SIDE: usize = 6;
 /// Longest message: header + key + value and their lengths (a `Put`/`Value`/`Replicate`).
 pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + 1 + MAX_KEY_LEN + 1 + 2 + MAX_VALUE_LEN;
 /// The protocol version of this format (the type byte's version bits), for every kind but the
@@ -428,6 +432,10 @@ pub enum Kind {
     RouteRequest = 18,
     /// [`Body::Route`].
     Route = 19,
+    /// [`Body::ViewRequest`].
+    ViewRequest = 21,
+    /// [`Body::View`].
+    View = 22,
 }
 
 impl Kind {
@@ -464,6 +472,8 @@ impl Kind {
             17 => Kind::Echo,
             18 => Kind::RouteRequest,
             19 => Kind::Route,
+            21 => Kind::ViewRequest,
+            22 => Kind::View,
             _ => return None,
         })
     }
@@ -749,6 +759,21 @@ pub enum Body<'a> {
         /// Its nodes, by column.
         nodes: NodeSet<'a>,
     },
+    /// "Tell me your neighbourhood": a client's question, so that it can send requests to the
+    /// owner of a key directly; answered by [`Body::View`], or by [`ErrorCode::NotOwner`] from
+    /// a node that is not in a ring with others (or a Challenge, to an address that has not
+    /// proved it receives). No body.
+    ViewRequest,
+    /// The answer to [`Body::ViewRequest`]: the sender's leaf set, at most [`VIEW_SIDE`] nodes
+    /// on each side, nearest first. The sender (in the header) and these nodes own the keys
+    /// between the farthest left and the farthest right node by the ownership rule of
+    /// [`ring`].
+    View {
+        /// Its predecessors, nearest first.
+        left: NodeSet<'a>,
+        /// Its successors, nearest first.
+        right: NodeSet<'a>,
+    },
 }
 
 impl Body<'_> {
@@ -774,6 +799,8 @@ impl Body<'_> {
             Body::Echo => Kind::Echo,
             Body::RouteRequest { .. } => Kind::RouteRequest,
             Body::Route { .. } => Kind::Route,
+            Body::ViewRequest => Kind::ViewRequest,
+            Body::View { .. } => Kind::View,
         }
     }
 }
@@ -908,6 +935,15 @@ impl<'a> Reader<'a> {
         Ok(NodeList { raw })
     }
 
+    /// One side of a View: at most [`VIEW_SIDE`] nodes.
+    fn view_side(&mut self) -> Result<NodeList<'a>> {
+        let list = self.nodes()?;
+        if list.len() > VIEW_SIDE {
+            return Err(Error::TooLarge);
+        }
+        Ok(list)
+    }
+
     fn finish(self) -> Result<()> {
         if self.rest.is_empty() {
             Ok(())
@@ -960,7 +996,8 @@ impl<'a> Message<'a> {
     /// [`Error::Truncated`], [`Error::TrailingBytes`], [`Error::UnsupportedVersion`],
     /// [`Error::UnknownType`], [`Error::BadAddress`] (a node with port 0 or address `::`),
     /// [`Error::BadValue`] (a `Value` presence flag or a `Join` side other than 0/1),
-    /// [`Error::TooLarge`] (more than [`MAX_NODE_LIST`] nodes or above [`MAX_MESSAGE_LEN`]).
+    /// [`Error::TooLarge`] (more than [`MAX_NODE_LIST`] nodes, more than [`VIEW_SIDE`] on a
+    /// side of a View, or above [`MAX_MESSAGE_LEN`]).
     #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>> {
         match Message::parse_data(bytes) {
@@ -1086,6 +1123,11 @@ impl<'a> Message<'a> {
                 row: r.u8()?,
                 nodes: NodeSet::Parsed(r.nodes()?),
             },
+            Kind::ViewRequest => Body::ViewRequest,
+            Kind::View => Body::View {
+                left: NodeSet::Parsed(r.view_side()?),
+                right: NodeSet::Parsed(r.view_side()?),
+            },
         };
         r.finish()?;
         Ok(Message { header, body })
@@ -1107,18 +1149,20 @@ impl<'a> Message<'a> {
                 Body::Lock { key: k, .. } | Body::Locked { key: k, .. } => key(k) + 16 + 4,
                 Body::LockDenied { key: k, .. } => key(k) + 4,
                 Body::Unlock { key: k, .. } => key(k) + 16,
-                Body::InitConnect | Body::Challenge | Body::Echo => 0,
+                Body::InitConnect | Body::Challenge | Body::Echo | Body::ViewRequest => 0,
                 Body::RequestInsertion { .. } => NODE_LEN,
                 Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
                 Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
                 Body::Error { .. } => 2,
                 Body::RouteRequest { .. } => 1 + 2,
                 Body::Route { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
+                Body::View { left, right } => 1 + 1 + (left.len() + right.len()) * NODE_LEN,
             }
     }
 
     /// Checks what the wire cannot carry: keys over [`MAX_KEY_LEN`], values over
-    /// [`MAX_VALUE_LEN`], lists over [`MAX_NODE_LIST`], nodes with port 0 or address `::`.
+    /// [`MAX_VALUE_LEN`], lists over [`MAX_NODE_LIST`] (View sides over [`VIEW_SIDE`]), nodes
+    /// with port 0 or address `::`.
     fn validate(&self) -> Result<()> {
         let key_ok = |k: &[u8]| k.len() <= MAX_KEY_LEN;
         let value_ok = |v: &[u8]| v.len() <= MAX_VALUE_LEN;
@@ -1137,7 +1181,11 @@ impl<'a> Message<'a> {
             Body::Put { key, value } | Body::Replicate { key, value } => {
                 key_ok(key) && value_ok(value)
             }
-            Body::InitConnect | Body::Error { .. } | Body::Challenge | Body::Echo => true,
+            Body::InitConnect
+            | Body::Error { .. }
+            | Body::Challenge
+            | Body::Echo
+            | Body::ViewRequest => true,
             Body::RequestInsertion { joining } => {
                 if !joining.is_valid() {
                     return Err(Error::BadAddress);
@@ -1150,6 +1198,15 @@ impl<'a> Message<'a> {
                     return Err(Error::TooLarge);
                 }
                 if !nodes.iter().all(|node| node.is_valid()) {
+                    return Err(Error::BadAddress);
+                }
+                true
+            }
+            Body::View { left, right } => {
+                if left.len() > VIEW_SIDE || right.len() > VIEW_SIDE {
+                    return Err(Error::TooLarge);
+                }
+                if !left.iter().chain(right.iter()).all(|node| node.is_valid()) {
                     return Err(Error::BadAddress);
                 }
                 true
@@ -1212,7 +1269,7 @@ impl<'a> Message<'a> {
                 w.key(key);
                 w.put(&token.0);
             }
-            Body::InitConnect | Body::Challenge | Body::Echo => {}
+            Body::InitConnect | Body::Challenge | Body::Echo | Body::ViewRequest => {}
             Body::RequestInsertion { joining } => w.node(joining),
             Body::Join { side, nodes } => {
                 w.put(&[match side {
@@ -1230,6 +1287,10 @@ impl<'a> Message<'a> {
             Body::Route { row, nodes } => {
                 w.put(&[*row]);
                 w.nodes(nodes);
+            }
+            Body::View { left, right } => {
+                w.nodes(left);
+                w.nodes(right);
             }
         }
         Ok(w.at)

@@ -300,6 +300,99 @@ fn test_parse_and_emit_route() {
     assert_eq!(buf[len], 0xa5);
 }
 
+/// A client's ViewRequest: the header alone.
+static VIEW_REQUEST: [u8; 43] = [
+    0x15, // type: version 0, kind 21 = view request
+    0, 0, 0, 0, 0, 0, 0, 9, // message id 9
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // sender id
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1, // sender 10.0.0.1, IPv4-mapped
+    0x00, 0x50, // sender port 80
+];
+/// Its answer: one node on the left, two on the right.
+static VIEW: [u8; 147] = [
+    0x16, // type: version 0, kind 22 = view
+    0, 0, 0, 0, 0, 0, 0, 9, // message id 9 (the request's)
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, // sender id
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 3, // sender 10.0.0.3
+    0x00, 0x51, // sender port 81
+    0x01, // left: one node follows
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, // left 0: id
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2, // left 0: 10.0.0.2
+    0x00, 0x52, // left 0: port 82
+    0x02, // right: two nodes follow
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, // right 0: id
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 4, // right 0: 10.0.0.4
+    0x00, 0x53, // right 0: port 83
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, // right 1: id
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, // right 1: 2001:db8::5
+    0x00, 0x54, // right 1: port 84
+];
+
+#[test]
+fn test_parse_and_emit_view() {
+    let m = Message::parse(&VIEW_REQUEST).unwrap();
+    assert_eq!(m.header.message_id, 9);
+    assert_eq!(m.body, Body::ViewRequest);
+    let mut buf = [0xa5; 200];
+    let len = m.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..len], &VIEW_REQUEST);
+    assert_eq!(buf[len], 0xa5);
+    let m = Message::parse(&VIEW).unwrap();
+    let Body::View { left, right } = m.body else {
+        panic!("{m:?}")
+    };
+    let node = |b: u8, addr: &str| NodeAddr {
+        id: NodeId([b; 16]),
+        addr: addr.parse().unwrap(),
+    };
+    assert_eq!(left.iter().collect::<Vec<_>>(), [node(2, "10.0.0.2:82")]);
+    assert_eq!(
+        right.iter().collect::<Vec<_>>(),
+        [node(4, "10.0.0.4:83"), node(5, "[2001:db8::5]:84")]
+    );
+    assert_eq!(m.encoded_len(), VIEW.len());
+    let len = m.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..len], &VIEW);
+    assert_eq!(buf[len], 0xa5);
+}
+
+#[test]
+fn test_view_side_over_limit() {
+    // A side of VIEW_SIDE + 1 nodes is refused both ways, although it is a valid node list.
+    let n = VIEW_SIDE + 1;
+    let mut bytes = VIEW[..HEADER_LEN].to_vec();
+    bytes.push(n as u8);
+    for _ in 0..n {
+        bytes.extend_from_slice(&VIEW[HEADER_LEN + 1..HEADER_LEN + 1 + NODE_LEN]);
+    }
+    bytes.push(0);
+    assert_eq!(Message::parse(&bytes), Err(Error::TooLarge));
+    let nodes: Vec<NodeAddr> = (0..n)
+        .map(|i| NodeAddr {
+            id: NodeId([i as u8; 16]),
+            addr: ([10, 0, 0, 1], 80 + i as u16).into(),
+        })
+        .collect();
+    let m = Message {
+        header: Message::parse(&VIEW).unwrap().header,
+        body: Body::View {
+            left: NodeSet::Slice(&[]),
+            right: NodeSet::Slice(&nodes),
+        },
+    };
+    assert_eq!(m.encode(&mut [0; 512]), Err(Error::TooLarge));
+    // Full sides fit a sealed datagram.
+    let full = Message {
+        body: Body::View {
+            left: NodeSet::Slice(&nodes[..VIEW_SIDE]),
+            right: NodeSet::Slice(&nodes[1..]),
+        },
+        ..m
+    };
+    assert_eq!(full.encoded_len(), 453);
+    assert!(full.encoded_len() <= crate::seal::MAX_PLAINTEXT_LEN);
+}
+
 #[test]
 fn test_every_prefix_truncated() {
     for bytes in [
@@ -309,6 +402,8 @@ fn test_every_prefix_truncated() {
         &LOCK_DENIED[..],
         &ROUTE_REQUEST[..],
         &ROUTE[..],
+        &VIEW_REQUEST[..],
+        &VIEW[..],
     ] {
         for len in 0..bytes.len() {
             assert_eq!(
@@ -483,7 +578,7 @@ proptest! {
         right: bool,
         code: u16,
         row: u8,
-        which in 0u8..7,
+        which in 0u8..9,
     ) {
         let h = Header { message_id: id, sender: from };
         let side = if right { Side::Right } else { Side::Left };
@@ -494,6 +589,11 @@ proptest! {
             3 => Body::Leave { nodes: NodeSet::Slice(&nodes) },
             4 => Body::RouteRequest { row, columns: code },
             5 => Body::Route { row, nodes: NodeSet::Slice(&nodes) },
+            6 => Body::ViewRequest,
+            7 => {
+                let side = |skip: usize| NodeSet::Slice(&nodes[skip.min(nodes.len())..][..VIEW_SIDE.min(nodes.len().saturating_sub(skip))]);
+                Body::View { left: side(0), right: side(code as usize % 8) }
+            }
             _ => Body::Error { code: ErrorCode::from_u16(code) },
         };
         check_roundtrip(&Message { header: h, body })?;

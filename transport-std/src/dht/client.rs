@@ -40,7 +40,12 @@ pub enum LockOutcome {
 }
 
 /// A client of a DHT ring on a UDP socket: [`DhtClient`] talking to one member, which routes
-/// every request to the key's owner and relays the answer.
+/// every request to the key's owner and relays the answer — or, with
+/// [`ClientConfig::one_hop`] set in [`connect_with`](Self::connect_with), sending each request
+/// straight to the key's owner as that member's view of the ring says (see [`DhtClient`],
+/// *One hop*). A one-hop client's socket is not connected to the member (answers come from
+/// every owner), so it takes datagrams from any address; the core matches each answer by
+/// message id and the address the request went to, and drops the rest.
 ///
 /// The blocking methods ([`get`](Self::get), [`put`](Self::put), [`lock`](Self::lock),
 /// [`unlock`](Self::unlock)) send one request and wait for its outcome; for pipelining,
@@ -115,16 +120,29 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let socket = UdpSocket::bind(any)?;
-        // Connecting picks the source address the node will see (and filters other senders).
-        socket.connect(node)?;
+        let mut config = ClientConfig::new(NodeAddr {
+            id: NodeId::default(),
+            addr: node,
+        });
+        configure(&mut config);
+        let socket = if config.one_hop {
+            // Answers come from every owner: no connected socket. A connected probe picks the
+            // source address the nodes will see, and the socket is bound to it.
+            let probe = std::net::UdpSocket::bind(any)?;
+            probe.connect(node)?;
+            UdpSocket::bind(SocketAddr::new(probe.local_addr()?.ip(), 0))?
+        } else {
+            let socket = UdpSocket::bind(any)?;
+            // Connecting picks the source address the node will see (and filters other
+            // senders).
+            socket.connect(node)?;
+            socket
+        };
         let mut rng = nonce_rng();
         let local = NodeAddr {
             id: NodeId::random(&mut rng),
             addr: advertised(&socket)?,
         };
-        let mut config = ClientConfig::new(local);
-        configure(&mut config);
         config.local = local;
         let core = Box::new(crate::node::keyed(
             Boxed(Box::new(DhtClient::new(config, rng))),

@@ -10,7 +10,7 @@ use super::routing::{Origin, Pending, Reply, Task};
 use super::{DhtNode, Disposition, DropReason, Event, RequestError, State};
 use crate::datagram::{DatagramCore, Transmit};
 use crate::dht::{
-    Body, ErrorCode, Header, MAX_NODE_LIST, Message, NodeAddr, NodeId, NodeSet, Side,
+    Body, ErrorCode, Header, MAX_NODE_LIST, Message, NodeAddr, NodeId, NodeSet, Side, VIEW_SIDE,
 };
 use crate::time::Instant;
 
@@ -44,6 +44,8 @@ pub(super) enum Out<const KEY: usize, const VALUE: usize> {
         row: u8,
         columns: u16,
     },
+    /// A View answer with this node's leaf set, computed when it is sent.
+    View,
 }
 
 #[derive(Clone, Debug)]
@@ -55,7 +57,7 @@ pub(super) struct Outgoing<const KEY: usize, const VALUE: usize> {
 
 /// Whether two socket addresses name the same endpoint (an IPv4 address and its IPv4-mapped
 /// IPv6 form are the same).
-pub(super) fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+pub(in crate::dht) fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
@@ -120,7 +122,11 @@ impl<
         }
         let client_request = matches!(
             message.body,
-            Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. }
+            Body::Get { .. }
+                | Body::Put { .. }
+                | Body::Lock { .. }
+                | Body::Unlock { .. }
+                | Body::ViewRequest
         );
         if !client_request && !self.bound(sender) {
             return Disposition::Dropped(DropReason::UnboundId);
@@ -172,7 +178,37 @@ impl<
                 self.on_route_request(now, sender, message_id, row, columns)
             }
             Body::Route { nodes, .. } => self.on_route(now, sender, message_id, nodes),
+            Body::ViewRequest => self.on_view_request(sender, message_id),
+            Body::View { .. } => {
+                // Nodes never ask for views; only clients do.
+                self.stats.unmatched += 1;
+                Disposition::Dropped(DropReason::Unmatched)
+            }
         }
+    }
+
+    /// A client asks for this node's neighbourhood, to send to owners directly. A node that is
+    /// not in a ring with others (alone after a failed join, or still joining) would name
+    /// itself the owner of every key: it refuses with [`ErrorCode::NotOwner`]. The View is
+    /// larger than the request, so an address that has not proved it receives gets a
+    /// Challenge first.
+    fn on_view_request(&mut self, sender: NodeAddr, message_id: u64) -> Disposition {
+        if !self.in_ring() {
+            self.send(
+                sender.addr,
+                message_id,
+                Out::Reply(Reply::error(ErrorCode::NotOwner)),
+            );
+            return Disposition::Handled;
+        }
+        if !self.is_validated(sender.addr) {
+            let cookie = self.cookie(sender.addr);
+            self.stats.challenges_sent += 1;
+            self.send(sender.addr, cookie, Out::Challenge);
+            return Disposition::Handled;
+        }
+        self.send(sender.addr, message_id, Out::View);
+        Disposition::Handled
     }
 
     /// Lets time pass: expires request attempts (retrying, failing loudly, or declaring
@@ -478,6 +514,24 @@ impl<
                     body: Body::Route {
                         row: *row,
                         nodes: NodeSet::Slice(&list),
+                    },
+                }
+                .encode(buf)
+            }
+            Out::View => {
+                let mut left: Vec<NodeAddr, VIEW_SIDE> = Vec::new();
+                let mut right: Vec<NodeAddr, VIEW_SIDE> = Vec::new();
+                for n in self.leaf.left().take(VIEW_SIDE) {
+                    let _ = left.push(n);
+                }
+                for n in self.leaf.right().take(VIEW_SIDE) {
+                    let _ = right.push(n);
+                }
+                Message {
+                    header,
+                    body: Body::View {
+                        left: NodeSet::Slice(&left),
+                        right: NodeSet::Slice(&right),
                     },
                 }
                 .encode(buf)

@@ -12,7 +12,7 @@ use rand_core::CryptoRng;
 use super::ring::LeafSet;
 use super::{
     ErrorCode, HEADER_LEN, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN,
-    NodeAddr, NodeId, ROUTE_LIST,
+    NodeAddr, NodeId, ROUTE_LIST, VIEW_SIDE,
 };
 use crate::Error;
 use crate::time::Instant;
@@ -25,6 +25,7 @@ mod routing;
 mod table;
 mod validation;
 
+pub(super) use io::same_endpoint;
 pub(super) use routing::{Reply, Request};
 pub use table::{COLUMNS, DIGIT_BITS, ROUTE_HINTS, RouteTable};
 pub use validation::{CREDITS, VALIDATED};
@@ -688,7 +689,12 @@ impl<
         let leave = HEADER_LEN + 1 + 2 * L * NODE_LEN;
         let lock = HEADER_LEN + 1 + KEY + 16 + 4;
         let route = HEADER_LEN + 1 + 1 + ROUTE_LIST * NODE_LEN;
+        let view_side = if L < VIEW_SIDE { L } else { VIEW_SIDE };
+        let view = HEADER_LEN + 2 + 2 * view_side * NODE_LEN;
         let mut max = kv;
+        if view > max {
+            max = view;
+        }
         if route > max {
             max = route;
         }
