@@ -385,7 +385,9 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     fn on_challenge(&mut self, now: Instant, from: SocketAddr, cookie: u64) -> Disposition {
         let mut waiting = false;
         for p in self.pending.iter_mut() {
-            if p.sent.is_some() && p.node == from {
+            // Also a request already set to go again: the node challenges every request it
+            // got before the Echo (each is sent again once).
+            if p.node == from {
                 waiting = true;
                 p.sent = None;
                 p.deadline = now;

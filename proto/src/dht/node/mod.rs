@@ -12,7 +12,7 @@ use rand_core::CryptoRng;
 use super::ring::LeafSet;
 use super::{
     ErrorCode, HEADER_LEN, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN,
-    NodeAddr, NodeId, ROUTE_LIST,
+    NodeAddr, NodeId, RELAYED_LEN, ROUTE_LIST,
 };
 use crate::Error;
 use crate::time::Instant;
@@ -84,9 +84,19 @@ pub struct Config {
     /// R: how many of the owner's successors hold a replica of each key, `0..=leaf_size`
     /// (clamped). A put is acknowledged once the owner and these replicas stored it.
     pub replicas: usize,
-    /// How long one attempt of a request waits for its answer. A node that forwards a request
-    /// waits half of it, so that its "not reachable" answer reaches the requester in time.
+    /// How long one attempt of a request waits for its answer: the request's end-to-end
+    /// budget. A node that forwards a request (as [`Body::Relayed`](super::Body::Relayed))
+    /// passes on what remains of it and waits no longer than that, so that its "not reachable"
+    /// answer reaches the requester in time (see [`hop_allowance`](Self::hop_allowance) and
+    /// PROTOCOL.md, *Relayed requests*).
     pub request_timeout: Duration,
+    /// What one hop costs a relayed request: the longest round trip expected between two nodes
+    /// (the request's way to the next node and the answer's way back) plus their processing.
+    /// A node that received a budget `b` answers within `b − hop_allowance`; it forwards only
+    /// while more than one allowance remains, and answers [`ErrorCode::Expired`] at once
+    /// otherwise (counted in [`Stats::expired`]). 25 ms by default: a request timeout of 500 ms
+    /// covers about 19 hops.
+    pub hop_allowance: Duration,
     /// Attempts of a client request (and of a join) before it fails with
     /// [`RequestError::Timeout`]; at least 1.
     pub max_attempts: u8,
@@ -119,21 +129,23 @@ pub struct Config {
     /// tests that place nodes by hand and for closed deployments that name their nodes
     /// (every node of a ring must then agree). See PROTOCOL.md, *Ids bound to addresses*.
     pub bind_ids: bool,
-    /// The share, in percent (`1..=100`, clamped), of this node's store (`KEYS`) that one
-    /// sender address outside the leaf set (a client, a stranger) may fill with new keys it put
-    /// here. Past it, its further new keys are answered [`ErrorCode::Full`] (counted in
-    /// [`Stats::over_share`]), while other senders still find room; overwrites of its keys
-    /// are taken. Leaf-set members relay for everyone and are not counted, so a sender's puts
-    /// are bounded where they enter: at the owner if sent there, else only by
-    /// [`relay_share`](Self::relay_share) at its entry node (see PROTOCOL.md, *Quotas*). 25 by
-    /// default (never less than one key); 100 turns the bound off.
+    /// The share, in percent (`1..=100`, clamped), of this node's store (`KEYS`), and of its
+    /// lock table (`KEYS`), that one accountable origin may fill with new keys (new locks):
+    /// the address of the client or node where its requests entered the ring, whatever path
+    /// they took (a plain request's sender, or the origin a [`Body::Relayed`](super::Body::Relayed)
+    /// names). Past it, its further new keys and locks are answered [`ErrorCode::Full`]
+    /// (counted in [`Stats::over_share`]), while other origins still find room; overwrites and
+    /// renewals are taken. See PROTOCOL.md, *Quotas*. 25 by default (never less than one key);
+    /// 100 turns the bound off.
     pub store_share: u8,
     /// The share, in percent (`1..=100`, clamped), of this node's outstanding-request table
-    /// (`PENDING`) that the requests of one sender address outside the leaf set may take while
-    /// they wait here for their owner's answer; past it, its further requests to relay are
-    /// answered [`ErrorCode::Full`] (counted in [`Stats::over_share`]). 50 by default (32 of
-    /// 64 slots: room for a client that pipelines, and for everyone else); 100 turns the bound
-    /// off.
+    /// (`PENDING`) that the requests of one sender address outside the leaf set, or of one
+    /// accountable origin, may take while they wait here for their owner's answer; past it,
+    /// its further requests to relay are answered [`ErrorCode::Full`] (counted in
+    /// [`Stats::over_share`]). It is also the share of the store (and of the lock table) that
+    /// the new keys (locks) delivered by one relaying node may take, whatever origins it
+    /// names. 50 by default (32 of 64 slots: room for a client that pipelines, and for
+    /// everyone else); 100 turns the bound off.
     pub relay_share: u8,
 }
 
@@ -146,6 +158,7 @@ impl Config {
             leaf_size: 4,
             replicas: 2,
             request_timeout: Duration::from_millis(500),
+            hop_allowance: Duration::from_millis(25),
             max_attempts: 3,
             stabilize_interval: Duration::from_secs(1),
             max_failures: 3,
@@ -176,6 +189,13 @@ impl Config {
     #[must_use]
     pub const fn with_request_timeout(mut self, request_timeout: Duration) -> Config {
         self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Sets [`hop_allowance`](Self::hop_allowance).
+    #[must_use]
+    pub const fn with_hop_allowance(mut self, hop_allowance: Duration) -> Config {
+        self.hop_allowance = hop_allowance;
         self
     }
 
@@ -459,6 +479,12 @@ pub struct Stats {
     /// Routing-table entries removed after [`Config::max_failures`] unanswered requests in a
     /// row.
     pub route_dropped: u64,
+    /// Requests answered [`ErrorCode::Expired`]: what remained of their budget could not cover
+    /// one more hop ([`Config::hop_allowance`]).
+    pub expired: u64,
+    /// Puts, locks and relayed requests from addresses that had not proved a round trip,
+    /// answered with a Challenge and nothing else (no slot taken).
+    pub challenged: u64,
 }
 
 /// What [`DhtNode::handle_datagram`] did with a message.
@@ -683,10 +709,10 @@ impl<
     /// The longest message this node writes: give [`poll_transmit`](Self::poll_transmit) a
     /// buffer this large.
     pub const MAX_TRANSMIT_LEN: usize = {
-        let kv = HEADER_LEN + 1 + KEY + 1 + 2 + VALUE;
+        let kv = HEADER_LEN + RELAYED_LEN + 1 + KEY + 2 + VALUE;
         let join = HEADER_LEN + 2 + L * NODE_LEN;
         let leave = HEADER_LEN + 1 + 2 * L * NODE_LEN;
-        let lock = HEADER_LEN + 1 + KEY + 16 + 4;
+        let lock = HEADER_LEN + RELAYED_LEN + 1 + KEY + 16 + 4;
         let route = HEADER_LEN + 1 + 1 + ROUTE_LIST * NODE_LEN;
         let mut max = kv;
         if route > max {
