@@ -1363,7 +1363,7 @@ fn puts_and_locks_from_forged_sources_take_no_slot() {
     }
     assert_eq!(sim.nodes[victim].node.stored_len(), stored_before);
     assert_eq!(relays(&sim), forwarded_before, "nothing forwarded");
-    // The forged host was sent Challenges only, one per request.
+    // The forged host was sent Challenges only (43 bytes), one per request.
     sent.extend(take_outside(&mut sim, forged.addr));
     assert_eq!(sent.len(), 32);
     assert!(

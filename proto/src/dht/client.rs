@@ -103,6 +103,10 @@ struct Pending<const KEY: usize, const VALUE: usize> {
     /// When the current attempt was sent; `None`: still to send.
     sent: Option<Instant>,
     deadline: Instant,
+    /// The current attempt is being sent again after a Challenge from its node: a further
+    /// Challenge (the node refused every request it got before the Echo) does not send it a
+    /// third time.
+    echoed: bool,
 }
 
 /// A client of a DHT ring: sends get, put, lock and unlock requests to a node of the ring (any
@@ -321,6 +325,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             attempts: 1,
             sent: None,
             deadline: now,
+            echoed: false,
         };
         // Checked above: there is room.
         let _ = self.pending.push(pending);
@@ -385,10 +390,12 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     fn on_challenge(&mut self, now: Instant, from: SocketAddr, cookie: u64) -> Disposition {
         let mut waiting = false;
         for p in self.pending.iter_mut() {
-            // Also a request already set to go again: the node challenges every request it
-            // got before the Echo (each is sent again once).
-            if p.node == from {
-                waiting = true;
+            if p.node != from {
+                continue;
+            }
+            waiting = true;
+            if p.sent.is_some() && !p.echoed {
+                p.echoed = true;
                 p.sent = None;
                 p.deadline = now;
             }
@@ -407,6 +414,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         p.attempts += 1;
         p.message_id = message_id;
         p.sent = None;
+        p.echoed = false;
     }
 
     /// Lets time pass: attempts past their deadline are sent again, or fail with

@@ -45,6 +45,9 @@
 //! let rng = rand_core::UnwrapErr(getrandom::SysRng);
 //! let mut node: DhtNode<_> = DhtNode::new(Config::new(me), rng);
 //! let now = Instant::ZERO;
+//! // A put takes a slot only for an address that proved a round trip (here the adapter
+//! // vouches for it, as for a TCP peer; else the node answers a Challenge first).
+//! node.handle_validated(client.addr);
 //! node.handle_datagram(now, client.addr, &bytes[..len]);
 //! assert_eq!(node.stored(b"k_1"), Some(&b"v"[..]));
 //!

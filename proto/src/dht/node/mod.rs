@@ -469,9 +469,11 @@ pub struct Stats {
     /// Messages from nodes, and nodes listed in messages, whose id is not the one bound to
     /// their address ([`Config::bind_ids`]): dropped, never probed or taken.
     pub unbound_ids: u64,
-    /// Requests answered [`ErrorCode::Full`] because their sender already held its
-    /// [`Config::store_share`] of the store or its [`Config::relay_share`] of the
-    /// outstanding-request table (also counted in [`full`](Self::full)).
+    /// Requests answered [`ErrorCode::Full`] because their accountable origin already held its
+    /// [`Config::store_share`] of the store or the lock table, the node that relayed them its
+    /// [`Config::relay_share`] of either, or their sender or origin its
+    /// [`Config::relay_share`] of the outstanding-request table (also counted in
+    /// [`full`](Self::full)).
     pub over_share: u64,
     /// Nodes taken into the routing table ([`RouteTable`]), each after it answered this
     /// node's own request.
@@ -482,8 +484,10 @@ pub struct Stats {
     /// Requests answered [`ErrorCode::Expired`]: what remained of their budget could not cover
     /// one more hop ([`Config::hop_allowance`]).
     pub expired: u64,
-    /// Puts, locks and relayed requests from addresses that had not proved a round trip,
-    /// answered with a Challenge and nothing else (no slot taken).
+    /// Requests from addresses that had not proved a round trip, refused a slot (a relayed
+    /// request; a put or lock that would take a store, round or lock slot; any request to
+    /// forward): answered with a Challenge and nothing else (also counted in
+    /// [`challenges_sent`](Self::challenges_sent)).
     pub challenged: u64,
 }
 
@@ -579,9 +583,16 @@ pub(super) fn millis(d: Duration) -> u32 {
 /// so that it reaches the owner in about log16(N) hops; a node that does not own the key (by its
 /// leaf set) forwards it the same way (each hop strictly closer, so requests never loop) and relays the owner's answer back, so every
 /// response comes from the node the request was sent to and is matched by message id *and*
-/// sender. A forwarding node that gets no answer in half a request timeout answers
-/// [`ErrorCode::NotOwner`]; the requesting node then tries again (up to
-/// [`Config::max_attempts`]) along its current view of the ring.
+/// sender. A node forwards a request as a [`Body::Relayed`](super::Body::Relayed) carrying what
+/// remains of its end-to-end budget (a request timeout where it entered the ring) and its
+/// accountable origin (the client, or node, where it entered). A forwarding node that gets no
+/// answer by the end of the budget it received, less [`Config::hop_allowance`], answers
+/// [`ErrorCode::NotOwner`], and one whose budget cannot cover another hop answers
+/// [`ErrorCode::Expired`] at once; the requesting node then tries again (up to
+/// [`Config::max_attempts`]) along its current view of the ring. The owner counts a new key or
+/// lock against the origin ([`Config::store_share`]) and the relaying node
+/// ([`Config::relay_share`]); a request that would take a slot (or a Relayed) from an address
+/// that has not proved a round trip is answered with a Challenge and nothing else.
 ///
 /// # Amplification limit
 /// An address that has not proved it receives (a round trip: an answer to a request of this
