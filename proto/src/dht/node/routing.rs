@@ -458,6 +458,14 @@ impl<
                     self.respond(origin, request.op, Reply::error(ErrorCode::Expired), now);
                     return;
                 }
+                // A slot here, and an origin named to the next node: only for an address that
+                // proved a round trip (any request: a forged source must not name its victim).
+                if let Origin::Remote { to, .. } = origin
+                    && !self.is_validated(to)
+                {
+                    self.challenge(to);
+                    return;
+                }
                 if !self.request_room() {
                     self.stats.full += 1;
                     self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
@@ -484,14 +492,6 @@ impl<
                     )
                 {
                     self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
-                    return;
-                }
-                // A slot here, and an origin named to the next node: only for an address that
-                // proved a round trip (any request: a forged source must not name its victim).
-                if let Origin::Remote { to, .. } = origin
-                    && !self.is_validated(to)
-                {
-                    self.challenge(to);
                     return;
                 }
                 if matches!(origin, Origin::Remote { .. }) {
