@@ -295,6 +295,20 @@ def dht_lines(proto):
             lines.append(f"  row         {num(el)}")
         elif name == "sinew_dht.columns":
             lines.append(f"  columns     0x{num(el):04x}")
+        elif name == "sinew_dht.budget_ms":
+            lines.append(f"  budget      {num(el)} ms")
+        elif name == "sinew_dht.origin":
+            kids = list(el)
+            o_id = next(k for k in kids if k.get("name") == "sinew_dht.id")
+            o_addr, o_port = sockaddr(kids)
+            lines.append(f"  origin id   {raw(o_id).hex()}")
+            lines.append(f"  origin addr {o_addr}:{o_port}")
+        elif name == "sinew_dht.request_type":
+            r_kind = next(k for k in el if k.get("name") == "sinew_dht.request_kind")
+            r_version = next(k for k in el if k.get("name") == "sinew_dht.request_version")
+            lines.append(
+                f"  request     0x{num(el):02x} (version {num(r_version)}, {value_name(r_kind)})"
+            )
     return lines
 
 

@@ -313,9 +313,11 @@ local DHT_KINDS = {
     [1] = "Get", [2] = "Value", [3] = "Put", [4] = "PutAck", [5] = "Lock", [6] = "Locked",
     [7] = "LockDenied", [8] = "Unlock", [9] = "Unlocked", [10] = "InitConnect",
     [11] = "RequestInsertion", [12] = "Join", [13] = "Leave", [14] = "Replicate", [15] = "Error",
-    [16] = "Challenge", [17] = "Echo", [18] = "RouteRequest", [19] = "Route",
+    [16] = "Challenge", [17] = "Echo", [18] = "RouteRequest", [19] = "Route", [20] = "Relayed",
     [21] = "ViewRequest", [22] = "View",
 }
+-- The requests a Relayed (kind 20) may carry.
+local DHT_RELAYABLE = { [1] = true, [3] = true, [5] = true, [8] = true }
 -- Each kind has one version (bits 7..5 of the type byte): 1 for the lock kinds 5..9, else 0.
 local function dht_kind_version(kind)
     if kind >= 5 and kind <= 9 then
@@ -325,13 +327,14 @@ local function dht_kind_version(kind)
 end
 local DHT_ERRORS = {
     [1] = "NotOwner", [2] = "NotHolder", [3] = "JoinSelf", [4] = "Malformed", [5] = "Full",
-    [6] = "Unsupported",
+    [6] = "Unsupported", [7] = "Expired",
 }
 local DHT_SIDES = { [0] = "Left", [1] = "Right" }
 local DHT_HEADER_LEN = 43
 local DHT_MAX_NODES = 32
 local DHT_VIEW_SIDE = 6
-local DHT_MAX_MESSAGE_LEN = DHT_HEADER_LEN + 1 + 255 + 1 + 2 + 65535
+-- The longest message: a Relayed put (budget, origin, inner type byte) of the longest key and value.
+local DHT_MAX_MESSAGE_LEN = DHT_HEADER_LEN + 2 + 34 + 1 + 1 + 255 + 2 + 65535
 
 local df = {
     len = ProtoField.uint32("sinew_dht.frame_len", "Frame length"),
@@ -361,11 +364,17 @@ local df = {
     columns = ProtoField.uint16("sinew_dht.columns", "Columns asked", base.HEX),
     left_count = ProtoField.uint8("sinew_dht.left_count", "Left side nodes"),
     right_count = ProtoField.uint8("sinew_dht.right_count", "Right side nodes"),
+    budget = ProtoField.uint16("sinew_dht.budget_ms", "Budget left (ms)"),
+    origin = ProtoField.none("sinew_dht.origin", "Accountable origin"),
+    request_type = ProtoField.uint8("sinew_dht.request_type", "Relayed request type", base.HEX),
+    request_version = ProtoField.uint8("sinew_dht.request_version", "Version", base.DEC, nil, 0xe0),
+    request_kind = ProtoField.uint8("sinew_dht.request_kind", "Kind", base.DEC, DHT_KINDS, 0x1f),
 }
 dht.fields = { df.len, df.type, df.version, df.kind, df.message_id, df.sender, df.node, df.id,
     df.addr4, df.addr6, df.port, df.key_len, df.key, df.present, df.value_len, df.value,
     df.token, df.lease, df.remaining, df.joining, df.side, df.node_count, df.error, df.row,
-    df.columns, df.left_count, df.right_count }
+    df.columns, df.left_count, df.right_count, df.budget, df.origin, df.request_type,
+    df.request_version, df.request_kind }
 
 local ef_dht_malformed = ProtoExpert.new("sinew_dht.malformed", "Malformed sinew DHT message",
     expert.group.MALFORMED, expert.severity.ERROR)
@@ -413,6 +422,8 @@ local function dht_nodes(c, into, count_field, max)
     end
 end
 
+local dht_body
+
 -- Parses one DHT message filling tvb(pos, len); returns items and kind name, or nil and an error.
 local function parse_dht(tvb, pos, len)
     if len > DHT_MAX_MESSAGE_LEN then
@@ -434,6 +445,18 @@ local function parse_dht(tvb, pos, len)
     type_item.kids = { { f = df.version, pos = pos, len = 1 }, { f = df.kind, pos = pos, len = 1 } }
     c:fixed(items, df.message_id, 8)
     dht_node(c, items, df.sender)
+    dht_body(c, items, kind)
+    if not c.err and c:left() > 0 then
+        c:fail("trailing bytes")
+    end
+    if c.err then
+        return nil, c.err
+    end
+    return items, DHT_KINDS[kind]
+end
+
+-- The body of a message of `kind` (also the request inside a Relayed).
+function dht_body(c, items, kind)
     if kind == 1 or kind == 4 or kind == 9 then
         dht_key(c, items)
     elseif kind == 2 then
@@ -481,14 +504,25 @@ local function parse_dht(tvb, pos, len)
         if not c.err then
             dht_nodes(c, items, df.right_count, DHT_VIEW_SIDE)
         end
+    elseif kind == 20 then
+        c:u16(items, df.budget)
+        dht_node(c, items, df.origin)
+        local at = c.pos
+        local inner, inner_item = c:u8(items, df.request_type)
+        if not inner then
+            return
+        end
+        local inner_version, inner_kind = bit.rshift(inner, 5), bit.band(inner, 0x1f)
+        if not DHT_RELAYABLE[inner_kind] then
+            return c:fail("bad value")
+        end
+        if inner_version ~= dht_kind_version(inner_kind) then
+            return c:fail("unsupported version " .. inner_version)
+        end
+        inner_item.kids = { { f = df.request_version, pos = at, len = 1 },
+            { f = df.request_kind, pos = at, len = 1 } }
+        dht_body(c, items, inner_kind)
     end
-    if not c.err and c:left() > 0 then
-        c:fail("trailing bytes")
-    end
-    if c.err then
-        return nil, c.err
-    end
-    return items, DHT_KINDS[kind]
 end
 
 local function show_dht(tvb, pinfo, tree, pos, len, prefix_items)

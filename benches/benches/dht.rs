@@ -2,13 +2,15 @@
 //!
 //! Group `dht`: a put of a 16-byte key and a 100-byte value (162 bytes in sinew's format, header
 //! included). Throughput is that size for every codec, so throughput ratios are time ratios.
+//! Beside it, the same put as a relay forwards it (`relayed_put_*`: a Relayed, 199 bytes, its
+//! own throughput).
 //! Every codec borrows key and value when decoding; decoded values go to `black_box` by
 //! reference.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sinew_benches::{BINCODE, PutWire, dht_put, dht_put_wire};
+use sinew_benches::{BINCODE, PutWire, dht_put, dht_put_wire, dht_relayed_put};
 use sinew_proto::dht::Message;
 
 fn put(c: &mut Criterion) {
@@ -75,6 +77,27 @@ fn put(c: &mut Criterion) {
         b.iter(|| {
             let wire = postcard::from_bytes::<PutWire<'_>>(black_box(postcard_bytes));
             black_box(&wire);
+        })
+    });
+
+    let relayed = dht_relayed_put();
+    group.throughput(Throughput::Bytes(relayed.encoded_len() as u64));
+    group.bench_function("relayed_put_encode/sinew", |b| {
+        b.iter(|| {
+            black_box(
+                black_box(&relayed)
+                    .encode(black_box(&mut buf[..]))
+                    .unwrap_or(0),
+            )
+        })
+    });
+    let mut relayed_bytes = [0u8; 512];
+    let n = relayed.encode(&mut relayed_bytes).unwrap();
+    let relayed_bytes = &relayed_bytes[..n];
+    group.bench_function("relayed_put_decode/sinew", |b| {
+        b.iter(|| {
+            let message = Message::parse(black_box(relayed_bytes));
+            black_box(&message);
         })
     });
     group.finish();

@@ -7,7 +7,7 @@
 
 use bincode::{BorrowDecode, Decode, Encode};
 use serde::{Deserialize, Serialize};
-use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId};
+use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId, RelayedRequest};
 use sinew_proto::health::{
     EncodedEntry, Health, HealthCheck, HealthKind, HealthPacket, PeerEntry, PeerTableResponse,
     PeerTableWriter,
@@ -596,6 +596,25 @@ pub fn dht_put() -> Message<'static> {
     }
 }
 
+/// [`dht_put`] as a node forwards it toward the key's owner: a Relayed carrying the put, with
+/// 175 ms of budget left and the client it entered from as its origin (37 bytes more).
+pub fn dht_relayed_put() -> Message<'static> {
+    Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_0709,
+            sender: dht_sender(),
+        },
+        body: Body::Relayed {
+            budget_ms: 175,
+            origin: dht_sender(),
+            request: RelayedRequest::Put {
+                key: &DHT_KEY,
+                value: &ZK_DATA,
+            },
+        },
+    }
+}
+
 /// A put as a plain struct with sinew's fields, borrowing key and value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, BorrowDecode)]
 pub struct PutWire<'a> {
@@ -636,6 +655,15 @@ pub fn dht_put_wire() -> PutWire<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_relayed_put_is_the_put_and_37_bytes() {
+        let (put, relayed) = (dht_put(), dht_relayed_put());
+        assert_eq!(relayed.encoded_len(), put.encoded_len() + 37);
+        let mut buf = [0u8; 512];
+        let n = relayed.encode(&mut buf).unwrap();
+        assert_eq!(Message::parse(&buf[..n]), Ok(relayed));
+    }
 
     #[test]
     fn fixtures_agree() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use clap::{Args, Subcommand};
 use sinew_proto::dht::{Body, Event, LockToken, Message, NodeAddr, NodeId, RequestError};
-use sinew_proto::nonce::split_type_byte;
+use sinew_proto::nonce::{split_type_byte, type_byte};
 
 use super::is_set;
 use crate::error::Failure;
@@ -407,8 +407,14 @@ pub fn write_message(
     writeln!(out, "  message id  {:#018x}", h.message_id)?;
     writeln!(out, "  sender id   {}", hex::encode(h.sender.id.0))?;
     writeln!(out, "  sender addr {}", h.sender.addr)?;
+    write_body(&message.body, out)?;
+    Ok(Ok(()))
+}
+
+/// Prints the fields of a message body (and of the request a Relayed carries).
+fn write_body(body: &Body<'_>, out: &mut dyn Write) -> io::Result<()> {
     let text = |b: &[u8]| format!("{:?} ({} bytes)", String::from_utf8_lossy(b), b.len());
-    match message.body {
+    match *body {
         Body::Get { key } | Body::PutAck { key } | Body::Unlocked { key } => {
             writeln!(out, "  key         {}", text(key))?;
         }
@@ -491,7 +497,24 @@ pub fn write_message(
                 writeln!(out, "    {} at {}", hex::encode(n.id.0), n.addr)?;
             }
         }
-        other => writeln!(out, "  {other:?}")?,
+        Body::Relayed {
+            budget_ms,
+            origin,
+            request,
+        } => {
+            writeln!(out, "  budget      {budget_ms} ms")?;
+            writeln!(out, "  origin id   {}", hex::encode(origin.id.0))?;
+            writeln!(out, "  origin addr {}", origin.addr)?;
+            let kind = request.kind();
+            writeln!(
+                out,
+                "  request     0x{:02x} (version {}, {kind:?})",
+                type_byte(kind.version(), kind as u8),
+                kind.version()
+            )?;
+            write_body(&request.body(), out)?;
+        }
+        ref other => writeln!(out, "  {other:?}")?,
     }
-    Ok(Ok(()))
+    Ok(())
 }

@@ -319,6 +319,51 @@ fn dht_demo_runs_every_phase_and_exits_zero() {
 }
 
 #[test]
+fn decode_dht_prints_a_relayed_request_and_the_request_inside() {
+    use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId, RelayedRequest};
+    let message = Message {
+        header: Header {
+            message_id: 9,
+            sender: NodeAddr {
+                id: NodeId::from_u128(0xabcd),
+                addr: "192.0.2.7:7100".parse().unwrap(),
+            },
+        },
+        body: Body::Relayed {
+            budget_ms: 175,
+            origin: NodeAddr {
+                id: NodeId::from_u128(0x33),
+                addr: "198.51.100.4:9000".parse().unwrap(),
+            },
+            request: RelayedRequest::Put {
+                key: b"colour",
+                value: b"blue",
+            },
+        },
+    };
+    let mut buf = [0u8; 128];
+    let len = message.encode(&mut buf).unwrap();
+    let hex: String = buf[..len].iter().map(|b| format!("{b:02x}")).collect();
+    let run = sinew(&["decode", "dht", &hex], SHORT);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for needle in [
+        "type        0x14 (version 0, Relayed)",
+        "budget      175 ms",
+        "origin id   00000000000000000000000000000033",
+        "origin addr 198.51.100.4:9000",
+        "request     0x03 (version 0, Put)",
+        "key         \"colour\" (6 bytes)",
+        "value       \"blue\" (4 bytes)",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "{needle:?} in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
 fn decode_dht_prints_every_field_and_refuses_a_truncated_message() {
     use sinew_proto::dht::{Body, Header, LockToken, Message, NodeAddr, NodeId};
     let message = Message {

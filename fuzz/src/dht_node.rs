@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::{Result, Unstructured};
 use sinew_proto::dht::{
     Body, Config, DhtNode, Disposition, DropReason, ErrorCode, Header, LockToken, Message,
-    NodeAddr, NodeId, NodeSet, RequestId, Side,
+    NodeAddr, NodeId, NodeSet, RelayedRequest, RequestId, Side,
 };
 use sinew_proto::time::Instant;
 
@@ -264,7 +264,12 @@ impl Harness {
         let other = LockToken(u.arbitrary()?);
         let ms = u.int_in_range(0..=5000u32)?;
         let v = value(u)?;
-        let body = match sent.body {
+        // A relayed request is answered as the request it carries.
+        let asked = match sent.body {
+            Body::Relayed { request, .. } => request.body(),
+            b => b,
+        };
+        let body = match asked {
             Body::Get { key } => Body::Value {
                 key,
                 value: if u.arbitrary()? { Some(v) } else { None },
@@ -325,7 +330,21 @@ impl Harness {
             .map(|_| sender(u))
             .collect::<Result<_>>()?;
         let nodes = NodeSet::Slice(&self.lists);
-        let body = match u.int_in_range(0..=11u8)? {
+        let body = match u.int_in_range(0..=12u8)? {
+            11 => Body::Relayed {
+                budget_ms: u.arbitrary()?,
+                origin: sender(u)?,
+                request: match u.int_in_range(0..=3u8)? {
+                    0 => RelayedRequest::Get { key: k },
+                    1 => RelayedRequest::Put { key: k, value: v },
+                    2 => RelayedRequest::Lock {
+                        key: k,
+                        token,
+                        lease_ms: ms,
+                    },
+                    _ => RelayedRequest::Unlock { key: k, token },
+                },
+            },
             0 => Body::Get { key: k },
             1 => Body::Put { key: k, value: v },
             2 => Body::Lock {

@@ -11,7 +11,7 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use sinew_proto::Error;
 use sinew_proto::dht::{
     Body, ErrorCode, Header, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, Message,
-    NodeAddr, NodeSet, Side, VIEW_SIDE,
+    NodeAddr, NodeSet, RelayedRequest, Side, VIEW_SIDE,
 };
 
 use crate::parse_health::FILL;
@@ -137,8 +137,28 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
                 row: u.arbitrary()?,
                 nodes: NodeSet::Slice(&nodes),
             },
-            // The header-only kinds share the last arm with Error and View (added there, so
-            // that the committed seeds keep their kinds 1–17).
+            // Kind 20 takes 18, which the header-only arm had (with 15) before.
+            18 => Body::Relayed {
+                budget_ms: u.arbitrary()?,
+                origin: u.arbitrary()?,
+                request: match u.int_in_range(0..=3u8)? {
+                    0 => RelayedRequest::Get { key: key(u)? },
+                    1 => RelayedRequest::Put {
+                        key: key(u)?,
+                        value: value(u)?,
+                    },
+                    2 => RelayedRequest::Lock {
+                        key: key(u)?,
+                        token,
+                        lease_ms: ms,
+                    },
+                    _ => RelayedRequest::Unlock {
+                        key: key(u)?,
+                        token,
+                    },
+                },
+            },
+            // The header-only kinds share the last arm with Error and View.
             _ => match u.int_in_range(0..=4u8)? {
                 0 => Body::Challenge,
                 1 => Body::Echo,
@@ -178,11 +198,16 @@ fn too_large(message: &Message<'_>) -> bool {
         | Body::Value { key, .. }
         | Body::Put { key, .. }
         | Body::Replicate { key, .. } => key.len(),
+        Body::Relayed { request, .. } => request.key().len(),
         _ => 0,
     };
     let value_len = match message.body {
         Body::Value { value, .. } => value.map_or(0, <[u8]>::len),
         Body::Put { value, .. } | Body::Replicate { value, .. } => value.len(),
+        Body::Relayed {
+            request: RelayedRequest::Put { value, .. },
+            ..
+        } => value.len(),
         _ => 0,
     };
     let nodes = match message.body {

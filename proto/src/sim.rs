@@ -296,6 +296,12 @@ impl<C: DatagramCore> Network<C> {
         }
     }
 
+    /// Changes the latency of the datagrams sent from now on (those in flight keep theirs):
+    /// e.g. a slower network after a ring formed.
+    pub fn set_latency(&mut self, latency: Latency) {
+        self.config.latency = latency;
+    }
+
     /// Shows `tap` every datagram delivered to a live core from now on, before the core
     /// handles it (to count hops, trace a request, or check an invariant on every message).
     pub fn set_tap(&mut self, tap: Tap) {

@@ -3,7 +3,7 @@
 //! values, the lock owners).
 
 use super::*;
-use crate::dht::HEADER_LEN;
+use crate::dht::{HEADER_LEN, RelayedRequest};
 
 /// An outside host with its own address (no spoofing), and the id bound to it.
 fn outsider(n: u8) -> NodeAddr {
@@ -44,6 +44,22 @@ fn ask(
         answers.extend(mine.into_iter().map(|p| p.0.bytes));
     }
     answers
+}
+
+/// `from` proves to node `i` that it receives at its address: a put draws a Challenge, whose
+/// cookie it echoes (a put or lock from an unproved address takes no slot).
+fn prove(sim: &mut Sim, i: usize, from: NodeAddr) {
+    let put = Body::Put {
+        key: b"proof",
+        value: b"",
+    };
+    let answers = ask(sim, i, from, 1, put);
+    let challenge = answers
+        .iter()
+        .map(|a| Message::parse(a).unwrap())
+        .find(|m| m.body == Body::Challenge)
+        .expect("a Challenge");
+    ask(sim, i, from, challenge.header.message_id, Body::Echo);
 }
 
 /// A ring of `n` nodes, built and past every join's grace period.
@@ -811,6 +827,8 @@ fn store_filling_run(store_share: u8) -> (usize, usize, bool, u64, usize) {
         .filter(|k| sim.true_owner(k.as_bytes()) == victim)
         .take(64)
         .collect();
+    // The attacker receives at its address (a forged source would take nothing at all).
+    prove(&mut sim, victim, eve);
     let (mut acked, mut full) = (0, 0);
     let mut count = |answers: StdVec<StdVec<u8>>| {
         for a in answers {
@@ -895,6 +913,8 @@ fn relay_filling_run(relay_share: u8) -> (usize, bool, u64) {
         .collect();
     sim.crash(dead);
     let eve = outsider(10);
+    // The attacker receives at its address (an unproved one takes no slot at all).
+    prove(&mut sim, entry, eve);
     let mut full = 0;
     for (k, key) in keys.iter().enumerate() {
         let get = Body::Get {
@@ -1076,4 +1096,432 @@ fn a_new_replica_that_does_not_know_the_owner_yet_is_asked_less_and_less_often()
     sim.run_for(ms(1500));
     let refused = sim.nodes[third].node.stats().replicates_refused;
     assert!((1..=4).contains(&refused), "{refused}");
+}
+
+// ------------------------------------------------------------------------------------------
+// Relayed requests: end-to-end budgets and accountable origins (issues 10 item 2, 11 item 5).
+
+/// Node `i` is sent `body` from `from`, an outside host that receives at its address: a
+/// Challenge it answers (echoes) and then sends the request again. The other answers.
+fn ask_proving(
+    sim: &mut Sim,
+    i: usize,
+    from: NodeAddr,
+    message_id: u64,
+    body: Body<'_>,
+) -> StdVec<StdVec<u8>> {
+    let answers = ask(sim, i, from, message_id, body);
+    let challenge = answers
+        .iter()
+        .map(|a| Message::parse(a).unwrap())
+        .find(|m| m.body == Body::Challenge);
+    match challenge {
+        Some(c) => {
+            ask(sim, i, from, c.header.message_id, Body::Echo);
+            ask(sim, i, from, message_id, body)
+        }
+        None => answers,
+    }
+}
+
+/// Takes the messages sent to `to` outside the simulation so far off the network.
+fn take_outside(sim: &mut Sim, to: SocketAddr) -> StdVec<StdVec<u8>> {
+    let mut out = StdVec::new();
+    sim.outside.retain(|(_, t, b)| {
+        if *t == to {
+            out.push(b.clone());
+            false
+        } else {
+            true
+        }
+    });
+    out
+}
+
+/// A ring of 40 whose prefix tables had time to fill (requests take several hops).
+fn big_ring(seed: u64) -> Sim {
+    let mut sim = ring(40, seed);
+    sim.run_for(Duration::from_secs(4));
+    sim
+}
+
+fn relays(sim: &Sim) -> u64 {
+    sim.each_node().map(|s| s.node.stats().forwarded).sum()
+}
+
+/// `count` keys with `prefix` that node `owner` owns.
+fn keys_owned_by(sim: &Sim, owner: usize, prefix: &str, count: usize) -> StdVec<String> {
+    (0..)
+        .map(|k| format!("{prefix} {k}"))
+        .filter(|k| sim.true_owner(k.as_bytes()) == owner)
+        .take(count)
+        .collect()
+}
+
+#[test]
+fn an_outsider_gets_its_store_share_of_an_owner_whatever_path_its_puts_take() {
+    // Before relayed requests carried their origin, the owner charged a put to the node that
+    // delivered it — a leaf-set member, exempt — so 64 puts sent through the other members
+    // all took a slot.
+    let mut sim = big_ring(61);
+    let victim = 7;
+    let eve = outsider(20);
+    let keys = keys_owned_by(&sim, victim, "junk", 64);
+    let entries: StdVec<usize> = (0..40).filter(|&i| i != victim).collect();
+    let before = relays(&sim);
+    let (mut acked, mut full) = (0, 0);
+    let mut count = |answers: StdVec<StdVec<u8>>| {
+        for a in answers {
+            match Message::parse(&a).unwrap().body {
+                Body::PutAck { .. } => acked += 1,
+                Body::Error {
+                    code: ErrorCode::Full,
+                } => full += 1,
+                Body::Challenge => {}
+                b => panic!("{b:?}"),
+            }
+        }
+    };
+    for (k, key) in keys.iter().enumerate() {
+        let entry = entries[k % entries.len()];
+        let put = Body::Put {
+            key: key.as_bytes(),
+            value: b"junk",
+        };
+        count(ask_proving(&mut sim, entry, eve, 900 + k as u64, put));
+        sim.run_for(ms(30));
+        let later = take_outside(&mut sim, eve.addr);
+        count(later);
+    }
+    sim.run_for(ms(500));
+    let later = take_outside(&mut sim, eve.addr);
+    count(later);
+    let hops = relays(&sim) - before;
+    let stored = keys
+        .iter()
+        .filter(|k| sim.nodes[victim].node.stored(k.as_bytes()).is_some())
+        .count();
+    let share = 64 * 25 / 100;
+    let over = sim.nodes[victim].node.stats().over_share;
+    println!(
+        "{stored} of 64 stored, {acked} acknowledged, {full} Full, {hops} relays, {over} over share"
+    );
+    // The multi-hop case: more relays than puts.
+    assert!(hops > 64, "{hops}");
+    assert!(stored <= share, "{stored}");
+    assert!(acked <= share, "{acked}");
+    assert_eq!(acked + full, 64);
+    assert!(over >= 64 - share as u64, "{over}");
+    // An honest client's put of a new key the victim owns still succeeds.
+    let key = keys_owned_by(&sim, victim, "mine", 1).remove(0);
+    let mut c = client(61);
+    let now = sim.now;
+    let entry = sim.addr(0);
+    let put = c.put(now, entry, key.as_bytes(), b"legit").unwrap();
+    exchange(&mut sim, &mut c, Duration::from_secs(2));
+    assert!(client_events(&mut c).contains(&Event::PutDone { id: put }));
+    assert_eq!(
+        sim.nodes[victim].node.stored(key.as_bytes()),
+        Some(&b"legit"[..])
+    );
+}
+
+#[test]
+fn a_member_naming_invented_origins_gets_its_relay_share_and_they_are_sent_nothing() {
+    let mut sim = big_ring(62);
+    let victim = 9;
+    // A leaf-set member of the victim (it proved its address long ago) lies about origins.
+    let liar = sim.nodes[victim].node.leaf_set().nearest_left().unwrap();
+    let keys = keys_owned_by(&sim, victim, "lie", 64);
+    let invented = |k: usize| NodeAddr::bound(SocketAddr::from(([198, 51, 100, k as u8], 9000)));
+    for (k, key) in keys.iter().enumerate() {
+        let relayed = Body::Relayed {
+            budget_ms: 150,
+            origin: invented(k),
+            request: RelayedRequest::Put {
+                key: key.as_bytes(),
+                value: b"lie",
+            },
+        };
+        ask(&mut sim, victim, liar, 1000 + k as u64, relayed);
+        sim.run_for(ms(30));
+    }
+    sim.run_for(ms(500));
+    let stored = keys
+        .iter()
+        .filter(|k| sim.nodes[victim].node.stored(k.as_bytes()).is_some())
+        .count();
+    let over = sim.nodes[victim].node.stats().over_share;
+    println!("{stored} of 64 stored, {over} over share");
+    assert_eq!(stored, 64 * 50 / 100);
+    assert_eq!(over, 64 - 32);
+    // Nothing ever went to an invented origin.
+    let to_invented = sim
+        .outside
+        .iter()
+        .filter(|(_, to, _)| (0..64).any(|k| *to == invented(k).addr))
+        .count();
+    assert_eq!(to_invented, 0);
+}
+
+#[test]
+fn an_outsider_gets_its_store_share_of_an_owners_lock_table() {
+    // Before, the lock table had no quota: 64 locks from one outsider took 64 entries.
+    let mut sim = big_ring(63);
+    let victim = 11;
+    let eve = outsider(21);
+    let keys = keys_owned_by(&sim, victim, "door", 64);
+    let entries: StdVec<usize> = (0..40).filter(|&i| i != victim).collect();
+    let (mut locked, mut full) = (0, 0);
+    let mut count = |answers: StdVec<StdVec<u8>>| {
+        for a in answers {
+            match Message::parse(&a).unwrap().body {
+                Body::Locked { .. } => locked += 1,
+                Body::Error {
+                    code: ErrorCode::Full,
+                } => full += 1,
+                Body::Challenge => {}
+                b => panic!("{b:?}"),
+            }
+        }
+    };
+    for (k, key) in keys.iter().enumerate() {
+        let entry = entries[k % entries.len()];
+        let lock = Body::Lock {
+            key: key.as_bytes(),
+            token: LockToken::derive(b"eve", key.as_bytes()),
+            lease_ms: 2000,
+        };
+        count(ask_proving(&mut sim, entry, eve, 1100 + k as u64, lock));
+        sim.run_for(ms(20));
+        let later = take_outside(&mut sim, eve.addr);
+        count(later);
+    }
+    let now = sim.now;
+    let held = keys
+        .iter()
+        .filter(|k| {
+            sim.nodes[victim].node.lock_holder(now, k.as_bytes())
+                == Some(LockToken::derive(b"eve", k.as_bytes()))
+        })
+        .count();
+    println!("{held} of 64 locks held by the outsider, {locked} Locked, {full} Full");
+    assert!(held <= 64 * 25 / 100, "{held}");
+    assert_eq!(locked, held);
+    assert_eq!(locked + full, 64);
+    // A member's own lock on another key the victim owns is granted.
+    let key = keys_owned_by(&sim, victim, "mine", 1).remove(0);
+    let now = sim.now;
+    let id = sim.node(3).lock(now, key.as_bytes(), ms(1000)).unwrap();
+    sim.flush(3);
+    sim.run_for(ms(300));
+    assert!(matches!(
+        sim.outcome(3, id),
+        Some((_, Event::Locked { .. }))
+    ));
+    let token = sim.nodes[3].node.lock_token(key.as_bytes());
+    let now = sim.now;
+    assert_eq!(
+        sim.nodes[victim].node.lock_holder(now, key.as_bytes()),
+        Some(token)
+    );
+}
+
+#[test]
+fn puts_and_locks_from_forged_sources_take_no_slot() {
+    // An attacker forges the source address of a host that never answers (the header and
+    // the datagram's source agree, so nothing tells it apart but the round trip).
+    let mut sim = ring(8, 64);
+    let victim = 3;
+    let forged = outsider(30);
+    let keys = keys_owned_by(&sim, victim, "forged", 16);
+    let stored_before = sim.nodes[victim].node.stored_len();
+    let forwarded_before = relays(&sim);
+    let mut sent = StdVec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let key = key.as_bytes();
+        // Straight to the owner, and through another member.
+        let via = if k % 2 == 0 { victim } else { (victim + 4) % 8 };
+        let put = Body::Put { key, value: b"x" };
+        let lock = Body::Lock {
+            key,
+            token: LockToken::derive(b"forger", key),
+            lease_ms: 2000,
+        };
+        sent.extend(ask(&mut sim, via, forged, 1200 + k as u64, put));
+        sent.extend(ask(&mut sim, via, forged, 1300 + k as u64, lock));
+        sim.run_for(ms(20));
+    }
+    sim.run_for(ms(500));
+    let now = sim.now;
+    for key in &keys {
+        assert_eq!(sim.nodes[victim].node.stored(key.as_bytes()), None);
+        assert_eq!(
+            sim.nodes[victim].node.lock_holder(now, key.as_bytes()),
+            None
+        );
+    }
+    assert_eq!(sim.nodes[victim].node.stored_len(), stored_before);
+    assert_eq!(relays(&sim), forwarded_before, "nothing forwarded");
+    // The forged host was sent Challenges only (43 bytes), one per request.
+    sent.extend(take_outside(&mut sim, forged.addr));
+    assert_eq!(sent.len(), 32);
+    assert!(
+        sent.iter()
+            .all(|b| Message::parse(b).unwrap().body == Body::Challenge)
+    );
+    let challenged: u64 = sim.each_node().map(|s| s.node.stats().challenged).sum();
+    assert_eq!(challenged, 32);
+}
+
+#[test]
+fn relays_hold_a_request_no_longer_than_its_budget() {
+    // A get from an outside host enters at a node far from the key's owner, which stops
+    // answering (its messages are held). Each node on the path answers NotOwner when the
+    // budget it received runs out: a node further down answers before the node it answers
+    // (before, every relay waited half a request timeout from its own send, so each one
+    // further down answered later than the node waiting for it, after that node had given
+    // up), and the entry answers within the request timeout.
+    let mut sim = big_ring(65);
+    // Every datagram spends at least 2 ms on the way, so that each answer is seen in flight.
+    sim.nodes.set_latency(crate::sim::Latency::Uniform {
+        min: ms(2),
+        max: ms(10),
+    });
+    let owner = 5;
+    let eve = outsider(22);
+    let timeout = sim.nodes[0].node.config().request_timeout;
+    for (k, key) in keys_owned_by(&sim, owner, "slow", 40).iter().enumerate() {
+        let entry = (owner + 20 + k) % 40;
+        if entry == owner {
+            continue;
+        }
+        prove(&mut sim, entry, eve);
+        sim.hold = Some(owner);
+        let start = sim.now;
+        let get = Body::Get {
+            key: key.as_bytes(),
+        };
+        let mut answered: BTreeMap<SocketAddr, (Instant, SocketAddr)> = BTreeMap::new();
+        let now = sim.now;
+        sim.node(entry)
+            .handle_datagram(now, eve.addr, &msg(1400 + k as u64, eve, get));
+        sim.flush(entry);
+        let mut entry_answer = None;
+        while sim.now < start + timeout + ms(50) {
+            sim.run_for(ms(1));
+            // What is in flight now (looked at, and put back as it was).
+            let flying = sim.nodes.take_in_flight(|_| true);
+            for p in &flying {
+                if let Ok(m) = Message::parse(&p.bytes)
+                    && m.body
+                        == (Body::Error {
+                            code: ErrorCode::NotOwner,
+                        })
+                {
+                    let to = sim.nodes[p.to].node.local().addr;
+                    answered.entry(p.from).or_insert((sim.now, to));
+                }
+            }
+            for p in flying {
+                sim.nodes.put_in_flight(p);
+            }
+            if entry_answer.is_none() && !take_outside(&mut sim, eve.addr).is_empty() {
+                entry_answer = Some(sim.now);
+            }
+        }
+        sim.release();
+        sim.run_for(Duration::from_secs(1));
+        if answered.is_empty() {
+            continue; // No relay behind the entry: try a longer path.
+        }
+        println!(
+            "entry answered after {:?}; relays: {:?}",
+            entry_answer.map(|t| t - start),
+            answered
+                .values()
+                .map(|(t, _)| *t - start)
+                .collect::<StdVec<_>>()
+        );
+        let entry_at = entry_answer.expect("the entry answers");
+        assert!(entry_at <= start + timeout, "{:?}", entry_at - start);
+        for (relay, (at, upstream)) in &answered {
+            let upstream_at = answered.get(upstream).map_or(entry_at, |(t, _)| *t);
+            assert!(
+                *at < upstream_at,
+                "{relay} answered at {:?}, after its upstream {upstream} ({:?})",
+                *at - start,
+                upstream_at - start
+            );
+        }
+        return;
+    }
+    panic!("no path with a relay behind the entry found");
+}
+
+#[test]
+fn a_request_whose_budget_cannot_cover_another_hop_is_answered_expired_at_once() {
+    let mut sim = ring(8, 66);
+    let relay = 2;
+    let member = sim.nodes[relay].node.leaf_set().nearest_left().unwrap();
+    // A key the relay forwards (it does not own it).
+    let key = (0..)
+        .map(|k| format!("far {k}"))
+        .find(|k| {
+            let o = sim.true_owner(k.as_bytes());
+            o != relay && sim.addr(o) != member.addr
+        })
+        .unwrap();
+    let forwarded = sim.nodes[relay].node.stats().forwarded;
+    let relayed = |budget_ms| Body::Relayed {
+        budget_ms,
+        origin: outsider(40),
+        request: RelayedRequest::Get {
+            key: key.as_bytes(),
+        },
+    };
+    let allowance = millis(sim.nodes[relay].node.config().hop_allowance) as u16;
+    // Two allowances: one for the answer's way back, none left for a further hop.
+    let answers = ask(&mut sim, relay, member, 77, relayed(2 * allowance));
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        Message::parse(&answers[0]).unwrap().body,
+        Body::Error {
+            code: ErrorCode::Expired
+        }
+    );
+    assert_eq!(sim.nodes[relay].node.stats().expired, 1);
+    assert_eq!(sim.nodes[relay].node.stats().forwarded, forwarded);
+    // With room for another hop, it is forwarded.
+    let answers = ask(&mut sim, relay, member, 78, relayed(2 * allowance + 10));
+    assert!(answers.is_empty());
+    assert_eq!(sim.nodes[relay].node.stats().forwarded, forwarded + 1);
+}
+
+#[test]
+fn a_request_sent_again_while_it_is_relayed_takes_no_second_slot() {
+    // A client sends a get again (same message id) after a Challenge while the node still
+    // relays the first copy: the node drops the copy (the answer on its way serves both).
+    let mut sim = ring(5, 71);
+    sim.run_for(Duration::from_secs(2));
+    let owner = 3;
+    let entry = 1;
+    let eve = outsider(23);
+    prove(&mut sim, entry, eve);
+    let key = keys_owned_by(&sim, owner, "again", 1).remove(0);
+    let get = Body::Get {
+        key: key.as_bytes(),
+    };
+    let forwarded = relays(&sim);
+    let now = sim.now;
+    for _ in 0..2 {
+        sim.node(entry)
+            .handle_datagram(now, eve.addr, &msg(0x5e5e, eve, get));
+    }
+    sim.flush(entry);
+    assert_eq!(sim.node(entry).stats().duplicates, 1);
+    assert_eq!(relays(&sim), forwarded + 1, "forwarded once");
+    sim.run_for(ms(200));
+    let answers = take_outside(&mut sim, eve.addr);
+    assert_eq!(answers.len(), 1, "one answer");
 }

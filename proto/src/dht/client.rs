@@ -145,6 +145,9 @@ pub struct ClientStats {
     /// Direct attempts that fell back to the given node (the owner refused or did not
     /// answer), after which the view is asked again.
     pub fallbacks: u64,
+    /// Second answers to a request sent again after a Challenge, whose first answer had
+    /// already completed it (the node had not withheld that one): dropped.
+    pub duplicates: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -162,6 +165,8 @@ struct Pending<const KEY: usize, const VALUE: usize> {
     /// When the current attempt was sent; `None`: still to send.
     sent: Option<Instant>,
     deadline: Instant,
+    /// The current attempt was sent again after a Challenge (it may be answered twice).
+    resent: bool,
 }
 
 /// A client of a DHT ring: sends get, put, lock and unlock requests to a node of the ring (any
@@ -248,6 +253,9 @@ pub struct DhtClient<R, const PENDING: usize = 8, const KEY: usize = 32, const V
     next_request: u64,
     /// Echoes of nodes' Challenges to send: (node, cookie).
     echoes: Deque<(SocketAddr, u64), 4>,
+    /// Requests sent again after a Challenge and completed since: (node, message id). A second
+    /// answer to one is a duplicate, not a stranger's message.
+    resent_done: Deque<(SocketAddr, u64), 16>,
     /// The neighbourhood of the last node that told it ([`ClientConfig::one_hop`]).
     view: Option<LearnedView>,
     /// The ViewRequest outstanding, if any.
@@ -299,6 +307,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             stats: ClientStats::default(),
             next_request: 1,
             echoes: Deque::new(),
+            resent_done: Deque::new(),
             view: None,
             query: None,
             next_query: Instant::ZERO,
@@ -543,6 +552,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             attempts: 1,
             sent: None,
             deadline: now,
+            resent: false,
         };
         // Checked above: there is room.
         let _ = self.pending.push(pending);
@@ -578,7 +588,15 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             .iter()
             .position(|p| p.sent.is_some() && p.message_id == message_id)
         else {
-            self.stats.unmatched += 1;
+            if self
+                .resent_done
+                .iter()
+                .any(|&(n, id)| n == from && id == message_id)
+            {
+                self.stats.duplicates += 1;
+            } else {
+                self.stats.unmatched += 1;
+            }
             return Disposition::Dropped(DropReason::Unmatched);
         };
         let p = &self.pending[i];
@@ -606,6 +624,12 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             return Disposition::Handled;
         }
         let p = self.pending.swap_remove(i);
+        if p.resent {
+            if self.resent_done.is_full() {
+                self.resent_done.pop_front();
+            }
+            let _ = self.resent_done.push_back((p.node, p.message_id));
+        }
         let since = p.sent.unwrap_or(now);
         let reply: Reply<KEY, VALUE> = Reply::from_body(&message.body);
         self.emit(reply.into_event(p.id, p.request.op, since));
@@ -626,8 +650,12 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             q.deadline = now;
         }
         for p in self.pending.iter_mut() {
-            if p.sent.is_some() && p.node == from {
-                waiting = true;
+            if p.node != from {
+                continue;
+            }
+            waiting = true;
+            if p.sent.is_some() {
+                p.resent = true;
                 p.sent = None;
                 p.deadline = now;
             }
@@ -646,6 +674,7 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         p.attempts += 1;
         p.message_id = message_id;
         p.sent = None;
+        p.resent = false;
     }
 
     /// Lets time pass: attempts past their deadline are sent again, or fail with

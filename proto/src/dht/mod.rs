@@ -45,6 +45,9 @@
 //! let rng = rand_core::UnwrapErr(getrandom::SysRng);
 //! let mut node: DhtNode<_> = DhtNode::new(Config::new(me), rng);
 //! let now = Instant::ZERO;
+//! // A put takes a slot only for an address that proved a round trip (here the adapter
+//! // vouches for it, as for a TCP peer; else the node answers a Challenge first).
+//! node.handle_validated(client.addr);
 //! node.handle_datagram(now, client.addr, &bytes[..len]);
 //! assert_eq!(node.stored(b"k_1"), Some(&b"v"[..]));
 //!
@@ -106,8 +109,12 @@ pub const ROUTE_LIST: usize = 8;
 /// `HEADER_LEN + 2 + 12 × NODE_LEN` = 453 bytes, which fits a sealed datagram
 /// ([`seal::MAX_PLAINTEXT_LEN`](crate::seal::MAX_PLAINTEXT_LEN), 478 bytes).
 pub const VIEW_SIDE: usize = 6;
-/// Longest message: header + key + value and their lengths (a `Put`/`Value`/`Replicate`).
-pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + 1 + MAX_KEY_LEN + 1 + 2 + MAX_VALUE_LEN;
+/// What a [`Body::Relayed`] adds before the request it carries: budget, origin and the
+/// request's type byte.
+pub const RELAYED_LEN: usize = 2 + NODE_LEN + 1;
+/// Longest message: a [`Body::Relayed`] put of the longest key and value (header, relay
+/// envelope, key and value and their lengths).
+pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + RELAYED_LEN + 1 + MAX_KEY_LEN + 2 + MAX_VALUE_LEN;
 /// The protocol version of this format (the type byte's version bits), for every kind but the
 /// lock protocol's ([`LOCK_VERSION`]).
 pub const VERSION: u8 = 0;
@@ -432,6 +439,8 @@ pub enum Kind {
     RouteRequest = 18,
     /// [`Body::Route`].
     Route = 19,
+    /// [`Body::Relayed`].
+    Relayed = 20,
     /// [`Body::ViewRequest`].
     ViewRequest = 21,
     /// [`Body::View`].
@@ -472,6 +481,7 @@ impl Kind {
             17 => Kind::Echo,
             18 => Kind::RouteRequest,
             19 => Kind::Route,
+            20 => Kind::Relayed,
             21 => Kind::ViewRequest,
             22 => Kind::View,
             _ => return None,
@@ -497,6 +507,10 @@ pub enum ErrorCode {
     Full,
     /// The receiver does not implement the request.
     Unsupported,
+    /// The request's end-to-end budget ([`Body::Relayed`]) ran out before it could reach the
+    /// key's owner: the receiver would have had to forward it with less time than one more hop
+    /// takes. The requester may try again with a fresh budget.
+    Expired,
     /// A code this version does not know.
     Unknown(u16),
 }
@@ -511,6 +525,7 @@ impl ErrorCode {
             ErrorCode::Malformed => 4,
             ErrorCode::Full => 5,
             ErrorCode::Unsupported => 6,
+            ErrorCode::Expired => 7,
             ErrorCode::Unknown(c) => c,
         }
     }
@@ -524,6 +539,7 @@ impl ErrorCode {
             4 => ErrorCode::Malformed,
             5 => ErrorCode::Full,
             6 => ErrorCode::Unsupported,
+            7 => ErrorCode::Expired,
             c => ErrorCode::Unknown(c),
         }
     }
@@ -774,6 +790,109 @@ pub enum Body<'a> {
         /// Its successors, nearest first.
         right: NodeSet<'a>,
     },
+    /// A get, put, lock or unlock forwarded by a node toward the key's owner, answered as the
+    /// request it carries would be. It carries what is left of the request's end-to-end budget
+    /// and the address accountable for it (see PROTOCOL.md, *Relayed requests*).
+    Relayed {
+        /// Milliseconds the sender still waits for the answer, counted from when it sent this
+        /// message.
+        budget_ms: u16,
+        /// The address accountable for the request: the client (or node) where it entered the
+        /// ring, as the node that relays it knows it. Never sent anything: only counted.
+        origin: NodeAddr,
+        /// The request.
+        request: RelayedRequest<'a>,
+    },
+}
+
+/// The request a [`Body::Relayed`] carries: one of the four client requests, on the wire as
+/// its own type byte and body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayedRequest<'a> {
+    /// [`Body::Get`].
+    Get {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// [`Body::Put`].
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// [`Body::Lock`].
+    Lock {
+        /// The key.
+        key: &'a [u8],
+        /// The holder's secret.
+        token: LockToken,
+        /// Lease in milliseconds.
+        lease_ms: u32,
+    },
+    /// [`Body::Unlock`].
+    Unlock {
+        /// The key.
+        key: &'a [u8],
+        /// The holder's secret.
+        token: LockToken,
+    },
+}
+
+impl<'a> RelayedRequest<'a> {
+    /// The request of a plain request body; `None` for a body that is no get, put, lock or
+    /// unlock.
+    pub const fn from_body(body: &Body<'a>) -> Option<RelayedRequest<'a>> {
+        Some(match *body {
+            Body::Get { key } => RelayedRequest::Get { key },
+            Body::Put { key, value } => RelayedRequest::Put { key, value },
+            Body::Lock {
+                key,
+                token,
+                lease_ms,
+            } => RelayedRequest::Lock {
+                key,
+                token,
+                lease_ms,
+            },
+            Body::Unlock { key, token } => RelayedRequest::Unlock { key, token },
+            _ => return None,
+        })
+    }
+
+    /// The request as a plain body, as a client sends it.
+    pub const fn body(&self) -> Body<'a> {
+        match *self {
+            RelayedRequest::Get { key } => Body::Get { key },
+            RelayedRequest::Put { key, value } => Body::Put { key, value },
+            RelayedRequest::Lock {
+                key,
+                token,
+                lease_ms,
+            } => Body::Lock {
+                key,
+                token,
+                lease_ms,
+            },
+            RelayedRequest::Unlock { key, token } => Body::Unlock { key, token },
+        }
+    }
+
+    /// Its kind.
+    pub const fn kind(&self) -> Kind {
+        self.body().kind()
+    }
+
+    /// Its key.
+    pub const fn key(&self) -> &'a [u8] {
+        match *self {
+            RelayedRequest::Get { key }
+            | RelayedRequest::Put { key, .. }
+            | RelayedRequest::Lock { key, .. }
+            | RelayedRequest::Unlock { key, .. } => key,
+        }
+    }
 }
 
 impl Body<'_> {
@@ -801,6 +920,7 @@ impl Body<'_> {
             Body::Route { .. } => Kind::Route,
             Body::ViewRequest => Kind::ViewRequest,
             Body::View { .. } => Kind::View,
+            Body::Relayed { .. } => Kind::Relayed,
         }
     }
 }
@@ -942,6 +1062,37 @@ impl<'a> Reader<'a> {
             return Err(Error::TooLarge);
         }
         Ok(list)
+    }
+
+    /// The request inside a [`Body::Relayed`]: its type byte (version and kind, as its own
+    /// message has it), then its body. Anything but a get, put, lock or unlock is
+    /// [`Error::BadValue`].
+    fn relayed_request(&mut self) -> Result<RelayedRequest<'a>> {
+        let type_byte = self.u8()?;
+        let (version, bits) = split_type_byte(type_byte);
+        let Some(kind) = Kind::from_bits(bits) else {
+            return Err(Error::BadValue);
+        };
+        if version != kind.version() {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        Ok(match kind {
+            Kind::Get => RelayedRequest::Get { key: self.key()? },
+            Kind::Put => RelayedRequest::Put {
+                key: self.key()?,
+                value: self.value()?,
+            },
+            Kind::Lock => RelayedRequest::Lock {
+                key: self.key()?,
+                token: self.token()?,
+                lease_ms: self.u32()?,
+            },
+            Kind::Unlock => RelayedRequest::Unlock {
+                key: self.key()?,
+                token: self.token()?,
+            },
+            _ => return Err(Error::BadValue),
+        })
     }
 
     fn finish(self) -> Result<()> {
@@ -1128,6 +1279,11 @@ impl<'a> Message<'a> {
                 left: NodeSet::Parsed(r.view_side()?),
                 right: NodeSet::Parsed(r.view_side()?),
             },
+            Kind::Relayed => Body::Relayed {
+                budget_ms: r.u16()?,
+                origin: r.node()?,
+                request: r.relayed_request()?,
+            },
         };
         r.finish()?;
         Ok(Message { header, body })
@@ -1135,29 +1291,32 @@ impl<'a> Message<'a> {
 
     /// The exact number of bytes [`encode`](Self::encode) writes.
     pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + Self::body_len(&self.body)
+    }
+
+    /// The bytes of `body` after the header.
+    fn body_len(body: &Body<'_>) -> usize {
         let key = |k: &[u8]| 1 + k.len();
         let value = |v: &[u8]| 2 + v.len();
-        HEADER_LEN
-            + match &self.body {
-                Body::Get { key: k } | Body::PutAck { key: k } | Body::Unlocked { key: k } => {
-                    key(k)
-                }
-                Body::Value { key: k, value: v } => key(k) + 1 + v.map_or(0, value),
-                Body::Put { key: k, value: v } | Body::Replicate { key: k, value: v } => {
-                    key(k) + value(v)
-                }
-                Body::Lock { key: k, .. } | Body::Locked { key: k, .. } => key(k) + 16 + 4,
-                Body::LockDenied { key: k, .. } => key(k) + 4,
-                Body::Unlock { key: k, .. } => key(k) + 16,
-                Body::InitConnect | Body::Challenge | Body::Echo | Body::ViewRequest => 0,
-                Body::RequestInsertion { .. } => NODE_LEN,
-                Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
-                Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
-                Body::Error { .. } => 2,
-                Body::RouteRequest { .. } => 1 + 2,
-                Body::Route { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
-                Body::View { left, right } => 1 + 1 + (left.len() + right.len()) * NODE_LEN,
+        match body {
+            Body::Get { key: k } | Body::PutAck { key: k } | Body::Unlocked { key: k } => key(k),
+            Body::Value { key: k, value: v } => key(k) + 1 + v.map_or(0, value),
+            Body::Put { key: k, value: v } | Body::Replicate { key: k, value: v } => {
+                key(k) + value(v)
             }
+            Body::Lock { key: k, .. } | Body::Locked { key: k, .. } => key(k) + 16 + 4,
+            Body::LockDenied { key: k, .. } => key(k) + 4,
+            Body::Unlock { key: k, .. } => key(k) + 16,
+            Body::InitConnect | Body::Challenge | Body::Echo | Body::ViewRequest => 0,
+            Body::RequestInsertion { .. } => NODE_LEN,
+            Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
+            Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
+            Body::Error { .. } => 2,
+            Body::RouteRequest { .. } => 1 + 2,
+            Body::Route { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
+            Body::View { left, right } => 1 + 1 + (left.len() + right.len()) * NODE_LEN,
+            Body::Relayed { request, .. } => RELAYED_LEN + Self::body_len(&request.body()),
+        }
     }
 
     /// Checks what the wire cannot carry: keys over [`MAX_KEY_LEN`], values over
@@ -1211,6 +1370,17 @@ impl<'a> Message<'a> {
                 }
                 true
             }
+            Body::Relayed {
+                origin, request, ..
+            } => {
+                if !origin.is_valid() {
+                    return Err(Error::BadAddress);
+                }
+                match *request {
+                    RelayedRequest::Put { key, value } => key_ok(key) && value_ok(value),
+                    r => key_ok(r.key()),
+                }
+            }
         };
         if ok { Ok(()) } else { Err(Error::TooLarge) }
     }
@@ -1231,7 +1401,20 @@ impl<'a> Message<'a> {
         w.put(&[type_byte(kind.version(), kind as u8)]);
         w.put(&self.header.message_id.to_be_bytes());
         w.node(&self.header.sender);
-        match &self.body {
+        w.body(&self.body);
+        Ok(w.at)
+    }
+
+    /// Whether the message fits one UDP datagram.
+    pub fn fits_datagram(&self) -> bool {
+        self.encoded_len() <= MAX_DATAGRAM_LEN
+    }
+}
+
+impl Writer<'_> {
+    fn body(&mut self, body: &Body<'_>) {
+        let w = self;
+        match body {
             Body::Get { key } | Body::PutAck { key } | Body::Unlocked { key } => w.key(key),
             Body::Value { key, value } => {
                 w.key(key);
@@ -1292,13 +1475,18 @@ impl<'a> Message<'a> {
                 w.nodes(left);
                 w.nodes(right);
             }
+            Body::Relayed {
+                budget_ms,
+                origin,
+                request,
+            } => {
+                w.put(&budget_ms.to_be_bytes());
+                w.node(origin);
+                let kind = request.kind();
+                w.put(&[type_byte(kind.version(), kind as u8)]);
+                w.body(&request.body());
+            }
         }
-        Ok(w.at)
-    }
-
-    /// Whether the message fits one UDP datagram.
-    pub fn fits_datagram(&self) -> bool {
-        self.encoded_len() <= MAX_DATAGRAM_LEN
     }
 }
 

@@ -60,6 +60,147 @@ static LOCK_DENIED: [u8; 49] = [
     0x00, 0x00, 0x01, 0x2c, // remaining 300 ms
 ];
 
+/// A relayed put of key "k" and value "v": 175 ms of budget left, on behalf of a client at
+/// 192.0.2.7:9000.
+static RELAYED_PUT: [u8; 85] = [
+    0x14, // type: version 0, kind 20 = relayed
+    0, 0, 0, 0, 0, 0, 0, 9, // message id 9 (the relay's own)
+    0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, // sender id, bytes 0..8
+    0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, // sender id, bytes 8..16
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, // sender 127.0.0.1, IPv4-mapped
+    0x1b, 0x58, // sender port 7000
+    0x00, 0xaf, // budget: 175 ms
+    0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, // origin id, bytes 0..8
+    0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, // origin id, bytes 8..16
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7, // origin 192.0.2.7
+    0x23, 0x28, // origin port 9000
+    0x03, // inner type: version 0, kind 3 = put
+    0x01, b'k', // key: length 1, "k"
+    0x00, 0x01, b'v', // value: length 1, "v"
+];
+
+fn origin() -> NodeAddr {
+    NodeAddr {
+        id: NodeId([0x33; 16]),
+        addr: "192.0.2.7:9000".parse().unwrap(),
+    }
+}
+
+#[test]
+fn test_parse_and_emit_relayed() {
+    let m = Message {
+        header: Header {
+            message_id: 9,
+            sender: sender(),
+        },
+        body: Body::Relayed {
+            budget_ms: 175,
+            origin: origin(),
+            request: RelayedRequest::Put {
+                key: b"k",
+                value: b"v",
+            },
+        },
+    };
+    assert_eq!(Message::parse(&RELAYED_PUT), Ok(m));
+    let mut buf = [0xa5; 128];
+    assert_eq!(m.encoded_len(), RELAYED_PUT.len());
+    assert_eq!(m.encode(&mut buf), Ok(RELAYED_PUT.len()));
+    assert_eq!(&buf[..RELAYED_PUT.len()], &RELAYED_PUT);
+    assert_eq!(buf[RELAYED_PUT.len()], 0xa5);
+    // The relay envelope adds RELAYED_LEN to the plain put's body.
+    let plain = Message {
+        header: m.header,
+        body: Body::Put {
+            key: b"k",
+            value: b"v",
+        },
+    };
+    assert_eq!(m.encoded_len(), plain.encoded_len() + RELAYED_LEN);
+    // A relayed lock keeps the lock protocol's version in its inner type byte.
+    let lock = Message {
+        header: m.header,
+        body: Body::Relayed {
+            budget_ms: 1,
+            origin: origin(),
+            request: RelayedRequest::Lock {
+                key: b"k",
+                token: LockToken([0x5e; 16]),
+                lease_ms: 500,
+            },
+        },
+    };
+    let len = lock.encode(&mut buf).unwrap();
+    assert_eq!(buf[HEADER_LEN + 2 + NODE_LEN], 0x25);
+    assert_eq!(&buf[HEADER_LEN + RELAYED_LEN..len], &LOCK[HEADER_LEN..]);
+    assert_eq!(Message::parse(&buf[..len]), Ok(lock));
+}
+
+#[test]
+fn test_relayed_carries_only_requests() {
+    let mut b = RELAYED_PUT;
+    let inner = HEADER_LEN + 2 + NODE_LEN;
+    // Any other kind inside (here a PutAck, same body prefix; a Relayed) is malformed.
+    for kind in [0x04u8, 0x14, 0x0f, 0x00, 0x1f] {
+        b[inner] = kind;
+        assert!(Message::parse(&b).is_err(), "inner kind {kind:#x}");
+    }
+    b[inner] = 0x04;
+    assert_eq!(Message::parse(&b), Err(Error::BadValue));
+    // A put with the lock protocol's version bits is not a put.
+    b[inner] = 0x23;
+    assert_eq!(Message::parse(&b), Err(Error::UnsupportedVersion(1)));
+    // An origin with port 0.
+    let mut b = RELAYED_PUT;
+    b[inner - 2] = 0;
+    b[inner - 1] = 0;
+    assert_eq!(Message::parse(&b), Err(Error::BadAddress));
+    // Trailing bytes after the inner body.
+    let mut long = RELAYED_PUT.to_vec();
+    long.push(0);
+    assert_eq!(Message::parse(&long), Err(Error::TrailingBytes));
+    // Nor can one be encoded with an invalid origin.
+    let m = Message {
+        header: Header {
+            message_id: 9,
+            sender: sender(),
+        },
+        body: Body::Relayed {
+            budget_ms: 1,
+            origin: NodeAddr {
+                id: NodeId([0; 16]),
+                addr: "0.0.0.0:0".parse().unwrap(),
+            },
+            request: RelayedRequest::Get { key: b"k" },
+        },
+    };
+    assert_eq!(m.encode(&mut [0; 128]), Err(Error::BadAddress));
+}
+
+#[test]
+fn test_longest_relayed_put_is_the_longest_message() {
+    let key = [7u8; MAX_KEY_LEN];
+    let value = std::vec![9u8; MAX_VALUE_LEN];
+    let m = Message {
+        header: Header {
+            message_id: 1,
+            sender: sender(),
+        },
+        body: Body::Relayed {
+            budget_ms: u16::MAX,
+            origin: origin(),
+            request: RelayedRequest::Put {
+                key: &key,
+                value: &value,
+            },
+        },
+    };
+    assert_eq!(m.encoded_len(), MAX_MESSAGE_LEN);
+    let mut buf = std::vec![0u8; MAX_MESSAGE_LEN];
+    assert_eq!(m.encode(&mut buf), Ok(MAX_MESSAGE_LEN));
+    assert_eq!(Message::parse(&buf), Ok(m));
+}
+
 fn sender() -> NodeAddr {
     NodeAddr {
         id: NodeId([
@@ -404,6 +545,7 @@ fn test_every_prefix_truncated() {
         &ROUTE[..],
         &VIEW_REQUEST[..],
         &VIEW[..],
+        &RELAYED_PUT[..],
     ] {
         for len in 0..bytes.len() {
             assert_eq!(
@@ -420,7 +562,7 @@ fn test_bad_input() {
     let mut b = PUT;
     b[0] = 0x23; // version 1
     assert_eq!(Message::parse(&b), Err(Error::UnsupportedVersion(1)));
-    for kind in [0u8, 20, 31] {
+    for kind in [0u8, 23, 31] {
         b[0] = kind;
         assert_eq!(Message::parse(&b), Err(Error::UnknownType(kind)));
     }
@@ -549,11 +691,17 @@ proptest! {
         value in proptest::collection::vec(any::<u8>(), 0..600),
         token: [u8; 16],
         lease: u32,
-        which in 0u8..11,
+        origin in arb_node(),
+        budget: u16,
+        which in 0u8..15,
     ) {
         let h = Header { message_id: id, sender: from };
         let token = LockToken(token);
         let body = match which {
+            11 => Body::Relayed { budget_ms: budget, origin, request: RelayedRequest::Get { key: &key } },
+            12 => Body::Relayed { budget_ms: budget, origin, request: RelayedRequest::Put { key: &key, value: &value } },
+            13 => Body::Relayed { budget_ms: budget, origin, request: RelayedRequest::Lock { key: &key, token, lease_ms: lease } },
+            14 => Body::Relayed { budget_ms: budget, origin, request: RelayedRequest::Unlock { key: &key, token } },
             0 => Body::Get { key: &key },
             1 => Body::Value { key: &key, value: Some(&value) },
             2 => Body::Value { key: &key, value: None },

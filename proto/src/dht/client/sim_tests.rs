@@ -100,7 +100,8 @@ fn new_node(i: usize) -> Peer {
     Peer::Node(Box::new(DhtNode::new(config, SimRng::new(i as u64 + 1))))
 }
 
-/// Datagrams delivered, by (kind, destination): a tap's record.
+/// Datagrams delivered, by (kind, destination): a tap's record (a Relayed by the kind of the
+/// request it carries).
 type Seen = Rc<RefCell<Vec<(u8, NodeIx)>>>;
 
 /// A ring of `nodes` nodes (all in each other's leaf sets settled), and a one-hop client.
@@ -149,8 +150,13 @@ impl Bed {
         );
         let seen: Seen = Rc::default();
         let record = Rc::clone(&seen);
+        // A relayed request counts as the request it carries: each is one hop.
         net.set_tap(Box::new(move |_, _, to, bytes| {
-            record.borrow_mut().push((bytes[0] & 0x1f, to));
+            let kind = match Message::parse(bytes).map(|m| m.body) {
+                Ok(Body::Relayed { request, .. }) => request.kind() as u8,
+                _ => bytes[0] & 0x1f,
+            };
+            record.borrow_mut().push((kind, to));
         }));
         Bed {
             net,
@@ -784,4 +790,132 @@ proptest! {
         let own = NodeId::from_u128(me.id.to_u128());
         prop_assert_eq!(view.owner(own).map(|o| o.id), Some(me.id));
     }
+}
+
+/// A burst of gets from an address the node has not seen: the node withholds the answers
+/// larger than a Get behind Challenges. The client echoes and sends the gets again; the node
+/// takes a get it is still relaying only once, and the second answers to gets it had not
+/// withheld count as duplicates, not as strangers' messages.
+#[test]
+fn a_burst_of_challenged_gets_completes_with_nothing_unmatched() {
+    let mut bed = Bed::new(5, 11, Duration::from_secs(10));
+    let value = [7u8; V];
+    for i in 0..8 {
+        assert!(matches!(bed.put(0, &key(i), &value), Event::PutDone { .. }));
+    }
+    let me: SocketAddr = ([10, 0, 1, 2], 9000).into();
+    let config = ClientConfig::new(NodeAddr {
+        id: NodeId::from_name(b"burst client"),
+        addr: me,
+    });
+    let client = bed.net.add(
+        me,
+        Peer::Client(Box::new(DhtClient::new(config, SimRng::new(5)))),
+    );
+    let now = bed.net.now();
+    let entry = node_addr(0);
+    let ids = bed.net.with_core(client, |p| {
+        (0..8)
+            .map(|i| p.client().get(now, entry, &key(i)).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut done = Vec::new();
+    for _ in 0..1000 {
+        let until = bed.net.now() + Duration::from_millis(10);
+        bed.net.run_until(until);
+        done.extend(
+            bed.net
+                .take_events()
+                .into_iter()
+                .filter(|(_, ix, _)| *ix == client)
+                .map(|(_, _, e)| e),
+        );
+        if done.len() == ids.len() {
+            break;
+        }
+    }
+    assert_eq!(done.len(), 8, "{done:?}");
+    for e in &done {
+        assert!(
+            matches!(e, Event::GetDone { value: Some(v), .. } if v[..] == value[..]),
+            "{e:?}"
+        );
+    }
+    bed.net.run_for(Duration::from_millis(100));
+    let stats = *bed.net.core(client).client_ref().stats();
+    assert!(stats.challenges_answered >= 1, "{stats:?}");
+    assert_eq!((stats.unmatched, stats.timeouts), (0, 0), "{stats:?}");
+    // Every datagram is accounted for: Challenges, the eight answers, second answers.
+    assert_eq!(
+        stats.received,
+        stats.challenges_answered + 8 + stats.duplicates,
+        "{stats:?}"
+    );
+}
+
+/// By hand: four gets, a Challenge, each get answered twice (the node had answered the first
+/// copies too): one Echo and four gets sent again, four duplicates, nothing unmatched.
+#[test]
+fn second_answers_after_a_challenge_are_duplicates() {
+    let mut client = fake_client();
+    client.set_one_hop(false);
+    let entry: SocketAddr = ENTRY.parse().unwrap();
+    let node = NodeAddr::bound(entry);
+    let t = Instant::ZERO;
+    for i in 0..4 {
+        client.get(t, entry, &key(i)).unwrap();
+    }
+    let first = drain(&mut client, t);
+    assert_eq!(first.len(), 4);
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let challenge = Message {
+        header: Header {
+            message_id: 0xc00c1e,
+            sender: node,
+        },
+        body: Body::Challenge,
+    };
+    let len = challenge.encode(&mut buf).unwrap();
+    let c = buf[..len].to_vec();
+    assert_eq!(client.handle_datagram(t, entry, &c), Disposition::Handled);
+    let resent = drain(&mut client, t);
+    assert_eq!(resent.len(), 5, "{resent:?}");
+    assert_eq!(resent[0].1, Kind::Echo);
+    for (n, (id, _, _)) in first.iter().enumerate() {
+        let k = key(n);
+        let answer = Message {
+            header: Header {
+                message_id: *id,
+                sender: node,
+            },
+            body: Body::Value {
+                key: &k,
+                value: None,
+            },
+        };
+        let len = answer.encode(&mut buf).unwrap();
+        for _ in 0..2 {
+            client.handle_datagram(t, entry, &buf[..len]);
+        }
+    }
+    let stats = *client.stats();
+    assert_eq!(
+        (stats.challenges_answered, stats.duplicates, stats.unmatched),
+        (1, 4, 0),
+        "{stats:?}"
+    );
+    // An answer to an id never sent is still a stranger's.
+    let stray = Message {
+        header: Header {
+            message_id: 0xdead,
+            sender: node,
+        },
+        body: Body::Value {
+            key: b"key-00",
+            value: None,
+        },
+    };
+    let len = stray.encode(&mut buf).unwrap();
+    client.handle_datagram(t, entry, &buf[..len]);
+    assert_eq!(client.stats().unmatched, 1);
 }

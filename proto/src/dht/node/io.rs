@@ -6,7 +6,8 @@ use core::net::SocketAddr;
 use heapless::Vec;
 use rand_core::CryptoRng;
 
-use super::routing::{Origin, Pending, Reply, Task};
+use super::millis;
+use super::routing::{Envelope, Origin, Pending, Reply, Task};
 use super::{DhtNode, Disposition, DropReason, Event, RequestError, State};
 use crate::datagram::{DatagramCore, Transmit};
 use crate::dht::{
@@ -155,9 +156,11 @@ impl<
             self.route_hint(now, sender);
         }
         match message.body {
-            Body::Get { .. } | Body::Put { .. } | Body::Lock { .. } | Body::Unlock { .. } => {
-                self.on_request(now, sender, message_id, &message.body)
-            }
+            Body::Get { .. }
+            | Body::Put { .. }
+            | Body::Lock { .. }
+            | Body::Unlock { .. }
+            | Body::Relayed { .. } => self.on_request(now, sender, message_id, &message.body),
             Body::Replicate { key, value } => {
                 self.on_replicate(now, sender, message_id, key, value)
             }
@@ -257,6 +260,7 @@ impl<
                     origin,
                     request,
                     attempts,
+                    ..
                 } => match origin {
                     Origin::Local(id) => {
                         if let Some(to) = p.to_id {
@@ -265,7 +269,8 @@ impl<
                         }
                         if attempts < self.config.max_attempts {
                             self.stats.retries += 1;
-                            self.start_request(now, origin, request, attempts + 1);
+                            let envelope = self.own_envelope(now);
+                            self.start_request(now, origin, request, attempts + 1, envelope);
                         } else {
                             self.emit(Event::Failed {
                                 id,
@@ -399,24 +404,54 @@ impl<
                 return None;
             }
             if let Some(i) = self.pending.iter().position(|p| p.sent.is_none()) {
-                let relay = matches!(
-                    self.pending[i].task,
+                // This node's own request has a request timeout; one it relays, what remains of
+                // its budget (also when it is sent again after a Challenge).
+                let timeout = match &self.pending[i].task {
                     Task::Request {
                         origin: Origin::Remote { .. },
+                        envelope,
                         ..
-                    }
-                );
-                let timeout = if relay {
-                    self.config.request_timeout / 2
-                } else {
-                    self.config.request_timeout
+                    } => envelope.expires.saturating_duration_since(now),
+                    _ => self.config.request_timeout,
                 };
+                if let Task::Request {
+                    origin: origin @ Origin::Remote { .. },
+                    request,
+                    ..
+                } = &self.pending[i].task
+                    && timeout <= self.config.hop_allowance
+                {
+                    let (origin, op) = (*origin, request.op);
+                    self.pending.swap_remove(i);
+                    self.stats.expired += 1;
+                    self.respond(origin, op, Reply::error(ErrorCode::Expired), now);
+                    continue;
+                }
                 let me = self.config.local;
                 let p = &mut self.pending[i];
                 p.sent = Some(now);
                 p.deadline = now + timeout;
+                let budget_ms = u16::try_from(millis(timeout)).unwrap_or(u16::MAX);
                 let body = match &p.task {
-                    Task::Request { request, .. } => request.body(),
+                    // This node's own request is a client's: plain, its sender accountable.
+                    Task::Request {
+                        request,
+                        envelope: Envelope { origin: None, .. },
+                        ..
+                    } => request.body(),
+                    Task::Request {
+                        request,
+                        envelope:
+                            Envelope {
+                                origin: Some(origin),
+                                ..
+                            },
+                        ..
+                    } => Body::Relayed {
+                        budget_ms,
+                        origin: *origin,
+                        request: request.relayed(),
+                    },
                     Task::Ping | Task::Join { .. } => Body::InitConnect,
                     Task::Route { row, columns } => Body::RouteRequest {
                         row: *row,
@@ -560,6 +595,19 @@ impl<
     const PENDING: usize,
 > DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
 {
+    /// The answer to `message_id` did not go to `to` after all (withheld or dropped): a copy
+    /// of the request sent again is served.
+    fn forget_answered(&mut self, to: SocketAddr, message_id: u64) {
+        let kept = self.answered.len();
+        for _ in 0..kept {
+            if let Some(entry) = self.answered.pop_front()
+                && (entry.0, entry.1) != (to, message_id)
+            {
+                let _ = self.answered.push_back(entry);
+            }
+        }
+    }
+
     /// The amplification limit on an answer of `len` bytes in `buf` to `o.to`: kept if it fits
     /// the address's budget; else rewritten in `buf` as what fits — a Join answering a joiner
     /// with no nodes (it then asks this node itself), or a Challenge — or dropped. The length
@@ -599,10 +647,12 @@ impl<
                 Some(m) if m.encoded_len() <= budget => m.encode(buf).ok()?,
                 _ if challenge.encoded_len() <= budget => {
                     self.stats.challenges_sent += 1;
+                    self.forget_answered(o.to, o.message_id);
                     challenge.encode(buf).ok()?
                 }
                 _ => {
                     self.stats.unvalidated_dropped += 1;
+                    self.forget_answered(o.to, o.message_id);
                     return None;
                 }
             }

@@ -321,9 +321,11 @@ impl<
                 origin,
                 request,
                 attempts,
+                envelope,
             } = p.task
             {
-                self.start_request(now, origin, request, attempts);
+                // Rerouted within what remains of its budget.
+                self.start_request(now, origin, request, attempts, envelope);
             }
         }
         // Ask the new neighbours for replacements now.

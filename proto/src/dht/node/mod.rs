@@ -12,7 +12,7 @@ use rand_core::CryptoRng;
 use super::ring::LeafSet;
 use super::{
     ErrorCode, HEADER_LEN, LockToken, MAX_KEY_LEN, MAX_NODE_LIST, MAX_VALUE_LEN, NODE_LEN,
-    NodeAddr, NodeId, ROUTE_LIST, VIEW_SIDE,
+    NodeAddr, NodeId, RELAYED_LEN, ROUTE_LIST, VIEW_SIDE,
 };
 use crate::Error;
 use crate::time::Instant;
@@ -85,9 +85,19 @@ pub struct Config {
     /// R: how many of the owner's successors hold a replica of each key, `0..=leaf_size`
     /// (clamped). A put is acknowledged once the owner and these replicas stored it.
     pub replicas: usize,
-    /// How long one attempt of a request waits for its answer. A node that forwards a request
-    /// waits half of it, so that its "not reachable" answer reaches the requester in time.
+    /// How long one attempt of a request waits for its answer: the request's end-to-end
+    /// budget. A node that forwards a request (as [`Body::Relayed`](super::Body::Relayed))
+    /// passes on what remains of it and waits no longer than that, so that its "not reachable"
+    /// answer reaches the requester in time (see [`hop_allowance`](Self::hop_allowance) and
+    /// PROTOCOL.md, *Relayed requests*).
     pub request_timeout: Duration,
+    /// What one hop costs a relayed request: the longest round trip expected between two nodes
+    /// (the request's way to the next node and the answer's way back) plus their processing.
+    /// A node that received a budget `b` answers within `b − hop_allowance`; it forwards only
+    /// while more than one allowance remains, and answers [`ErrorCode::Expired`] at once
+    /// otherwise (counted in [`Stats::expired`]). 25 ms by default: a request timeout of 500 ms
+    /// covers about 19 hops.
+    pub hop_allowance: Duration,
     /// Attempts of a client request (and of a join) before it fails with
     /// [`RequestError::Timeout`]; at least 1.
     pub max_attempts: u8,
@@ -120,21 +130,23 @@ pub struct Config {
     /// tests that place nodes by hand and for closed deployments that name their nodes
     /// (every node of a ring must then agree). See PROTOCOL.md, *Ids bound to addresses*.
     pub bind_ids: bool,
-    /// The share, in percent (`1..=100`, clamped), of this node's store (`KEYS`) that one
-    /// sender address outside the leaf set (a client, a stranger) may fill with new keys it put
-    /// here. Past it, its further new keys are answered [`ErrorCode::Full`] (counted in
-    /// [`Stats::over_share`]), while other senders still find room; overwrites of its keys
-    /// are taken. Leaf-set members relay for everyone and are not counted, so a sender's puts
-    /// are bounded where they enter: at the owner if sent there, else only by
-    /// [`relay_share`](Self::relay_share) at its entry node (see PROTOCOL.md, *Quotas*). 25 by
-    /// default (never less than one key); 100 turns the bound off.
+    /// The share, in percent (`1..=100`, clamped), of this node's store (`KEYS`), and of its
+    /// lock table (`KEYS`), that one accountable origin may fill with new keys (new locks):
+    /// the address of the client or node where its requests entered the ring, whatever path
+    /// they took (a plain request's sender, or the origin a [`Body::Relayed`](super::Body::Relayed)
+    /// names). Past it, its further new keys and locks are answered [`ErrorCode::Full`]
+    /// (counted in [`Stats::over_share`]), while other origins still find room; overwrites and
+    /// renewals are taken. See PROTOCOL.md, *Quotas*. 25 by default (never less than one key);
+    /// 100 turns the bound off.
     pub store_share: u8,
     /// The share, in percent (`1..=100`, clamped), of this node's outstanding-request table
-    /// (`PENDING`) that the requests of one sender address outside the leaf set may take while
-    /// they wait here for their owner's answer; past it, its further requests to relay are
-    /// answered [`ErrorCode::Full`] (counted in [`Stats::over_share`]). 50 by default (32 of
-    /// 64 slots: room for a client that pipelines, and for everyone else); 100 turns the bound
-    /// off.
+    /// (`PENDING`) that the requests of one sender address outside the leaf set, or of one
+    /// accountable origin, may take while they wait here for their owner's answer; past it,
+    /// its further requests to relay are answered [`ErrorCode::Full`] (counted in
+    /// [`Stats::over_share`]). It is also the share of the store (and of the lock table) that
+    /// the new keys (locks) delivered by one relaying node may take, whatever origins it
+    /// names. 50 by default (32 of 64 slots: room for a client that pipelines, and for
+    /// everyone else); 100 turns the bound off.
     pub relay_share: u8,
 }
 
@@ -147,6 +159,7 @@ impl Config {
             leaf_size: 4,
             replicas: 2,
             request_timeout: Duration::from_millis(500),
+            hop_allowance: Duration::from_millis(25),
             max_attempts: 3,
             stabilize_interval: Duration::from_secs(1),
             max_failures: 3,
@@ -177,6 +190,13 @@ impl Config {
     #[must_use]
     pub const fn with_request_timeout(mut self, request_timeout: Duration) -> Config {
         self.request_timeout = request_timeout;
+        self
+    }
+
+    /// Sets [`hop_allowance`](Self::hop_allowance).
+    #[must_use]
+    pub const fn with_hop_allowance(mut self, hop_allowance: Duration) -> Config {
+        self.hop_allowance = hop_allowance;
         self
     }
 
@@ -450,9 +470,11 @@ pub struct Stats {
     /// Messages from nodes, and nodes listed in messages, whose id is not the one bound to
     /// their address ([`Config::bind_ids`]): dropped, never probed or taken.
     pub unbound_ids: u64,
-    /// Requests answered [`ErrorCode::Full`] because their sender already held its
-    /// [`Config::store_share`] of the store or its [`Config::relay_share`] of the
-    /// outstanding-request table (also counted in [`full`](Self::full)).
+    /// Requests answered [`ErrorCode::Full`] because their accountable origin already held its
+    /// [`Config::store_share`] of the store or the lock table, the node that relayed them its
+    /// [`Config::relay_share`] of either, or their sender or origin its
+    /// [`Config::relay_share`] of the outstanding-request table (also counted in
+    /// [`full`](Self::full)).
     pub over_share: u64,
     /// Nodes taken into the routing table ([`RouteTable`]), each after it answered this
     /// node's own request.
@@ -460,6 +482,18 @@ pub struct Stats {
     /// Routing-table entries removed after [`Config::max_failures`] unanswered requests in a
     /// row.
     pub route_dropped: u64,
+    /// Requests answered [`ErrorCode::Expired`]: what remained of their budget could not cover
+    /// one more hop ([`Config::hop_allowance`]).
+    pub expired: u64,
+    /// Requests from addresses that had not proved a round trip, refused a slot (a relayed
+    /// request; a put or lock that would take a store, round or lock slot; any request to
+    /// forward): answered with a Challenge and nothing else (also counted in
+    /// [`challenges_sent`](Self::challenges_sent)).
+    pub challenged: u64,
+    /// Requests dropped because the same request (same sender, same message id) already waits
+    /// here for its owner's answer: a client sends a request again after a Challenge, and the
+    /// answer on its way serves both. They take no second slot.
+    pub duplicates: u64,
 }
 
 /// What [`DhtNode::handle_datagram`] did with a message.
@@ -514,6 +548,9 @@ pub(super) fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// How many answered requests a node remembers to recognise copies sent again.
+const ANSWERED: usize = 32;
+
 /// A DHT node, without sockets or clocks.
 ///
 /// Feed it messages with [`handle_datagram`](Self::handle_datagram) and the passing of time with
@@ -554,9 +591,16 @@ pub(super) fn millis(d: Duration) -> u32 {
 /// so that it reaches the owner in about log16(N) hops; a node that does not own the key (by its
 /// leaf set) forwards it the same way (each hop strictly closer, so requests never loop) and relays the owner's answer back, so every
 /// response comes from the node the request was sent to and is matched by message id *and*
-/// sender. A forwarding node that gets no answer in half a request timeout answers
-/// [`ErrorCode::NotOwner`]; the requesting node then tries again (up to
-/// [`Config::max_attempts`]) along its current view of the ring.
+/// sender. A node forwards a request as a [`Body::Relayed`](super::Body::Relayed) carrying what
+/// remains of its end-to-end budget (a request timeout where it entered the ring) and its
+/// accountable origin (the client, or node, where it entered). A forwarding node that gets no
+/// answer by the end of the budget it received, less [`Config::hop_allowance`], answers
+/// [`ErrorCode::NotOwner`], and one whose budget cannot cover another hop answers
+/// [`ErrorCode::Expired`] at once; the requesting node then tries again (up to
+/// [`Config::max_attempts`]) along its current view of the ring. The owner counts a new key or
+/// lock against the origin ([`Config::store_share`]) and the relaying node
+/// ([`Config::relay_share`]); a request that would take a slot (or a Relayed) from an address
+/// that has not proved a round trip is answered with a Challenge and nothing else.
 ///
 /// # Amplification limit
 /// An address that has not proved it receives (a round trip: an answer to a request of this
@@ -629,6 +673,10 @@ pub struct DhtNode<
     locks: Vec<LockEntry<KEY>, KEYS>,
     rounds: Vec<Round<KEY, L>, PENDING>,
     pending: Vec<Pending<KEY, VALUE>, PENDING>,
+    /// Requests from others answered lately (sender, message id), so that a copy sent again
+    /// after a Challenge takes no second slot once its answer left ([`Stats::duplicates`]).
+    /// Each: sender, message id, the request's operation and its key's id.
+    answered: Deque<(SocketAddr, u64, Op, NodeId), ANSWERED>,
     queue: Deque<Outgoing<KEY, VALUE>, PENDING>,
     events: Deque<Event<VALUE>, EVENT_CAPACITY>,
     tombstones: Vec<Tombstone, TOMBSTONES>,
@@ -684,10 +732,10 @@ impl<
     /// The longest message this node writes: give [`poll_transmit`](Self::poll_transmit) a
     /// buffer this large.
     pub const MAX_TRANSMIT_LEN: usize = {
-        let kv = HEADER_LEN + 1 + KEY + 1 + 2 + VALUE;
+        let kv = HEADER_LEN + RELAYED_LEN + 1 + KEY + 2 + VALUE;
         let join = HEADER_LEN + 2 + L * NODE_LEN;
         let leave = HEADER_LEN + 1 + 2 * L * NODE_LEN;
-        let lock = HEADER_LEN + 1 + KEY + 16 + 4;
+        let lock = HEADER_LEN + RELAYED_LEN + 1 + KEY + 16 + 4;
         let route = HEADER_LEN + 1 + 1 + ROUTE_LIST * NODE_LEN;
         let view_side = if L < VIEW_SIDE { L } else { VIEW_SIDE };
         let view = HEADER_LEN + 2 + 2 * view_side * NODE_LEN;
@@ -738,6 +786,7 @@ impl<
             locks: Vec::new(),
             rounds: Vec::new(),
             pending: Vec::new(),
+            answered: Deque::new(),
             queue: Deque::new(),
             events: Deque::new(),
             tombstones: Vec::new(),

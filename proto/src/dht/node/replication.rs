@@ -7,7 +7,7 @@ use heapless::Vec;
 use rand_core::CryptoRng;
 
 use super::io::{Out, same_endpoint};
-use super::routing::{Origin, Reply};
+use super::routing::{Envelope, Origin, Reply};
 use super::{DhtNode, Disposition, MAX_WAITERS, Op};
 use crate::datagram::Transmit;
 use crate::dht::{Body, ErrorCode, Header, Kind, Message, NodeAddr, NodeId};
@@ -24,9 +24,13 @@ pub(super) struct Entry<const KEY: usize, const VALUE: usize> {
     pub(super) owner_seen: Option<NodeId>,
     /// The replica set (a signature of it) that holds the current value, if known.
     pub(super) replicated: Option<u64>,
-    /// The address whose put created the entry here (`None`: this node's own put, a replica
-    /// or a handoff), which it counts against in [`Config::store_share`](super::Config).
+    /// The accountable origin of the put that created the entry here (`None`: this node's
+    /// own put, a replica or a handoff), which it counts against in
+    /// [`Config::store_share`](super::Config).
     pub(super) source: Option<SocketAddr>,
+    /// The node that relayed that put here, if it came relayed, which it counts against in
+    /// [`Config::relay_share`](super::Config).
+    pub(super) relay: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -85,33 +89,48 @@ impl<
     const PENDING: usize,
 > DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
 {
-    pub(super) fn serve_put(&mut self, now: Instant, origin: Origin, key: &[u8], value: &[u8]) {
+    pub(super) fn serve_put(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        key: &[u8],
+        value: &[u8],
+        envelope: &Envelope,
+    ) {
         let existing = self.rounds.iter().position(|r| r.key == key);
         let room = match existing {
             Some(ri) => !self.rounds[ri].waiters.is_full(),
             None => !self.rounds.is_full(),
         };
         let id = NodeId::from_name(key);
-        // Members relay for everyone (their own entry points bound each outside sender): only
-        // an outside sender is counted.
-        let source = match origin {
-            Origin::Remote { to, .. } if self.leaf.get_by_addr(to).is_none() => Some(to),
-            _ => None,
-        };
+        // A new key counts against its accountable origin and against the node that relayed
+        // it here, whatever path it took.
+        let source = envelope.origin.map(|o| o.addr);
+        let relay = envelope.relay;
         let new = !self.store.iter().any(|e| e.key == key);
+        let held = |of: Option<SocketAddr>, by: fn(&Entry<KEY, VALUE>) -> Option<SocketAddr>| {
+            of.map_or(0, |a| {
+                self.store
+                    .iter()
+                    .filter(|e| by(e).is_some_and(|s| same_endpoint(s, a)))
+                    .count()
+            })
+        };
         if new
-            && let Some(from) = source
-            && self
-                .store
-                .iter()
-                .filter(|e| e.source.is_some_and(|s| same_endpoint(s, from)))
-                .count()
-                >= Self::share_of(KEYS, self.config.store_share)
+            && self.over_quota(
+                source.is_some()
+                    && held(source, |e| e.source) >= Self::share_of(KEYS, self.config.store_share),
+                relay.is_some()
+                    && held(relay, |e| e.relay) >= Self::share_of(KEYS, self.config.relay_share),
+            )
         {
-            // This sender has its share of the store: others keep theirs.
-            self.stats.full += 1;
-            self.stats.over_share += 1;
+            // This origin (or relay) has its share of the store: others keep theirs.
             self.respond(origin, Op::Put, Reply::error(ErrorCode::Full), now);
+            return;
+        }
+        let fits =
+            value.len() <= VALUE && (!new || !self.store.is_full() || self.evictable().is_some());
+        if room && fits && self.challenged(origin, Op::Put) {
             return;
         }
         if !room || self.store_value(key, id, value).is_none() {
@@ -125,6 +144,7 @@ impl<
         };
         if new {
             entry.source = source;
+            entry.relay = relay;
         }
         entry.owner_seen = Some(me);
         entry.replicated = None;
@@ -167,6 +187,7 @@ impl<
             owner_seen: None,
             replicated: None,
             source: None,
+            relay: None,
         };
         self.store.push(entry).ok()?;
         Some(self.store.len() - 1)
@@ -174,19 +195,25 @@ impl<
 
     /// Drops a key this node neither owns nor replicates (by its view) to make room.
     fn evict(&mut self) -> Option<()> {
-        let me = self.config.local.id;
-        let r = self.config.replicas;
-        let i = self.store.iter().position(|e| {
-            let owner = self.leaf.owner(e.id).id;
-            owner != me
-                && self.leaf.rank_after(owner).is_none_or(|rank| rank >= r)
-                && !self.rounds.iter().any(|round| round.key == e.key)
-        })?;
+        let i = self.evictable()?;
         self.store.swap_remove(i);
         if self.sweep.is_some() {
             self.sweep = Some(0);
         }
         Some(())
+    }
+
+    /// A stored key this node need not keep (neither owner nor replica of it, and no round
+    /// under way), to make room.
+    fn evictable(&self) -> Option<usize> {
+        let me = self.config.local.id;
+        let r = self.config.replicas;
+        self.store.iter().position(|e| {
+            let owner = self.leaf.owner(e.id).id;
+            owner != me
+                && self.leaf.rank_after(owner).is_none_or(|rank| rank >= r)
+                && !self.rounds.iter().any(|round| round.key == e.key)
+        })
     }
 
     /// Where the value of key `id` must be: this node's replicas if it owns the key (with any

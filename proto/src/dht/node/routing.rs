@@ -9,7 +9,7 @@ use rand_core::CryptoRng;
 
 use super::io::Out;
 use super::{DhtNode, Disposition, DropReason, Event, Op, RequestError, RequestId, State, millis};
-use crate::dht::{Body, ErrorCode, Kind, LockToken, NodeAddr, NodeId};
+use crate::dht::{Body, ErrorCode, Kind, LockToken, NodeAddr, NodeId, RelayedRequest};
 use crate::time::Instant;
 use crate::{Error, Result};
 
@@ -38,6 +38,27 @@ impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
                 lease_ms: self.lease_ms,
             },
             Op::Unlock => Body::Unlock {
+                key,
+                token: self.token,
+            },
+        }
+    }
+
+    /// The request as a [`Body::Relayed`] carries it.
+    pub(in crate::dht) fn relayed(&self) -> RelayedRequest<'_> {
+        let key = &self.key[..];
+        match self.op {
+            Op::Get => RelayedRequest::Get { key },
+            Op::Put => RelayedRequest::Put {
+                key,
+                value: &self.value,
+            },
+            Op::Lock => RelayedRequest::Lock {
+                key,
+                token: self.token,
+                lease_ms: self.lease_ms,
+            },
+            Op::Unlock => RelayedRequest::Unlock {
                 key,
                 token: self.token,
             },
@@ -205,12 +226,26 @@ pub(super) enum Origin {
     Remote { to: SocketAddr, message_id: u64 },
 }
 
+/// What a node knows of a request besides its content: who answers for it, and how long it may
+/// wait here (see PROTOCOL.md, *Relayed requests*).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Envelope {
+    /// The address accountable for it: the client or node where it entered the ring (a plain
+    /// request's sender, or a Relayed's origin); `None`: this node's own request.
+    pub(super) origin: Option<NodeAddr>,
+    /// The node that relayed it here (the sender of a Relayed).
+    pub(super) relay: Option<SocketAddr>,
+    /// The end of its budget at this node: it is answered by then.
+    pub(super) expires: Instant,
+}
+
 #[derive(Clone, Debug)]
 pub(super) enum Task<const KEY: usize, const VALUE: usize> {
     Request {
         origin: Origin,
         request: Request<KEY, VALUE>,
         attempts: u8,
+        envelope: Envelope,
     },
     /// A stabilization InitConnect to a leaf-set member.
     Ping,
@@ -317,8 +352,70 @@ impl<
             token,
             lease_ms,
         };
-        self.start_request(now, Origin::Local(id), request, 1);
+        let envelope = self.own_envelope(now);
+        self.start_request(now, Origin::Local(id), request, 1, envelope);
         Ok(id)
+    }
+
+    /// The envelope of this node's own request (an attempt of it, from `now`).
+    pub(super) fn own_envelope(&self, now: Instant) -> Envelope {
+        Envelope {
+            origin: None,
+            relay: None,
+            expires: now + self.config.request_timeout,
+        }
+    }
+
+    /// How many requests accountable to `origin` wait here for their owner's answer.
+    fn relays_charged_to(&self, origin: SocketAddr) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.task,
+                    Task::Request {
+                        origin: Origin::Remote { .. },
+                        envelope: Envelope { origin: Some(o), .. },
+                        ..
+                    } if super::io::same_endpoint(o.addr, origin)
+                )
+            })
+            .count()
+    }
+
+    /// Sends `to` a Challenge in place of an answer (it echoes it and asks again at once).
+    fn challenge(&mut self, to: SocketAddr) {
+        self.stats.challenged += 1;
+        self.stats.challenges_sent += 1;
+        let cookie = self.cookie(to);
+        self.send(to, cookie, Out::Challenge);
+    }
+
+    /// A put or a lock about to take a slot (in the store, the lock table or the
+    /// outstanding-request table) for a sender that has not proved a round trip: it takes none,
+    /// and the sender is challenged instead, so that a forged source address takes nothing.
+    /// Whether it was.
+    pub(super) fn challenged(&mut self, origin: Origin, op: Op) -> bool {
+        match origin {
+            Origin::Remote { to, .. }
+                if matches!(op, Op::Put | Op::Lock) && !self.is_validated(to) =>
+            {
+                self.challenge(to);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts a request refused because its origin (`origin_over`) or its relay
+    /// (`relay_over`) holds its share; whether it is refused.
+    pub(super) fn over_quota(&mut self, origin_over: bool, relay_over: bool) -> bool {
+        if origin_over || relay_over {
+            self.stats.full += 1;
+            self.stats.over_share += 1;
+            return true;
+        }
+        false
     }
 
     /// How many requests from `from` wait here for their owner's answer.
@@ -348,10 +445,27 @@ impl<
         origin: Origin,
         request: Request<KEY, VALUE>,
         attempts: u8,
+        envelope: Envelope,
     ) {
         match self.next_hop(NodeId::from_name(&request.key)) {
-            None => self.serve(now, origin, &request),
+            None => self.serve(now, origin, &request, &envelope),
             Some(hop) => {
+                if matches!(origin, Origin::Remote { .. })
+                    && envelope.expires.saturating_duration_since(now) <= self.config.hop_allowance
+                {
+                    // Its budget cannot cover one more hop: say so now rather than wait.
+                    self.stats.expired += 1;
+                    self.respond(origin, request.op, Reply::error(ErrorCode::Expired), now);
+                    return;
+                }
+                // A slot here, and an origin named to the next node: only for an address that
+                // proved a round trip (any request: a forged source must not name its victim).
+                if let Origin::Remote { to, .. } = origin
+                    && !self.is_validated(to)
+                {
+                    self.challenge(to);
+                    return;
+                }
                 if !self.request_room() {
                     self.stats.full += 1;
                     self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
@@ -365,6 +479,18 @@ impl<
                     // This sender has its share of the relay slots: others keep theirs.
                     self.stats.full += 1;
                     self.stats.over_share += 1;
+                    self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
+                    return;
+                }
+                // Nor may the requests of one origin, whatever nodes they come through.
+                if let Origin::Remote { .. } = origin
+                    && let Some(accountable) = envelope.origin
+                    && self.over_quota(
+                        self.relays_charged_to(accountable.addr)
+                            >= Self::share_of(PENDING, self.config.relay_share),
+                        false,
+                    )
+                {
                     self.respond(origin, request.op, Reply::error(ErrorCode::Full), now);
                     return;
                 }
@@ -382,6 +508,7 @@ impl<
                         origin,
                         request,
                         attempts,
+                        envelope,
                     },
                 });
             }
@@ -389,7 +516,13 @@ impl<
     }
 
     /// Answers a request for a key this node owns.
-    fn serve(&mut self, now: Instant, origin: Origin, request: &Request<KEY, VALUE>) {
+    fn serve(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        request: &Request<KEY, VALUE>,
+        envelope: &Envelope,
+    ) {
         self.stats.served += 1;
         let key = &request.key[..];
         let reply = match request.op {
@@ -403,10 +536,15 @@ impl<
                 reply
             }
             Op::Put => {
-                self.serve_put(now, origin, key, &request.value);
+                self.serve_put(now, origin, key, &request.value, envelope);
                 return;
             }
-            Op::Lock => self.lock_op(now, key, request.token, request.lease_ms),
+            Op::Lock => {
+                if self.lock_takes_slot(now, key) && self.challenged(origin, Op::Lock) {
+                    return;
+                }
+                self.lock_op(now, key, request.token, request.lease_ms, envelope)
+            }
             Op::Unlock => self.unlock_op(now, key, request.token),
         };
         self.respond(origin, request.op, reply, now);
@@ -422,9 +560,42 @@ impl<
         since: Instant,
     ) {
         match origin {
-            Origin::Remote { to, message_id } => self.send(to, message_id, Out::Reply(reply)),
+            Origin::Remote { to, message_id } => {
+                if self.answered.is_full() {
+                    self.answered.pop_front();
+                }
+                let key_id = NodeId::from_name(&reply.key);
+                let _ = self.answered.push_back((to, message_id, op, key_id));
+                self.send(to, message_id, Out::Reply(reply))
+            }
             Origin::Local(id) => self.emit(reply.into_event(id, op, since)),
         }
+    }
+
+    /// Whether `request` from `from` under `message_id` is a copy of one that waits here for
+    /// its owner or its replicas, or was answered lately: a client sends a request again, same
+    /// id, after a Challenge. The answer on its way (or gone) serves the copy; a second slot
+    /// would only bring a second answer. (An answer withheld behind a Challenge is forgotten,
+    /// so the copy sent for it is served.)
+    fn is_copy(&self, from: SocketAddr, message_id: u64, request: &Request<KEY, VALUE>) -> bool {
+        let same = |o: Origin| {
+            matches!(o, Origin::Remote { to, message_id: id }
+                if id == message_id && super::io::same_endpoint(to, from))
+        };
+        let key_id = NodeId::from_name(&request.key);
+        self.answered.iter().any(|&(to, id, op, k)| {
+            id == message_id
+                && op == request.op
+                && k == key_id
+                && super::io::same_endpoint(to, from)
+        }) || self.rounds.iter().any(|r| {
+            request.op == Op::Put
+                && r.key == request.key
+                && r.waiters.iter().any(|w| same(w.origin))
+        }) || self.pending.iter().any(|p| {
+            matches!(&p.task, Task::Request { origin, request: r, .. }
+                if same(*origin) && r.op == request.op && r.key == request.key)
+        })
     }
 
     pub(super) fn on_request(
@@ -438,8 +609,44 @@ impl<
             to: sender.addr,
             message_id,
         };
-        match Request::from_body(body) {
-            Some(request) => self.start_request(now, origin, request, self.config.max_attempts),
+        // A relayed request is taken only from an address that proved a round trip, so that
+        // its origin is only ever the word of a node that receives where it claims to be.
+        if matches!(body, Body::Relayed { .. }) && !self.is_validated(sender.addr) {
+            self.challenge(sender.addr);
+            return Disposition::Handled;
+        }
+        let allowance = self.config.hop_allowance;
+        let (plain, envelope) = match *body {
+            Body::Relayed {
+                budget_ms,
+                origin: accountable,
+                request,
+            } => (
+                request.body(),
+                Envelope {
+                    origin: Some(accountable),
+                    relay: Some(sender.addr),
+                    expires: now
+                        + Duration::from_millis(u64::from(budget_ms)).saturating_sub(allowance),
+                },
+            ),
+            // A request enters the ring here: its budget is a request timeout.
+            plain => (
+                plain,
+                Envelope {
+                    origin: Some(sender),
+                    relay: None,
+                    expires: now + self.config.request_timeout.saturating_sub(allowance),
+                },
+            ),
+        };
+        match Request::from_body(&plain) {
+            Some(request) if self.is_copy(sender.addr, message_id, &request) => {
+                self.stats.duplicates += 1;
+            }
+            Some(request) => {
+                self.start_request(now, origin, request, self.config.max_attempts, envelope)
+            }
             None => {
                 // A key or value larger than this node keeps.
                 self.stats.full += 1;
@@ -497,17 +704,19 @@ impl<
                     origin,
                     request,
                     attempts,
+                    ..
                 } => match origin {
                     Origin::Local(id) => {
                         let retry = matches!(
                             body,
                             Body::Error {
-                                code: ErrorCode::NotOwner
+                                code: ErrorCode::NotOwner | ErrorCode::Expired
                             }
                         ) && attempts < self.config.max_attempts;
                         if retry {
                             self.stats.retries += 1;
-                            self.start_request(now, origin, request, attempts + 1);
+                            let envelope = self.own_envelope(now);
+                            self.start_request(now, origin, request, attempts + 1, envelope);
                         } else {
                             self.respond(
                                 Origin::Local(id),
