@@ -17,7 +17,7 @@ use crate::time::Instant;
 
 /// How many addresses a node remembers as validated (the oldest is forgotten first; it is
 /// challenged again when it next needs a large answer).
-pub const VALIDATED: usize = 48;
+pub const VALIDATED: usize = 128;
 /// How many unvalidated addresses a node keeps a byte budget for (the smallest budget is
 /// forgotten first: forgetting only ever sends less).
 pub const CREDITS: usize = 16;
