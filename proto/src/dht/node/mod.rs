@@ -646,8 +646,8 @@ pub struct DhtNode<
     lock_secret: [u8; 16],
     /// The secret from which this node derives its Challenge cookies.
     cookie_secret: [u8; 16],
-    /// Addresses that proved they receive, oldest first.
-    validated: Vec<SocketAddr, VALIDATED>,
+    /// Addresses that proved they receive.
+    validated: validation::Validated,
     /// Budgets of addresses that did not yet.
     credits: Vec<validation::Credit, CREDITS>,
     /// Nodes heard of, to probe before they enter the leaf set.
@@ -745,7 +745,7 @@ impl<
             failed_join: None,
             lock_secret,
             cookie_secret,
-            validated: Vec::new(),
+            validated: validation::Validated::new(&cookie_secret),
             credits: Vec::new(),
             hints: Vec::new(),
             table: RouteTable::new(config.local.id),

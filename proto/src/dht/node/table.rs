@@ -86,13 +86,17 @@ impl<const ROWS: usize> RouteTable<ROWS> {
     }
 
     /// The id cell (`row`, `col`) would ideally hold: this node's id with digit `row` replaced by
-    /// `col`.
+    /// `col` and the two bits after it set — a place of this node's own in the last quarter of
+    /// the block. Requests move toward the first node at or after the key, so an entry late in
+    /// the block is after most keys of the block (and closer to them than anything outside it),
+    /// while a quarter of the block still holds enough nodes to spread the load.
     pub fn target(&self, row: usize, col: usize) -> u128 {
         let shift = 128u32
             .saturating_sub(DIGIT_BITS.saturating_mul(row as u32 + 1))
             .min(127);
         let mask = (COLUMNS as u128 - 1) << shift;
-        (self.me.to_u128() & !mask) | ((col as u128) << shift)
+        let late = (3u128 << shift) >> 2;
+        (self.me.to_u128() & !mask) | ((col as u128) << shift) | late
     }
 
     /// Whether `a` is a better entry of cell (`row`, `col`) than `b`: nearer the cell's target
@@ -497,22 +501,24 @@ mod tests {
 
     #[test]
     fn a_cell_keeps_the_node_nearest_its_target() {
-        // Row 0, column 5: the target is this node's id with its first digit set to 5.
+        // Row 0, column 5: the target is this node's id with its first digit set to 5 and the
+        // next two bits set.
         let mut t: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1800 << 112));
-        assert_eq!(t.target(0, 5), 0x5800 << 112);
+        assert_eq!(t.target(0, 5), 0x5c00 << 112);
         assert!(t.insert(n(0x5100 << 112)));
         assert!(t.insert(n(0x5a00 << 112)), "one nearer 0x58.. replaces");
         assert!(!t.insert(n(0x5f00 << 112)), "a farther one does not");
         assert!(!t.wants(n(0x5200 << 112)));
-        assert!(t.wants(n(0x5700 << 112)));
+        assert!(t.wants(n(0x5d00 << 112)));
         assert_eq!(
             t.row(0).map(|x| x.id.to_u128()).collect::<Vec<_, 16>>()[..],
             [0x5a00 << 112]
         );
         // Another node keeps another node of the same block: in-degree spreads.
-        let mut u: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1100 << 112));
+        let mut u: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1300 << 112));
+        assert_eq!(u.target(0, 5), 0x5f00 << 112);
         u.insert(n(0x5a00 << 112));
-        assert!(u.insert(n(0x5100 << 112)));
+        assert!(u.insert(n(0x5f00 << 112)));
         assert!(t.insert(n(0x1000 << 112)), "row 1: shares one digit");
         assert_eq!(t.row(1).count(), 1);
         assert!(!t.insert(n(0x1800 << 112)), "never itself");
