@@ -20,10 +20,12 @@ use crate::error::{EXIT_FAILED, EXIT_OK, Failure};
 /// Request datagrams seen, by (key, the put's value or `None` for a get).
 type Hops = Rc<RefCell<HashMap<(Vec<u8>, Option<Vec<u8>>), u32>>>;
 
-/// The simulated node: the defaults of `sinew dht node` (4 nodes a side, 32 keys of ≤ 32
-/// bytes, values ≤ 128 bytes, 32 requests in flight).
+/// The simulated node: a host-sized node (4 nodes a side, 256 keys of ≤ 32 bytes, values ≤ 128
+/// bytes, 32 requests in flight): a ring of 10,000 nodes under churn puts tens of keys on its
+/// busiest nodes (with their replicas), more than the 32 of `DhtNode`'s defaults, which are
+/// sized for a microcontroller.
 type Node = DhtNode<SimRng, 4, NODE_KEYS, NODE_KEY, NODE_VALUE, NODE_PENDING>;
-const NODE_KEYS: usize = 32;
+const NODE_KEYS: usize = 256;
 const NODE_KEY: usize = 32;
 const NODE_VALUE: usize = 128;
 const NODE_PENDING: usize = 32;
@@ -54,8 +56,8 @@ pub struct SimArgs {
     /// Requests: half puts, half gets of keys whose put was acknowledged.
     #[arg(long, default_value_t = 1_000)]
     pub ops: u32,
-    /// Distinct keys the puts choose from (default: 4 per node, so that the stores, 32 keys a
-    /// node with its replicas, do not fill up; fewer nodes than that would answer `Full`).
+    /// Distinct keys the puts choose from (default: 4 per node, so that the stores, 256 keys a
+    /// node with its replicas, do not fill up).
     #[arg(long)]
     pub key_space: Option<u32>,
     /// Requests per second, from random live nodes.

@@ -459,6 +459,10 @@ pub struct Stats {
     /// Routing-table entries removed after [`Config::max_failures`] unanswered requests in a
     /// row.
     pub route_dropped: u64,
+    /// Requests refused with [`ErrorCode::NotOwner`] because this node is in no ring of others
+    /// (still joining, or alone after a failed join): it would own every key by its empty view
+    /// and answer "no value" for keys the ring holds.
+    pub not_member: u64,
 }
 
 /// What [`DhtNode::handle_datagram`] did with a message.
@@ -871,3 +875,7 @@ mod defmt_impls {
 #[cfg(test)]
 #[path = "../sim_tests.rs"]
 mod sim_tests;
+
+#[cfg(all(test, feature = "sim"))]
+#[path = "../churn_tests.rs"]
+mod churn_tests;

@@ -350,6 +350,10 @@ impl<
         attempts: u8,
     ) {
         match self.next_hop(NodeId::from_name(&request.key)) {
+            None if self.outside_ring() => {
+                self.stats.not_member += 1;
+                self.respond(origin, request.op, Reply::error(ErrorCode::NotOwner), now);
+            }
             None => self.serve(now, origin, &request),
             Some(hop) => {
                 if !self.request_room() {
