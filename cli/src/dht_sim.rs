@@ -327,7 +327,11 @@ pub fn simulate(args: &SimArgs) -> SimReport {
             node_bytes: std::mem::size_of::<Node>(),
             ..SimReport::default()
         },
-        late: Duration::from_millis(args.request_timeout_ms * u64::from(Config::new(NodeAddr::bound(addr(0, 0))).max_attempts) * 2),
+        late: Duration::from_millis(
+            args.request_timeout_ms
+                * u64::from(Config::new(NodeAddr::bound(addr(0, 0))).max_attempts)
+                * 2,
+        ),
         ..Book::default()
     };
     let key_space = u64::from(args.key_space.unwrap_or(4 * n).max(1));
@@ -377,7 +381,10 @@ pub fn simulate(args: &SimArgs) -> SimReport {
             });
             if !is_get {
                 // A get may see a put not yet acknowledged, or one that failed after storing.
-                book.tried.entry(key.clone()).or_default().push(value.clone());
+                book.tried
+                    .entry(key.clone())
+                    .or_default()
+                    .push(value.clone());
             }
             match started {
                 // A put carries its value, to be recorded once acknowledged.
@@ -438,8 +445,8 @@ pub fn simulate(args: &SimArgs) -> SimReport {
     book.report.msgs_per_node_s = (net.stats().sent - sent_before) as f64 / live_n / elapsed;
     book.report.background_per_node_s = *background.borrow() as f64 / live_n / elapsed;
     let bytes: u64 = (0..net.len()).map(|i| net.traffic(i).bytes_sent).sum();
-    book.report.bytes_per_node_s = bytes as f64 / net.len().max(1) as f64
-        / (net.now().as_micros().max(1) as f64 / 1e6);
+    book.report.bytes_per_node_s =
+        bytes as f64 / net.len().max(1) as f64 / (net.now().as_micros().max(1) as f64 / 1e6);
 
     // Read-back: every key with an acknowledged put, once the ring is quiet again (the
     // probation of the last crashed nodes and their handover), from random members.
@@ -690,9 +697,10 @@ impl Book {
                     .tried
                     .get(&key)
                     .is_some_and(|t| t.iter().any(|x| x[..] == v[..]));
-                let overwritten = puts.iter().find(|p| p.value[..] == v[..]).is_some_and(|p| {
-                    puts.iter().any(|q| q.acked && q.started > p.ended)
-                });
+                let overwritten = puts
+                    .iter()
+                    .find(|p| p.value[..] == v[..])
+                    .is_some_and(|p| puts.iter().any(|q| q.acked && q.started > p.ended));
                 tried && !overwritten
             });
             if intact {
@@ -888,7 +896,7 @@ mod tests {
         assert!(r.msgs_per_node_s > 1.0);
         assert_eq!(r.node_bytes, std::mem::size_of::<Node>());
         let text = render(&a, &r);
-        assert!(text.contains("300 succeeded (100.0%)"), "{text}");
+        assert!(text.contains("300 succeeded (100.00%)"), "{text}");
     }
 
     #[test]
@@ -914,5 +922,44 @@ mod tests {
             text.contains("crashed: 3 nodes") && text.contains("failed: "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn test_churn_locks_and_read_back_are_reported() {
+        let a = args(&[
+            "--nodes",
+            "32",
+            "--churn",
+            "10",
+            "--duration-s",
+            "30",
+            "--rate",
+            "50",
+            "--locks",
+            "20",
+        ]);
+        let r = simulate(&a);
+        // 10 % of 32 nodes a minute for 30 s: one crash and one join every 18.75 s.
+        assert_eq!(r.churned, (1, 1), "{r:?}");
+        assert_eq!(r.ops + r.locks.requested + r.origin_crashed, 1_500, "{r:?}");
+        assert!(
+            r.locks.granted > 0 && r.locks.held_twice == 0,
+            "{:?}",
+            r.locks
+        );
+        let b = r.readback;
+        assert!(b.keys > 100, "{b:?}");
+        assert_eq!(b.intact + b.lost + b.unanswered, b.keys, "{b:?}");
+        assert!(r.background_per_node_s > 0.0 && r.background_per_node_s < r.msgs_per_node_s);
+        let text = render(&a, &r);
+        for line in [
+            "churn: 10%",
+            "hop histogram:",
+            "read-back of every",
+            "locks: ",
+            "background",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
     }
 }

@@ -65,7 +65,9 @@ fn outcome(net: &mut Network<Node>, ix: usize, id: RequestId) -> Event<128> {
 fn test_a_node_alone_after_a_failed_join_refuses_instead_of_answering_none() {
     let mut net = ring(4);
     let now = net.now();
-    let put = net.with_core(0, |x| x.put(now, b"durable", b"yes")).unwrap();
+    let put = net
+        .with_core(0, |x| x.put(now, b"durable", b"yes"))
+        .unwrap();
     assert_eq!(outcome(&mut net, 0, put), Event::PutDone { id: put });
 
     // A fifth node joins through an address where nobody listens.
