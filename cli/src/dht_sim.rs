@@ -20,9 +20,15 @@ use crate::error::{EXIT_FAILED, EXIT_OK, Failure};
 /// Request datagrams seen, by (key, the put's value or `None` for a get).
 type Hops = Rc<RefCell<HashMap<(Vec<u8>, Option<Vec<u8>>), u32>>>;
 
-/// The simulated node: the defaults of `sinew dht node` (4 nodes a side, 32 keys of ≤ 32
-/// bytes, values ≤ 128 bytes, 32 requests in flight).
-type Node = DhtNode<SimRng>;
+/// The simulated node: a host-sized node (4 nodes a side, 256 keys of ≤ 32 bytes, values ≤ 128
+/// bytes, 32 requests in flight): a ring of 10,000 nodes under churn puts tens of keys on its
+/// busiest nodes (with their replicas), more than the 32 of `DhtNode`'s defaults, which are
+/// sized for a microcontroller.
+type Node = DhtNode<SimRng, 4, NODE_KEYS, NODE_KEY, NODE_VALUE, NODE_PENDING>;
+const NODE_KEYS: usize = 256;
+const NODE_KEY: usize = 32;
+const NODE_VALUE: usize = 128;
+const NODE_PENDING: usize = 32;
 
 /// How inter-node latency is distributed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,8 +56,8 @@ pub struct SimArgs {
     /// Requests: half puts, half gets of keys whose put was acknowledged.
     #[arg(long, default_value_t = 1_000)]
     pub ops: u32,
-    /// Distinct keys the puts choose from (default: 4 per node, so that the stores, 32 keys a
-    /// node with its replicas, do not fill up; fewer nodes than that would answer `Full`).
+    /// Distinct keys the puts choose from (default: 4 per node, so that the stores, 256 keys a
+    /// node with its replicas, do not fill up).
     #[arg(long)]
     pub key_space: Option<u32>,
     /// Requests per second, from random live nodes.
@@ -90,6 +96,18 @@ pub struct SimArgs {
     /// Exit 1 unless at least this share of the requests succeeded (0..=1).
     #[arg(long)]
     pub require_success: Option<f64>,
+    /// Churn while the requests run: this percentage of the nodes crashes, and as many new
+    /// nodes join, per virtual minute (evenly spread, one crash and one join at a time).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Run the requests for this many virtual seconds (`--rate` × S requests) instead of
+    /// `--ops` requests.
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+    /// This percentage of the requests are locks (of a few shared keys, held briefly, then
+    /// unlocked); the run checks that no key is ever held by two nodes at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub locks: f64,
 }
 
 /// What a run measured.
@@ -119,10 +137,68 @@ pub struct SimReport {
     pub bytes_per_node_s: f64,
     /// One node's memory (fixed: a node never allocates).
     pub node_bytes: usize,
+    /// Datagrams per live node per second during the requests that were neither requests nor
+    /// their answers nor replication: stabilization, joins, routing-table upkeep, challenges.
+    pub background_per_node_s: f64,
+    /// Nodes crashed and nodes joined by churn during the requests.
+    pub churned: (u32, u32),
+    /// Requests whose node crashed before their outcome (left out of `ops`).
+    pub origin_crashed: u32,
+    /// Read-back at the end: keys with an acknowledged put, read with the latest acknowledged
+    /// value (or a newer one tried), lost (no value, or a value overwritten by an acknowledged
+    /// put that started after it was acknowledged), and not answered.
+    pub readback: ReadBack,
+    /// Lock requests: granted, denied, failed, and grants while another node held the lock.
+    pub locks: LockBook,
+    /// The nodes' counters, summed over every node that ever ran.
+    pub counters: Counters,
     /// Virtual seconds simulated.
     pub virtual_s: f64,
     /// Wall-clock seconds the simulation took.
     pub wall_s: f64,
+}
+
+/// The read-back of every acknowledged key at the end of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadBack {
+    /// Keys with an acknowledged put.
+    pub keys: u32,
+    /// Read back with a value no acknowledged put had overwritten.
+    pub intact: u32,
+    /// Read back with no value, or an overwritten one.
+    pub lost: u32,
+    /// Not answered (after two tries).
+    pub unanswered: u32,
+}
+
+/// Locks granted during a run, and the mutual-exclusion check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockBook {
+    /// Lock requests made.
+    pub requested: u32,
+    /// Granted (Locked).
+    pub granted: u32,
+    /// Denied (LockDenied: held by another, or a new owner's grace period).
+    pub denied: u32,
+    /// Failed (no answer, refused).
+    pub failed: u32,
+    /// Grants while another node still believed it held the lock: must be 0.
+    pub held_twice: u32,
+}
+
+/// Some of the nodes' [`Stats`](sinew_proto::dht::Stats), summed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// Challenges sent instead of answers.
+    pub challenges: u64,
+    /// Client requests sent again.
+    pub retries: u64,
+    /// Request attempts timed out.
+    pub timeouts: u64,
+    /// Replicate messages refused.
+    pub replicates_refused: u64,
+    /// Leaf-set members declared down.
+    pub peers_down: u64,
 }
 
 /// Node `i`'s address; the port comes from the seed, so that each seed places the nodes
@@ -158,19 +234,19 @@ pub fn simulate(args: &SimArgs) -> SimReport {
     );
     let mut rng = SimRng::new(args.seed ^ 0xd47);
     let n = args.nodes;
-    for i in 0..n {
+    let new_node = |i: u32| {
         let config = Config::new(NodeAddr::bound(addr(i, args.seed)))
             .with_leaf_size(args.leaf_size as usize)
             .with_replicas(args.replicas as usize)
             .with_request_timeout(Duration::from_millis(args.request_timeout_ms))
             .with_stabilize_interval(Duration::from_millis(args.stabilize_ms));
-        net.add(
-            addr(i, args.seed),
-            Node::new(
-                config,
-                SimRng::new(args.seed.wrapping_mul(31) + u64::from(i)),
-            ),
-        );
+        Node::new(
+            config,
+            SimRng::new(args.seed.wrapping_mul(31) + u64::from(i)),
+        )
+    };
+    for i in 0..n {
+        net.add(addr(i, args.seed), new_node(i));
     }
 
     // Formation: node i joins through a random node before it.
@@ -205,98 +281,226 @@ pub fn simulate(args: &SimArgs) -> SimReport {
 
     // Hops: Get and Put datagrams on the wire, by what they carry. A put's value names its
     // request (every put writes a value of its own); gets of one key in flight at once are
-    // counted together (rare: the keys are many and a get is short).
+    // counted together (rare: the keys are many and a get is short). Background: datagrams
+    // that are no request, answer or replica.
     let hops: Hops = Rc::default();
+    let background: Rc<RefCell<u64>> = Rc::default();
     let tap_hops = hops.clone();
+    let tap_background = background.clone();
     net.set_tap(Box::new(move |_, _, _, bytes| {
         if let Ok(m) = Message::parse(bytes) {
             let what = match m.body {
                 Body::Get { key } => (key.to_vec(), None),
                 Body::Put { key, value } => (key.to_vec(), Some(value.to_vec())),
+                Body::InitConnect
+                | Body::RequestInsertion { .. }
+                | Body::Join { .. }
+                | Body::Leave { .. }
+                | Body::Challenge
+                | Body::Echo
+                | Body::RouteRequest { .. }
+                | Body::Route { .. } => {
+                    *tap_background.borrow_mut() += 1;
+                    return;
+                }
                 _ => return,
             };
             *tap_hops.borrow_mut().entry(what).or_default() += 1;
         }
     }));
 
-    // Requests: puts first, then gets of half of what was put, interleaved in time.
+    // Requests: puts first, then gets of half of what was put, interleaved in time; some
+    // locks; churn throughout.
     let start = net.now();
-    let traffic_before: (u64, u64) = live.iter().fold((0, 0), |acc, &i| {
-        let t = net.traffic(i);
-        (acc.0 + t.sent, acc.1 + t.bytes_sent)
-    });
+    let sent_before = net.stats().sent;
     let interval = Duration::from_micros(1_000_000 / u64::from(args.rate));
+    let ops = match args.duration_s {
+        Some(s) => u32::try_from(s.saturating_mul(u64::from(args.rate))).unwrap_or(u32::MAX),
+        None => args.ops,
+    };
     let mut book = Book {
         hops,
         report: SimReport {
             in_ring,
             formed_after_s: formed.map(|t| t.as_micros() as f64 / 1e6),
             formation_messages,
-            ops: args.ops,
             node_bytes: std::mem::size_of::<Node>(),
             ..SimReport::default()
         },
+        late: Duration::from_millis(
+            args.request_timeout_ms
+                * u64::from(Config::new(NodeAddr::bound(addr(0, 0))).max_attempts)
+                * 2,
+        ),
         ..Book::default()
     };
     let key_space = u64::from(args.key_space.unwrap_or(4 * n).max(1));
-    for op in 0..args.ops {
-        let from = live[rng.below(live.len() as u64) as usize];
-        let now = net.now();
-        let is_get = op % 2 == 1 && !book.acked_keys.is_empty();
-        let key = if is_get {
-            book.acked_keys[rng.below(book.acked_keys.len() as u64) as usize].clone()
-        } else {
-            format!("k{}", rng.below(key_space)).into_bytes()
-        };
-        let value = format!("v{op}").into_bytes();
-        let started = net.with_core(from, |node| {
-            if is_get {
-                node.get(now, &key)
-            } else {
-                node.put(now, &key, &value)
+    let lock_keys = u64::from((n / 64).max(4));
+    // One crash and one join every `churn_every` (none without churn).
+    let churn_per_s = args.churn.max(0.0) / 100.0 * f64::from(n) / 60.0;
+    let churn_every = (churn_per_s > 0.0).then(|| Duration::from_secs_f64(1.0 / churn_per_s));
+    let mut next_churn = churn_every.map(|d| start + d);
+    let mut next_index = n;
+    let members = |net: &Network<Node>, live: &[usize], rng: &mut SimRng| {
+        // A random live node in the ring (any live one if none is).
+        for _ in 0..16 {
+            let i = live[rng.below(live.len() as u64) as usize];
+            if net.core(i).in_ring() {
+                return i;
             }
-        });
-        if !is_get {
-            // A get may see a put not yet acknowledged, or one that failed after storing.
-            book.tried
-                .entry(key.clone())
-                .or_default()
-                .push(value.clone());
         }
-        match started {
-            // A put carries its value, to be recorded once acknowledged.
-            Ok(id) => {
-                let put = (!is_get).then_some(value);
-                book.inflight.insert((from, id), (now, key, put));
+        live[rng.below(live.len() as u64) as usize]
+    };
+    for op in 0..ops {
+        let now = net.now();
+        let from = members(&net, &live, &mut rng);
+        if rng.unit() * 100.0 < args.locks {
+            let key = format!("l{}", rng.below(lock_keys)).into_bytes();
+            book.report.locks.requested += 1;
+            match net.with_core(from, |node| node.lock(now, &key, LOCK_LEASE)) {
+                Ok(id) => {
+                    book.lock_inflight.insert((from, id), key);
+                }
+                Err(_) => book.report.locks.failed += 1,
             }
-            Err(e) => book.fail(format!("not started: {e}")),
+        } else {
+            let is_get = op % 2 == 1 && !book.acked_keys.is_empty();
+            let key = if is_get {
+                book.acked_keys[rng.below(book.acked_keys.len() as u64) as usize].clone()
+            } else {
+                format!("k{}", rng.below(key_space)).into_bytes()
+            };
+            let value = format!("v{op}").into_bytes();
+            book.report.ops += 1;
+            let started = net.with_core(from, |node| {
+                if is_get {
+                    node.get(now, &key)
+                } else {
+                    node.put(now, &key, &value)
+                }
+            });
+            if !is_get {
+                // A get may see a put not yet acknowledged, or one that failed after storing.
+                book.tried
+                    .entry(key.clone())
+                    .or_default()
+                    .push(value.clone());
+            }
+            match started {
+                // A put carries its value, to be recorded once acknowledged.
+                Ok(id) => {
+                    let put = (!is_get).then_some(value);
+                    book.inflight.insert((from, id), (now, key, put));
+                }
+                Err(e) => book.fail(format!("not started: {e}")),
+            }
         }
         let next = now + interval;
-        while net.step(next).is_some() {
-            book.settle(&mut net);
+        loop {
+            let until = match next_churn {
+                Some(c) if c < next => c,
+                _ => next,
+            };
+            while net.step(until).is_some() {
+                book.settle(&mut net);
+            }
+            book.release_locks(&mut net);
+            if until == next {
+                break;
+            }
+            // Churn: one node crashes, a new one joins through a member.
+            next_churn = churn_every.map(|d| until + d);
+            if live.len() > 2 {
+                let k = rng.below(live.len() as u64) as usize;
+                let gone = live.swap_remove(k);
+                net.crash(gone);
+                book.crashed(gone);
+                book.report.churned.0 += 1;
+            }
+            let entry = net.addr(members(&net, &live, &mut rng));
+            let ix = net.add(addr(next_index, args.seed), new_node(next_index));
+            next_index += 1;
+            let now = net.now();
+            let _ = net.with_core(ix, |node| node.join(now, entry));
+            live.push(ix);
+            book.report.churned.1 += 1;
         }
     }
     // The last answers: wait out every retry.
     let drain_end = net.now() + Duration::from_millis(args.request_timeout_ms * 8);
-    while !book.inflight.is_empty() && net.step(drain_end).is_some() {
+    while !(book.inflight.is_empty() && book.lock_inflight.is_empty())
+        && net.step(drain_end).is_some()
+    {
         book.settle(&mut net);
+        book.release_locks(&mut net);
     }
     for _ in 0..book.inflight.len() {
         book.fail("no answer".into());
     }
+    book.report.locks.failed += book.lock_inflight.len() as u32;
+    book.inflight.clear();
+    book.lock_inflight.clear();
+    let elapsed = (net.now() - start).as_micros().max(1) as f64 / 1e6;
+    let live_n = live.len().max(1) as f64;
+    book.report.msgs_per_node_s = (net.stats().sent - sent_before) as f64 / live_n / elapsed;
+    book.report.background_per_node_s = *background.borrow() as f64 / live_n / elapsed;
+    let bytes: u64 = (0..net.len()).map(|i| net.traffic(i).bytes_sent).sum();
+    book.report.bytes_per_node_s =
+        bytes as f64 / net.len().max(1) as f64 / (net.now().as_micros().max(1) as f64 / 1e6);
+
+    // Read-back: every key with an acknowledged put, once the ring is quiet again (the
+    // probation of the last crashed nodes and their handover), from random members.
+    if !book.put_ok.is_empty() {
+        net.run_for(Duration::from_millis(
+            (args.stabilize_ms * 8).max(args.request_timeout_ms * 4),
+        ));
+        net.take_events();
+        let keys: Vec<Vec<u8>> = book.acked_keys.clone();
+        book.report.readback.keys = keys.len() as u32;
+        let mut todo = keys;
+        for round in 0..2 {
+            let mut asked: HashMap<(usize, RequestId), Vec<u8>> = HashMap::new();
+            let mut unanswered = Vec::new();
+            for key in todo {
+                let from = members(&net, &live, &mut rng);
+                let now = net.now();
+                match net.with_core(from, |node| node.get(now, &key)) {
+                    Ok(id) => {
+                        asked.insert((from, id), key);
+                    }
+                    Err(_) => unanswered.push(key),
+                }
+                let next = now + Duration::from_millis(2);
+                while net.step(next).is_some() {
+                    book.read_back(&mut net, &mut asked, &mut unanswered);
+                }
+            }
+            let end = net.now() + Duration::from_millis(args.request_timeout_ms * 8);
+            while !asked.is_empty() && net.step(end).is_some() {
+                book.read_back(&mut net, &mut asked, &mut unanswered);
+            }
+            unanswered.extend(asked.into_values());
+            if round == 1 {
+                book.report.readback.unanswered = unanswered.len() as u32;
+            }
+            todo = unanswered;
+        }
+    }
+
     let Book {
         mut report,
         failures,
         ..
     } = book;
-    let elapsed = (net.now() - start).as_micros().max(1) as f64 / 1e6;
-    let traffic_after: (u64, u64) = live.iter().fold((0, 0), |acc, &i| {
-        let t = net.traffic(i);
-        (acc.0 + t.sent, acc.1 + t.bytes_sent)
-    });
-    let live_n = live.len().max(1) as f64;
-    report.msgs_per_node_s = (traffic_after.0 - traffic_before.0) as f64 / live_n / elapsed;
-    report.bytes_per_node_s = (traffic_after.1 - traffic_before.1) as f64 / live_n / elapsed;
+    for i in 0..net.len() {
+        let s = net.core(i).stats();
+        let c = &mut report.counters;
+        c.challenges += s.challenges_sent;
+        c.retries += s.retries;
+        c.timeouts += s.timeouts;
+        c.replicates_refused += s.replicates_refused;
+        c.peers_down += s.peers_down;
+    }
     let mut failures: Vec<_> = failures.into_iter().collect();
     failures.sort();
     report.failures = failures;
@@ -305,16 +509,33 @@ pub fn simulate(args: &SimArgs) -> SimReport {
     report
 }
 
+/// The lease of the simulation's locks, and how long a holder keeps one before unlocking.
+const LOCK_LEASE: Duration = Duration::from_secs(2);
+const LOCK_HOLD: Duration = Duration::from_millis(300);
+
 /// A request in flight: when it was made, its key, and a put's value (`None`: a get).
 type InFlight = (Instant, Vec<u8>, Option<Vec<u8>>);
+
+/// A put: its value, when it was made, and when it was acknowledged (or failed).
+#[derive(Clone)]
+struct PutRecord {
+    value: Vec<u8>,
+    started: Instant,
+    /// When it was acknowledged, or when it failed plus the longest a late copy of it may
+    /// still travel (it may have been stored).
+    ended: Instant,
+    acked: bool,
+}
 
 /// The requests' bookkeeping.
 #[derive(Default)]
 struct Book {
     /// By (node, request id).
     inflight: HashMap<(usize, RequestId), InFlight>,
-    /// Every value acknowledged under each key.
-    put_ok: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Every put acknowledged (or failed) under each key.
+    put_ok: HashMap<Vec<u8>, Vec<PutRecord>>,
+    /// How long after its failure a put may still be applied (a copy on its way).
+    late: Duration,
     /// The keys with an acknowledged put, for gets to choose from.
     acked_keys: Vec<Vec<u8>>,
     /// Every value a put tried to write under each key.
@@ -322,11 +543,52 @@ struct Book {
     hops: Hops,
     report: SimReport,
     failures: HashMap<String, u32>,
+    /// Lock requests in flight, by (node, request id).
+    lock_inflight: HashMap<(usize, RequestId), Vec<u8>>,
+    /// Who believes it holds each lock key: (node, from, until).
+    holders: HashMap<Vec<u8>, Vec<(usize, Instant, Instant)>>,
+    /// Holders that will unlock: (when, node, key).
+    to_release: Vec<(Instant, usize, Vec<u8>)>,
 }
 
 impl Book {
     fn fail(&mut self, why: String) {
         *self.failures.entry(why).or_default() += 1;
+    }
+
+    /// Node `ix` crashed: its requests will have no outcome.
+    fn crashed(&mut self, ix: usize) {
+        let before = self.inflight.len();
+        self.inflight.retain(|(i, _), _| *i != ix);
+        let gone = (before - self.inflight.len()) as u32;
+        self.report.origin_crashed += gone;
+        self.report.ops -= gone;
+        self.lock_inflight.retain(|(i, _), _| *i != ix);
+        self.to_release.retain(|(_, i, _)| *i != ix);
+    }
+
+    /// Unlocks the locks whose holding time is over; the holder stops believing it holds it
+    /// when it sends the unlock.
+    fn release_locks(&mut self, net: &mut Network<Node>) {
+        let now = net.now();
+        let mut i = 0;
+        while i < self.to_release.len() {
+            if self.to_release[i].0 > now {
+                i += 1;
+                continue;
+            }
+            let (_, ix, key) = self.to_release.swap_remove(i);
+            if let Some(h) = self.holders.get_mut(&key) {
+                for (who, _, until) in h.iter_mut() {
+                    if *who == ix && *until > now {
+                        *until = now;
+                    }
+                }
+            }
+            if net.is_alive(ix) {
+                let _ = net.with_core(ix, |node| node.unlock(now, &key));
+            }
+        }
     }
 
     /// Takes the events of the step just run: outcomes of the requests in flight.
@@ -335,6 +597,24 @@ impl Book {
             let Some(id) = event.request_id() else {
                 continue;
             };
+            if let Some(key) = self.lock_inflight.remove(&(ix, id)) {
+                let l = &mut self.report.locks;
+                match event {
+                    Event::Locked { until, .. } => {
+                        l.granted += 1;
+                        let h = self.holders.entry(key.clone()).or_default();
+                        h.retain(|(_, _, u)| *u > at);
+                        if h.iter().any(|(who, _, _)| *who != ix) {
+                            l.held_twice += 1;
+                        }
+                        h.push((ix, at, until));
+                        self.to_release.push((at + LOCK_HOLD, ix, key));
+                    }
+                    Event::LockDenied { .. } => l.denied += 1,
+                    _ => l.failed += 1,
+                }
+                continue;
+            }
             let Some((sent, key, put_value)) = self.inflight.remove(&(ix, id)) else {
                 continue;
             };
@@ -349,10 +629,15 @@ impl Book {
                     self.report.succeeded += 1;
                     self.report.latencies_us.push(latency);
                     let values = self.put_ok.entry(key.clone()).or_default();
-                    if values.is_empty() {
+                    if !values.iter().any(|p| p.acked) {
                         self.acked_keys.push(key);
                     }
-                    values.extend(put_value);
+                    values.extend(put_value.map(|value| PutRecord {
+                        value,
+                        started: sent,
+                        ended: at,
+                        acked: true,
+                    }));
                 }
                 Event::GetDone { value, .. } => {
                     let put_before = |v: &[u8]| {
@@ -370,8 +655,58 @@ impl Book {
                             .fail("get: no value, though a put of the key was acknowledged".into()),
                     }
                 }
-                Event::Failed { error, .. } => self.fail(format!("{error:?}")),
+                Event::Failed { error, .. } => {
+                    self.fail(format!("{error:?}"));
+                    if let Some(value) = put_value {
+                        self.put_ok.entry(key).or_default().push(PutRecord {
+                            value,
+                            started: sent,
+                            ended: at + self.late,
+                            acked: false,
+                        });
+                    }
+                }
                 _ => self.fail("unexpected answer".into()),
+            }
+        }
+    }
+
+    /// Takes the answers of read-back gets: a value is intact unless it is none, was never
+    /// put, or was overwritten: an acknowledged put of the key started after its own put was
+    /// acknowledged.
+    fn read_back(
+        &mut self,
+        net: &mut Network<Node>,
+        asked: &mut HashMap<(usize, RequestId), Vec<u8>>,
+        unanswered: &mut Vec<Vec<u8>>,
+    ) {
+        for (_, ix, event) in net.take_events() {
+            let Some(id) = event.request_id() else {
+                continue;
+            };
+            let Some(key) = asked.remove(&(ix, id)) else {
+                continue;
+            };
+            let Event::GetDone { value, .. } = event else {
+                unanswered.push(key);
+                continue;
+            };
+            let puts = self.put_ok.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let intact = value.is_some_and(|v| {
+                let tried = self
+                    .tried
+                    .get(&key)
+                    .is_some_and(|t| t.iter().any(|x| x[..] == v[..]));
+                let overwritten = puts
+                    .iter()
+                    .find(|p| p.value[..] == v[..])
+                    .is_some_and(|p| puts.iter().any(|q| q.acked && q.started > p.ended));
+                tried && !overwritten
+            });
+            if intact {
+                self.report.readback.intact += 1;
+            } else {
+                self.report.readback.lost += 1;
             }
         }
     }
@@ -401,12 +736,26 @@ pub fn render(args: &SimArgs, r: &SimReport) -> String {
     if crashed > 0 {
         let _ = writeln!(s, "crashed: {crashed} nodes, before the requests");
     }
+    if args.churn > 0.0 {
+        let _ = writeln!(
+            s,
+            "churn: {}% a virtual minute: {} nodes crashed, {} joined during the requests",
+            args.churn, r.churned.0, r.churned.1
+        );
+    }
     let pct = 100.0 * f64::from(r.succeeded) / f64::from(r.ops.max(1));
     let _ = writeln!(
         s,
-        "requests: {} at {}/s, {} succeeded ({pct:.1}%)",
+        "requests: {} gets and puts at {}/s, {} succeeded ({pct:.2}%)",
         r.ops, args.rate, r.succeeded
     );
+    if r.origin_crashed > 0 {
+        let _ = writeln!(
+            s,
+            "  not counted: {} whose node crashed before their outcome",
+            r.origin_crashed
+        );
+    }
     for (why, count) in &r.failures {
         let _ = writeln!(s, "  failed: {count} × {why}");
     }
@@ -423,6 +772,19 @@ pub fn render(args: &SimArgs, r: &SimReport) -> String {
     let mut lat = r.latencies_us.clone();
     lat.sort_unstable();
     let f = |us: u64| us as f64 / 1000.0;
+    let mut histogram = String::new();
+    let top = hops.last().copied().unwrap_or(0);
+    for h in 0..=top {
+        let count = hops.iter().filter(|&&x| x == h).count();
+        if count > 0 {
+            let _ = write!(
+                histogram,
+                " {h}:{:.1}%",
+                100.0 * count as f64 / hops.len() as f64
+            );
+        }
+    }
+    let _ = writeln!(s, "hop histogram:{histogram}");
     let _ = writeln!(
         s,
         "latency of successful requests: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -433,13 +795,43 @@ pub fn render(args: &SimArgs, r: &SimReport) -> String {
     );
     let _ = writeln!(
         s,
-        "traffic per live node during the requests: {:.1} datagrams/s, {:.0} bytes/s",
-        r.msgs_per_node_s, r.bytes_per_node_s
+        "traffic per live node during the requests: {:.1} datagrams/s, of which background \
+         (stabilization, joins, routing table, challenges) {:.1}; {:.0} bytes/s over the run",
+        r.msgs_per_node_s, r.background_per_node_s, r.bytes_per_node_s
     );
+    let c = &r.counters;
     let _ = writeln!(
         s,
-        "memory per node: {} bytes (fixed; a node never allocates)",
-        r.node_bytes
+        "node counters (sum): {} challenges, {} retries, {} timeouts, {} replicates refused, \
+         {} neighbours declared down",
+        c.challenges, c.retries, c.timeouts, c.replicates_refused, c.peers_down
+    );
+    let b = &r.readback;
+    if b.keys > 0 {
+        let _ = writeln!(
+            s,
+            "read-back of every acknowledged key at the end: {} keys, {} intact, {} lost, {} unanswered",
+            b.keys, b.intact, b.lost, b.unanswered
+        );
+    }
+    let l = &r.locks;
+    if l.requested > 0 {
+        let _ = writeln!(
+            s,
+            "locks: {} requested, {} granted, {} denied, {} failed; held by two nodes at once: {}",
+            l.requested, l.granted, l.denied, l.failed, l.held_twice
+        );
+    }
+    let _ = writeln!(
+        s,
+        "memory per node: {} bytes (fixed; a node never allocates): {} keys of <= {} bytes, \
+         values <= {} bytes, {} requests in flight, {} validated addresses",
+        r.node_bytes,
+        NODE_KEYS,
+        NODE_KEY,
+        NODE_VALUE,
+        NODE_PENDING,
+        sinew_proto::dht::VALIDATED
     );
     let _ = writeln!(s, "simulated {:.1} s in {:.2} s", r.virtual_s, r.wall_s);
     s
@@ -504,7 +896,7 @@ mod tests {
         assert!(r.msgs_per_node_s > 1.0);
         assert_eq!(r.node_bytes, std::mem::size_of::<Node>());
         let text = render(&a, &r);
-        assert!(text.contains("300 succeeded (100.0%)"), "{text}");
+        assert!(text.contains("300 succeeded (100.00%)"), "{text}");
     }
 
     #[test]
@@ -530,5 +922,44 @@ mod tests {
             text.contains("crashed: 3 nodes") && text.contains("failed: "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn test_churn_locks_and_read_back_are_reported() {
+        let a = args(&[
+            "--nodes",
+            "32",
+            "--churn",
+            "10",
+            "--duration-s",
+            "30",
+            "--rate",
+            "50",
+            "--locks",
+            "20",
+        ]);
+        let r = simulate(&a);
+        // 10 % of 32 nodes a minute for 30 s: one crash and one join every 18.75 s.
+        assert_eq!(r.churned, (1, 1), "{r:?}");
+        assert_eq!(r.ops + r.locks.requested + r.origin_crashed, 1_500, "{r:?}");
+        assert!(
+            r.locks.granted > 0 && r.locks.held_twice == 0,
+            "{:?}",
+            r.locks
+        );
+        let b = r.readback;
+        assert!(b.keys > 100, "{b:?}");
+        assert_eq!(b.intact + b.lost + b.unanswered, b.keys, "{b:?}");
+        assert!(r.background_per_node_s > 0.0 && r.background_per_node_s < r.msgs_per_node_s);
+        let text = render(&a, &r);
+        for line in [
+            "churn: 10%",
+            "hop histogram:",
+            "read-back of every",
+            "locks: ",
+            "background",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
     }
 }

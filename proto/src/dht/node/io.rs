@@ -59,7 +59,14 @@ pub(super) struct Outgoing<const KEY: usize, const VALUE: usize> {
 /// Whether two socket addresses name the same endpoint (an IPv4 address and its IPv4-mapped
 /// IPv6 form are the same).
 pub(in crate::dht) fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+    use core::net::IpAddr;
+    // The port first, and no canonical form to build when both are IPv4 (the usual case):
+    // this runs over the validated and pending tables for every datagram.
+    a.port() == b.port()
+        && match (a.ip(), b.ip()) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => x == y,
+            (x, y) => x.to_canonical() == y.to_canonical(),
+        }
 }
 
 impl<

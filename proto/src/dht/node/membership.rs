@@ -711,6 +711,13 @@ impl<
         Disposition::Handled
     }
 
+    /// Whether this node is in no ring of others although it tried to join one: still joining,
+    /// or alone after a failed join. It owns every key by its empty view but holds none of the
+    /// ring's, so it serves no request (a node that never joined is a ring of one, and does).
+    pub(super) fn outside_ring(&self) -> bool {
+        self.state == State::Joining || (self.leaf.is_empty() && self.failed_join.is_some())
+    }
+
     /// Queues InitConnect to the nearest neighbour on each side and to one other member.
     pub(super) fn stabilize(&mut self, now: Instant) {
         self.tombstones.retain(|t| now < t.until);

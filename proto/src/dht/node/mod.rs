@@ -494,6 +494,10 @@ pub struct Stats {
     /// here for its owner's answer: a client sends a request again after a Challenge, and the
     /// answer on its way serves both. They take no second slot.
     pub duplicates: u64,
+    /// Requests refused with [`ErrorCode::NotOwner`] because this node is in no ring of others
+    /// (still joining, or alone after a failed join): it would own every key by its empty view
+    /// and answer "no value" for keys the ring holds.
+    pub not_member: u64,
 }
 
 /// What [`DhtNode::handle_datagram`] did with a message.
@@ -695,8 +699,8 @@ pub struct DhtNode<
     lock_secret: [u8; 16],
     /// The secret from which this node derives its Challenge cookies.
     cookie_secret: [u8; 16],
-    /// Addresses that proved they receive, oldest first.
-    validated: Vec<SocketAddr, VALIDATED>,
+    /// Addresses that proved they receive.
+    validated: validation::Validated,
     /// Budgets of addresses that did not yet.
     credits: Vec<validation::Credit, CREDITS>,
     /// Nodes heard of, to probe before they enter the leaf set.
@@ -800,7 +804,7 @@ impl<
             failed_join: None,
             lock_secret,
             cookie_secret,
-            validated: Vec::new(),
+            validated: validation::Validated::new(&cookie_secret),
             credits: Vec::new(),
             hints: Vec::new(),
             table: RouteTable::new(config.local.id),
@@ -926,3 +930,7 @@ mod defmt_impls {
 #[cfg(test)]
 #[path = "../sim_tests.rs"]
 mod sim_tests;
+
+#[cfg(all(test, feature = "sim"))]
+#[path = "../churn_tests.rs"]
+mod churn_tests;

@@ -448,6 +448,10 @@ impl<
         envelope: Envelope,
     ) {
         match self.next_hop(NodeId::from_name(&request.key)) {
+            None if self.outside_ring() => {
+                self.stats.not_member += 1;
+                self.respond(origin, request.op, Reply::error(ErrorCode::NotOwner), now);
+            }
             None => self.serve(now, origin, &request, &envelope),
             Some(hop) => {
                 if matches!(origin, Origin::Remote { .. })

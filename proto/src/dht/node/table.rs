@@ -4,10 +4,13 @@
 //!
 //! Row `r` holds, for each value `c` of digit `r`, one node whose id shares this node's first `r`
 //! digits and has `c` as digit `r` (the cell of this node's own digit stays empty). Of the
-//! candidates for a cell the one with the largest id is kept (the last node of that block of
-//! ids): requests move toward the first node at or after the key, so a block's last node is the
-//! one closest to any key in the block that has an owner in it. A fixed rule, not "first come",
-//! also means a node cannot take a cell by answering first.
+//! candidates for a cell the one nearest this node's *target* for the cell is kept: this node's
+//! id with digit `r` replaced by `c` (the remaining digits its own), so that each node points
+//! into a block at a place of its own. Were every node to keep the same node of a block (say its
+//! largest id), the first hops of all requests for that block would go to that one node, whose
+//! table of validated addresses would overflow (requests re-challenged) and whose load would
+//! grow with the ring. A fixed rule, not "first come", also means a node cannot take a cell by
+//! answering first (only by having an id near the target, which costs an address).
 //!
 //! Only nodes that proved themselves to this node enter (they answered one of its requests at
 //! their address, matched by message id, or echoed its Challenge with their id bound to that
@@ -67,6 +70,12 @@ pub fn digit(id: NodeId, row: usize) -> usize {
     ((id.to_u128() >> shift) & (COLUMNS as u128 - 1)) as usize
 }
 
+/// How far `id` is from `target`, either way round the ring.
+fn gap(id: NodeId, target: u128) -> u128 {
+    let d = id.to_u128().wrapping_sub(target);
+    d.min(d.wrapping_neg())
+}
+
 impl<const ROWS: usize> RouteTable<ROWS> {
     /// An empty table of the node `me`.
     pub fn new(me: NodeId) -> Self {
@@ -76,6 +85,27 @@ impl<const ROWS: usize> RouteTable<ROWS> {
         }
     }
 
+    /// The id cell (`row`, `col`) would ideally hold: this node's id with digit `row` replaced by
+    /// `col` and the two bits after it set — a place of this node's own in the last quarter of
+    /// the block. Requests move toward the first node at or after the key, so an entry late in
+    /// the block is after most keys of the block (and closer to them than anything outside it),
+    /// while a quarter of the block still holds enough nodes to spread the load.
+    pub fn target(&self, row: usize, col: usize) -> u128 {
+        let shift = 128u32
+            .saturating_sub(DIGIT_BITS.saturating_mul(row as u32 + 1))
+            .min(127);
+        let mask = (COLUMNS as u128 - 1) << shift;
+        let late = (3u128 << shift) >> 2;
+        (self.me.to_u128() & !mask) | ((col as u128) << shift) | late
+    }
+
+    /// Whether `a` is a better entry of cell (`row`, `col`) than `b`: nearer the cell's target
+    /// (ties, which need equal distances on both sides, go to the smaller id).
+    fn better(&self, row: usize, col: usize, a: NodeId, b: NodeId) -> bool {
+        let t = self.target(row, col);
+        (gap(a, t), a.to_u128()) < (gap(b, t), b.to_u128())
+    }
+
     /// The cell `node` belongs in, if the table has one for it (not this node, not past the
     /// last row).
     fn slot(&self, id: NodeId) -> Option<(usize, usize)> {
@@ -83,14 +113,13 @@ impl<const ROWS: usize> RouteTable<ROWS> {
         (row < ROWS).then(|| (row, digit(id, row)))
     }
 
-    /// Whether `node` would enter (its cell is empty or holds a node with a smaller id), or
-    /// is already there.
+    /// Whether `node` would enter (its cell is empty or holds a node farther from the cell's
+    /// target), or is already there.
     pub fn wants(&self, node: NodeAddr) -> bool {
         match self.slot(node.id) {
             None => false,
-            Some((r, c)) => {
-                self.cells[r][c].is_none_or(|x| x.node.id.to_u128() <= node.id.to_u128())
-            }
+            Some((r, c)) => self.cells[r][c]
+                .is_none_or(|x| x.node.id == node.id || self.better(r, c, node.id, x.node.id)),
         }
     }
 
@@ -99,12 +128,13 @@ impl<const ROWS: usize> RouteTable<ROWS> {
         let Some((r, c)) = self.slot(node.id) else {
             return false;
         };
+        let better = self.cells[r][c].is_none_or(|x| self.better(r, c, node.id, x.node.id));
         match &mut self.cells[r][c] {
             Some(x) if x.node == node => {
                 x.failures = 0;
                 false
             }
-            Some(x) if x.node.id.to_u128() > node.id.to_u128() => false,
+            Some(_) if !better => false,
             cell => {
                 *cell = Some(Cell { node, failures: 0 });
                 true
@@ -470,24 +500,31 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_keeps_the_largest_id_of_its_block() {
-        let mut t: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1000 << 112));
+    fn a_cell_keeps_the_node_nearest_its_target() {
+        // Row 0, column 5: the target is this node's id with its first digit set to 5 and the
+        // next two bits set.
+        let mut t: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1800 << 112));
+        assert_eq!(t.target(0, 5), 0x5c00 << 112);
         assert!(t.insert(n(0x5100 << 112)));
-        assert!(
-            t.insert(n(0x5f00 << 112)),
-            "a larger id in the same cell replaces"
-        );
-        assert!(!t.insert(n(0x5200 << 112)), "a smaller one does not");
+        assert!(t.insert(n(0x5a00 << 112)), "one nearer 0x58.. replaces");
+        assert!(!t.insert(n(0x5f00 << 112)), "a farther one does not");
+        assert!(!t.wants(n(0x5200 << 112)));
+        assert!(t.wants(n(0x5d00 << 112)));
         assert_eq!(
             t.row(0).map(|x| x.id.to_u128()).collect::<Vec<_, 16>>()[..],
-            [0x5f00 << 112]
+            [0x5a00 << 112]
         );
-        assert!(t.insert(n(0x1800 << 112)), "row 1: shares one digit");
+        // Another node keeps another node of the same block: in-degree spreads.
+        let mut u: RouteTable<4> = RouteTable::new(NodeId::from_u128(0x1300 << 112));
+        assert_eq!(u.target(0, 5), 0x5f00 << 112);
+        u.insert(n(0x5a00 << 112));
+        assert!(u.insert(n(0x5f00 << 112)));
+        assert!(t.insert(n(0x1000 << 112)), "row 1: shares one digit");
         assert_eq!(t.row(1).count(), 1);
-        assert!(!t.insert(n(0x1000 << 112)), "never itself");
+        assert!(!t.insert(n(0x1800 << 112)), "never itself");
         assert_eq!(t.len(), 2);
-        assert_eq!(t.note_failure(NodeId::from_u128(0x5f00 << 112)), 1);
-        assert!(t.remove(NodeId::from_u128(0x5f00 << 112)));
+        assert_eq!(t.note_failure(NodeId::from_u128(0x5a00 << 112)), 1);
+        assert!(t.remove(NodeId::from_u128(0x5a00 << 112)));
         assert!(t.wants(n(0x5100 << 112)), "the emptied cell is refilled");
     }
 

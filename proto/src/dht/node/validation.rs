@@ -15,9 +15,87 @@ use super::io::{Out, same_endpoint};
 use super::{DhtNode, Disposition, DropReason};
 use crate::time::Instant;
 
-/// How many addresses a node remembers as validated (the oldest is forgotten first; it is
-/// challenged again when it next needs a large answer).
-pub const VALIDATED: usize = 48;
+/// How many addresses a node remembers as validated: a fixed cache of [`VALIDATED`] / 4 sets of
+/// 4 (an address's set is chosen by a keyed hash of it; in a full set the one least recently
+/// validated or heard from is forgotten, and challenged again when it next needs a large
+/// answer). Each entry is a 64-bit fingerprint (a keyed hash of the address under a secret of
+/// the node), 8 bytes, so that the cache can remember every node that routes through this one
+/// in a ring of tens of thousands (a node's in-degree is about the size of its own routing
+/// table) in 8 KiB, and a lookup per datagram costs four comparisons. An address that never
+/// proved anything passes only if its fingerprint equals a remembered one's (about 2^-64 a
+/// pair, and not predictable without the secret).
+pub const VALIDATED: usize = 1024;
+const WAYS: usize = 4;
+const SETS: usize = VALIDATED / WAYS;
+
+/// The addresses that proved they receive, as keyed fingerprints in a set-associative cache.
+#[derive(Clone, Debug)]
+pub(super) struct Validated {
+    key: [u64; 2],
+    sets: [[u64; WAYS]; SETS],
+}
+
+/// splitmix64's finalizer: every input bit moves every output bit.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Validated {
+    /// An empty cache whose fingerprints are keyed by `secret`.
+    pub(super) fn new(secret: &[u8; 16]) -> Self {
+        let mut a = [0; 8];
+        let mut b = [0; 8];
+        a.copy_from_slice(&secret[..8]);
+        b.copy_from_slice(&secret[8..]);
+        Validated {
+            key: [u64::from_le_bytes(a), u64::from_le_bytes(b)],
+            sets: [[0; WAYS]; SETS],
+        }
+    }
+
+    /// The fingerprint of `addr` (never 0, which marks an empty way); an IPv4 address and its
+    /// IPv4-mapped IPv6 form have the same.
+    fn fingerprint(&self, addr: SocketAddr) -> u64 {
+        let ip = match addr.ip() {
+            core::net::IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+            core::net::IpAddr::V6(ip) => ip,
+        };
+        let ip = u128::from(ip);
+        let h = mix((ip as u64) ^ self.key[0]);
+        let h = mix(h ^ ((ip >> 64) as u64));
+        let h = mix(h ^ u64::from(addr.port()) ^ self.key[1]);
+        h.max(1)
+    }
+
+    fn set(f: u64) -> usize {
+        (f % SETS as u64) as usize
+    }
+
+    /// Whether `addr` is remembered.
+    pub(super) fn contains(&self, addr: SocketAddr) -> bool {
+        let f = self.fingerprint(addr);
+        self.sets[Self::set(f)].contains(&f)
+    }
+
+    /// Remembers `addr` as the most recent of its set; with `only_known`, only if it is
+    /// remembered already (it was heard from: it stays longer).
+    pub(super) fn insert(&mut self, addr: SocketAddr, only_known: bool) {
+        let f = self.fingerprint(addr);
+        let set = &mut self.sets[Self::set(f)];
+        let end = match set.iter().position(|&x| x == f) {
+            Some(i) => i,
+            None if only_known => return,
+            None => WAYS - 1,
+        };
+        set[..=end].rotate_right(1);
+        set[0] = f;
+    }
+}
+
 /// How many unvalidated addresses a node keeps a byte budget for (the smallest budget is
 /// forgotten first: forgetting only ever sends less).
 pub const CREDITS: usize = 16;
@@ -43,7 +121,7 @@ impl<
     /// validated addresses has forgotten them.
     pub(super) fn is_validated(&self, addr: SocketAddr) -> bool {
         !self.config.validate_addresses
-            || self.validated.iter().any(|a| same_endpoint(*a, addr))
+            || self.validated.contains(addr)
             || self.leaf.get_by_addr(addr).is_some()
             || self.table.get_by_addr(addr).is_some()
     }
@@ -51,25 +129,22 @@ impl<
     /// The adapter vouches that `addr` receives at that address — the peer of a TCP connection,
     /// whose handshake was a round trip — so answers to it are not limited to what it sent
     /// (see [`Config::validate_addresses`](super::Config::validate_addresses)). The table of
-    /// validated addresses holds [`VALIDATED`]; the oldest is forgotten first.
+    /// validated addresses holds [`VALIDATED`] (see there what it forgets first).
     pub fn handle_validated(&mut self, addr: SocketAddr) {
         self.validate(addr);
     }
 
     /// `addr` answered a round trip: it is sent answers of any size from now on.
     pub(super) fn validate(&mut self, addr: SocketAddr) {
-        if let Some(i) = self.validated.iter().position(|a| same_endpoint(*a, addr)) {
-            self.validated.remove(i);
-        } else if self.validated.is_full() {
-            self.validated.remove(0);
-        }
-        let _ = self.validated.push(addr);
+        self.validated.insert(addr, false);
         self.credits.retain(|c| !same_endpoint(c.addr, addr));
     }
 
     /// `bytes` arrived from `addr`: an unvalidated address earns that much answer.
     pub(super) fn credit(&mut self, addr: SocketAddr, bytes: usize) {
         if self.is_validated(addr) {
+            // Heard from: the least likely to be forgotten of its set.
+            self.validated.insert(addr, true);
             return;
         }
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);

@@ -1,0 +1,119 @@
+//! Durability under churn (issue 10), on the public virtual network ([`crate::sim`]): each test
+//! runs the scenario on real bytes between real nodes and checks what a client reads back.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::vec::Vec as StdVec;
+
+use super::*;
+use crate::sim::{NetConfig, Network, SimRng};
+
+type Node = DhtNode<SimRng>;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 7000))
+}
+
+fn node(i: u8) -> Node {
+    Node::new(
+        Config::new(NodeAddr::bound(addr(i))),
+        SimRng::new(u64::from(i) + 1),
+    )
+}
+
+/// A ring of `n` nodes, formed and settled.
+fn ring(n: u8) -> Network<Node> {
+    let mut net = Network::new(NetConfig::new().with_seed(7));
+    for i in 0..n {
+        net.add(addr(i), node(i));
+    }
+    for i in 1..n {
+        let now = net.now();
+        net.with_core(usize::from(i), |x| x.join(now, addr(0)))
+            .unwrap();
+        net.run_for(Duration::from_millis(200));
+    }
+    net.run_for(Duration::from_secs(5));
+    for i in 0..usize::from(n) {
+        assert!(net.core(i).in_ring(), "node {i} not in the ring");
+    }
+    net.take_events();
+    net
+}
+
+/// Runs until node `ix` reports the outcome of request `id`.
+fn outcome(net: &mut Network<Node>, ix: usize, id: RequestId) -> Event<128> {
+    let end = net.now() + Duration::from_secs(10);
+    let mut seen = StdVec::new();
+    while net.now() < end {
+        net.run_for(Duration::from_millis(10));
+        for (_, i, e) in net.take_events() {
+            if i == ix && e.request_id() == Some(id) {
+                return e;
+            }
+            seen.push(e);
+        }
+    }
+    panic!("no outcome of {id:?}; saw {seen:?}");
+}
+
+/// A node whose join failed (its entry never answered) is alone in a ring of its own, but it
+/// is no member of anyone's ring: a get through it must not answer "no value" for a key the
+/// ring holds — it refuses (NotOwner), and says so in its counters. Before the fix it served
+/// every key itself and answered `None`.
+#[test]
+fn test_a_node_alone_after_a_failed_join_refuses_instead_of_answering_none() {
+    let mut net = ring(4);
+    let now = net.now();
+    let put = net
+        .with_core(0, |x| x.put(now, b"durable", b"yes"))
+        .unwrap();
+    assert_eq!(outcome(&mut net, 0, put), Event::PutDone { id: put });
+
+    // A fifth node joins through an address where nobody listens.
+    let lone = net.add(addr(9), node(9));
+    let now = net.now();
+    net.with_core(lone, |x| x.join(now, addr(200))).unwrap();
+    // While it is still joining, a get through it is refused.
+    let early = net.with_core(lone, |x| x.get(now, b"durable")).unwrap();
+    let got = outcome(&mut net, lone, early);
+    assert!(
+        matches!(
+            got,
+            Event::Failed {
+                error: RequestError::Refused(ErrorCode::NotOwner),
+                ..
+            }
+        ),
+        "a joining node answered {got:?}"
+    );
+    net.run_for(Duration::from_secs(5));
+    let failed = net
+        .take_events()
+        .into_iter()
+        .any(|(_, i, e)| i == lone && matches!(e, Event::JoinFailed { .. }));
+    assert!(failed, "the join should have failed");
+    assert!(!net.core(lone).in_ring());
+
+    let now = net.now();
+    let get = net.with_core(lone, |x| x.get(now, b"durable")).unwrap();
+    let got = outcome(&mut net, lone, get);
+    assert!(
+        matches!(
+            got,
+            Event::Failed {
+                error: RequestError::Refused(ErrorCode::NotOwner),
+                ..
+            }
+        ),
+        "a node outside the ring answered {got:?}"
+    );
+    assert_eq!(net.core(lone).stats().not_member, 2);
+    // The ring itself still serves the key.
+    let now = net.now();
+    let get = net.with_core(2, |x| x.get(now, b"durable")).unwrap();
+    assert!(matches!(
+        outcome(&mut net, 2, get),
+        Event::GetDone { value: Some(v), .. } if &v[..] == b"yes"
+    ));
+}
