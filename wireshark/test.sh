@@ -95,7 +95,8 @@ echo "health nodes on ports $health_ports; DHT nodes and client on $dht_ports"
 demo_args=(udp "$work/demo.pcapng" --sinew "$sinew" --ports "health=$health_ports" --ports "dht=$dht_ports")
 require=()
 for kind in "health request" "health response" "peer-table request" "peer-table response" \
-  Get Value Put PutAck Lock Locked LockDenied Unlock Unlocked InitConnect Join Leave Replicate Error Challenge Echo RouteRequest Route; do
+  Get Value Put PutAck Lock Locked LockDenied Unlock Unlocked InitConnect Join Leave Replicate Error Challenge Echo RouteRequest Route \
+  Relayed ViewRequest View; do
   case $kind in
     health* | peer*) require+=(--require "$kind") ;;
     *) require+=(--require "dht $kind") ;;

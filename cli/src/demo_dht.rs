@@ -256,9 +256,13 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         nodes.push(node);
     }
     let entry = nodes[1].local().addr;
-    let client: UdpDhtClient = UdpDhtClient::connect_with(entry, |c| {
+    // A one-hop client (it may send to owners directly), routing through node 1 for the puts
+    // and the locks: its reads after the crash go one hop.
+    let mut client: UdpDhtClient = UdpDhtClient::connect_with(entry, |c| {
         c.request_timeout = Duration::from_millis(300);
+        c.one_hop = true;
     })?;
+    client.set_one_hop(false)?;
 
     writeln!(
         out,
@@ -385,10 +389,27 @@ pub fn run(n: usize, deadline: Duration, out: &mut dyn Write) -> Result<u8> {
         "ring healed without node {victim} after {:.3} s",
         t_heal.as_secs_f64()
     ));
+    // The client asks node 1 for its view (a ViewRequest) while it reads every key back
+    // through node 1; reading again, it sends each get straight to the key's owner by it.
+    c.client().set_one_hop(true)?;
     let read = c.read_all(deadline)?;
     c.line(&format!("{read}/{KEYS} values read back through node 1"));
     if read != KEYS {
         return c.fail("phase 3: a value was lost after the crash");
+    }
+    let before = c.client().stats().direct;
+    let read = c.read_all(deadline)?;
+    let direct = c.client().stats().direct - before;
+    c.line(&format!(
+        "{read}/{KEYS} read again one hop, straight to each key's owner by node 1's view \
+         ({direct} direct attempts: each owner challenges a client it has not heard from)"
+    ));
+    if direct == 0 {
+        return c.fail("phase 3: no read went straight to its owner");
+    }
+    c.client().set_one_hop(false)?;
+    if read != KEYS {
+        return c.fail("phase 3: a value was lost on the one-hop reads");
     }
 
     // Phase 4: a contended lock.

@@ -64,6 +64,8 @@ pub struct UdpDhtClient<const PENDING: usize = 32, const KEY: usize = 64, const 
 {
     driver: UdpDriver<Keyed<Boxed<DhtClient<NonceRng, PENDING, KEY, VALUE>>, NonceRng>>,
     node: SocketAddr,
+    /// Connected with [`ClientConfig::one_hop`]: the socket takes answers from every owner.
+    one_hop_socket: bool,
 }
 
 impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PENDING, KEY, VALUE> {
@@ -144,6 +146,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
             addr: advertised(&socket)?,
         };
         config.local = local;
+        let one_hop_socket = config.one_hop;
         let core = Box::new(crate::node::keyed(
             Boxed(Box::new(DhtClient::new(config, rng))),
             keyring,
@@ -151,6 +154,7 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
         Ok(UdpDhtClient {
             driver: UdpDriver::with_socket(socket, core, Clock::new())?,
             node,
+            one_hop_socket,
         })
     }
 
@@ -307,6 +311,23 @@ impl<const PENDING: usize, const KEY: usize, const VALUE: usize> UdpDhtClient<PE
     /// Takes the next outcome, oldest first.
     pub fn poll_event(&mut self) -> Option<Event<VALUE>> {
         self.driver.poll_event().map(|timed| timed.event)
+    }
+
+    /// Turns one-hop requests ([`ClientConfig::one_hop`]) off, or back on; off forgets the
+    /// view, and requests go through the node given again.
+    ///
+    /// # Errors
+    /// [`Error::Io`] of kind `Unsupported` to turn them on for a client connected without
+    /// `one_hop`: its socket is connected to the node given and takes answers from it alone.
+    pub fn set_one_hop(&mut self, on: bool) -> Result<()> {
+        if on && !self.one_hop_socket {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "UdpDhtClient: connected without one_hop, its socket takes answers from the given node only",
+            )));
+        }
+        self.driver.core_mut().inner_mut().set_one_hop(on);
+        Ok(())
     }
 
     /// The seal layer's counters (sealed, opened, and every answer dropped before the core
