@@ -574,8 +574,10 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             }
         };
         let message_id = message.header.message_id;
-        if message.body == Body::Challenge {
-            return self.on_challenge(now, from, message_id);
+        match message.body {
+            Body::Challenge => return self.on_challenge(now, from, message_id),
+            Body::Withheld { cookie } => return self.on_withheld(now, from, message_id, cookie),
+            _ => {}
         }
         if self
             .query
@@ -665,6 +667,47 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             return Disposition::Dropped(DropReason::Unmatched);
         }
         self.stats.challenges_answered += 1;
+        Disposition::Handled
+    }
+
+    /// A node withholds its answer to the attempt `request_id` until this client proves its
+    /// address: echo the cookie (once while an Echo of it waits to go) and send again only that
+    /// attempt (or the ViewRequest), if it went to `from`.
+    fn on_withheld(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        request_id: u64,
+        cookie: u64,
+    ) -> Disposition {
+        let query = self
+            .query
+            .is_some_and(|q| q.sent.is_some() && q.node == from && q.message_id == request_id);
+        let attempt = self
+            .pending
+            .iter()
+            .position(|p| p.sent.is_some() && p.node == from && p.message_id == request_id);
+        if !query && attempt.is_none() {
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        }
+        if !self.echoes.iter().any(|&e| e == (from, cookie)) {
+            if self.echoes.push_back((from, cookie)).is_err() {
+                // No room for the Echo: the attempt waits for its timeout.
+                self.stats.unmatched += 1;
+                return Disposition::Dropped(DropReason::Unmatched);
+            }
+            self.stats.challenges_answered += 1;
+        }
+        if let Some(q) = self.query.as_mut().filter(|_| query) {
+            q.sent = None;
+            q.deadline = now;
+        }
+        if let Some(p) = attempt.map(|i| &mut self.pending[i]) {
+            p.resent = true;
+            p.sent = None;
+            p.deadline = now;
+        }
         Disposition::Handled
     }
 
