@@ -932,6 +932,19 @@ fn a_get_withheld_again_is_sent_again() {
     );
     let once = drain(&mut client, t);
     assert_eq!(once.len(), 2, "{once:?}");
+    // Two gets withheld under one cookie: one Echo, both gets again.
+    let (y, z) = (first[0].0, first[3].0);
+    for id in [y, z] {
+        let w = withheld_bytes(node, id, 0xc00c1e);
+        assert_eq!(client.handle_datagram(t, entry, &w), Disposition::Handled);
+    }
+    let both = drain(&mut client, t);
+    assert_eq!(both[0], (0xc00c1e, Kind::Echo, entry));
+    let mut ids: Vec<u64> = both[1..].iter().map(|s| s.0).collect();
+    ids.sort_unstable();
+    let mut want = vec![y, z];
+    want.sort_unstable();
+    assert_eq!((both.len(), ids), (3, want), "{both:?}");
     let stray = withheld_bytes(node, 0xdead, 0xc00c1e);
     assert_eq!(
         client.handle_datagram(t, entry, &stray),
