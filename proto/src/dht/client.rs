@@ -132,8 +132,10 @@ pub struct ClientStats {
     /// Messages that could not be encoded (a buffer smaller than
     /// [`DhtClient::MAX_TRANSMIT_LEN`]).
     pub encode_failed: u64,
-    /// Challenges echoed: a node withheld an answer larger than the request until this client
-    /// proved it receives at its address (the requests to it were sent again at once).
+    /// Challenges and Withhelds echoed (one Echo per node and cookie while one waits to go): a
+    /// node withheld an answer larger than the request until this client proved it receives at
+    /// its address (the request named, or after a bare Challenge every request to it, was sent
+    /// again at once).
     pub challenges_answered: u64,
     /// Views learned ([`ClientConfig::one_hop`]).
     pub views_learned: u64,
@@ -184,9 +186,10 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 ///
 /// A node answers an address that has not proved it receives with no more bytes than it sent
 /// (see [`DhtNode`](super::DhtNode), *Amplification limit*): an answer larger than the request
-/// is preceded by a Challenge, which the client echoes, sending the request again at once
-/// (counted in [`ClientStats::challenges_answered`]) — one more round trip per node it first
-/// talks to.
+/// is preceded by a [`Body::Withheld`] naming the request (or, when its 51 bytes do not fit, a
+/// bare [`Body::Challenge`]), which the client echoes, sending that request again at once (all
+/// its requests waiting on that node, after a bare Challenge; counted in
+/// [`ClientStats::challenges_answered`]) — one more round trip per node it first talks to.
 ///
 /// # One hop
 /// With [`ClientConfig::one_hop`] (or [`set_one_hop`](Self::set_one_hop)) the client also asks
