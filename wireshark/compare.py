@@ -297,6 +297,8 @@ def dht_lines(proto):
             lines.append(f"  columns     0x{num(el):04x}")
         elif name == "sinew_dht.budget_ms":
             lines.append(f"  budget      {num(el)} ms")
+        elif name == "sinew_dht.cookie":
+            lines.append(f"  cookie      0x{int(el.get('value'), 16):016x}")
         elif name == "sinew_dht.origin":
             kids = list(el)
             o_id = next(k for k in kids if k.get("name") == "sinew_dht.id")

@@ -314,7 +314,7 @@ local DHT_KINDS = {
     [7] = "LockDenied", [8] = "Unlock", [9] = "Unlocked", [10] = "InitConnect",
     [11] = "RequestInsertion", [12] = "Join", [13] = "Leave", [14] = "Replicate", [15] = "Error",
     [16] = "Challenge", [17] = "Echo", [18] = "RouteRequest", [19] = "Route", [20] = "Relayed",
-    [21] = "ViewRequest", [22] = "View",
+    [21] = "ViewRequest", [22] = "View", [23] = "Withheld",
 }
 -- The requests a Relayed (kind 20) may carry.
 local DHT_RELAYABLE = { [1] = true, [3] = true, [5] = true, [8] = true }
@@ -369,12 +369,13 @@ local df = {
     request_type = ProtoField.uint8("sinew_dht.request_type", "Relayed request type", base.HEX),
     request_version = ProtoField.uint8("sinew_dht.request_version", "Version", base.DEC, nil, 0xe0),
     request_kind = ProtoField.uint8("sinew_dht.request_kind", "Kind", base.DEC, DHT_KINDS, 0x1f),
+    cookie = ProtoField.uint64("sinew_dht.cookie", "Cookie (the Echo's message id)", base.HEX),
 }
 dht.fields = { df.len, df.type, df.version, df.kind, df.message_id, df.sender, df.node, df.id,
     df.addr4, df.addr6, df.port, df.key_len, df.key, df.present, df.value_len, df.value,
     df.token, df.lease, df.remaining, df.joining, df.side, df.node_count, df.error, df.row,
     df.columns, df.left_count, df.right_count, df.budget, df.origin, df.request_type,
-    df.request_version, df.request_kind }
+    df.request_version, df.request_kind, df.cookie }
 
 local ef_dht_malformed = ProtoExpert.new("sinew_dht.malformed", "Malformed sinew DHT message",
     expert.group.MALFORMED, expert.severity.ERROR)
@@ -498,6 +499,9 @@ function dht_body(c, items, kind)
     elseif kind == 19 then
         c:u8(items, df.row)
         dht_nodes(c, items)
+    elseif kind == 23 then
+        -- A Withheld: the header names the withheld request; the body is the cookie.
+        c:fixed(items, df.cookie, 8)
     elseif kind == 22 then
         -- A View: the left side, then the right side, at most DHT_VIEW_SIDE nodes each.
         dht_nodes(c, items, df.left_count, DHT_VIEW_SIDE)

@@ -96,7 +96,7 @@ demo_args=(udp "$work/demo.pcapng" --sinew "$sinew" --ports "health=$health_port
 require=()
 for kind in "health request" "health response" "peer-table request" "peer-table response" \
   Get Value Put PutAck Lock Locked LockDenied Unlock Unlocked InitConnect Join Leave Replicate Error Challenge Echo RouteRequest Route \
-  Relayed ViewRequest View; do
+  Relayed ViewRequest View Withheld; do
   case $kind in
     health* | peer*) require+=(--require "$kind") ;;
     *) require+=(--require "dht $kind") ;;

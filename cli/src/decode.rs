@@ -364,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn test_decode_dht_withheld() {
+        // A Withheld (kind 23) for request 42 from 10.0.0.3:81, cookie 0x0123456789abcdef.
+        let bytes = parse_hex(&[concat!(
+            "17 000000000000002a 03030303030303030303030303030303",
+            " 00000000000000000000ffff0a000003 0051 0123456789abcdef"
+        )
+        .to_string()])
+        .unwrap();
+        let mut out = Vec::new();
+        let result = crate::dht::write_message(&bytes, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(result, Ok(()));
+        for needle in [
+            "DHT message, 51 bytes",
+            "0x17 (version 0, Withheld)",
+            "  message id  0x000000000000002a",
+            "  cookie      0x0123456789abcdef",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn test_decode_malformed() {
         // 16 bytes: one short of a health request.
         let (result, text) = decode("01 6b1f283a904c11ee 9f5d0242ac1200");

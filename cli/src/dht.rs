@@ -476,6 +476,9 @@ fn write_body(body: &Body<'_>, out: &mut dyn Write) -> io::Result<()> {
         Body::Error { code } => {
             writeln!(out, "  error       {code:?} ({})", code.to_u16())?;
         }
+        Body::Withheld { cookie } => {
+            writeln!(out, "  cookie      0x{cookie:016x}")?;
+        }
         Body::RouteRequest { row, columns } => {
             writeln!(out, "  row         {row}")?;
             writeln!(out, "  columns     0x{columns:04x}")?;

@@ -297,6 +297,7 @@ pub fn simulate(args: &SimArgs) -> SimReport {
                 | Body::Join { .. }
                 | Body::Leave { .. }
                 | Body::Challenge
+                | Body::Withheld { .. }
                 | Body::Echo
                 | Body::RouteRequest { .. }
                 | Body::Route { .. } => {

@@ -158,10 +158,14 @@ fn run(u: &mut Unstructured<'_>, summary: &mut Summary) -> Result<()> {
                     },
                 },
             },
-            // The header-only kinds share the last arm with Error and View.
+            // The header-only kinds share the last arm with Error, View and Withheld (which
+            // took choice 2, until then an Error).
             _ => match u.int_in_range(0..=4u8)? {
                 0 => Body::Challenge,
                 1 => Body::Echo,
+                2 => Body::Withheld {
+                    cookie: u.arbitrary()?,
+                },
                 3 => Body::ViewRequest,
                 4 => {
                     // Two sides cut from the list where the input says: a side may exceed
@@ -244,6 +248,9 @@ fn message_roundtrip(message: &Message<'_>, summary: &mut Summary) {
     }
     if let Body::View { .. } = message.body {
         summary.views += 1;
+    }
+    if let Body::Withheld { .. } = message.body {
+        assert_eq!(encoded.len(), sinew_proto::dht::HEADER_LEN + 8);
     }
     if matches!(
         message.body,

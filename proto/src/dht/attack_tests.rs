@@ -46,20 +46,28 @@ fn ask(
     answers
 }
 
-/// `from` proves to node `i` that it receives at its address: a put draws a Challenge, whose
-/// cookie it echoes (a put or lock from an unproved address takes no slot).
+/// The cookie of a Challenge (its message id) or of a Withheld (its body).
+fn cookie_of(m: &Message<'_>) -> Option<u64> {
+    match m.body {
+        Body::Challenge => Some(m.header.message_id),
+        Body::Withheld { cookie } => Some(cookie),
+        _ => None,
+    }
+}
+
+/// `from` proves to node `i` that it receives at its address: a put draws a Challenge (or a
+/// Withheld), whose cookie it echoes (a put or lock from an unproved address takes no slot).
 fn prove(sim: &mut Sim, i: usize, from: NodeAddr) {
     let put = Body::Put {
         key: b"proof",
         value: b"",
     };
     let answers = ask(sim, i, from, 1, put);
-    let challenge = answers
+    let cookie = answers
         .iter()
-        .map(|a| Message::parse(a).unwrap())
-        .find(|m| m.body == Body::Challenge)
+        .find_map(|a| cookie_of(&Message::parse(a).unwrap()))
         .expect("a Challenge");
-    ask(sim, i, from, challenge.header.message_id, Body::Echo);
+    ask(sim, i, from, cookie, Body::Echo);
 }
 
 /// A ring of `n` nodes, built and past every join's grace period.
@@ -1111,13 +1119,12 @@ fn ask_proving(
     body: Body<'_>,
 ) -> StdVec<StdVec<u8>> {
     let answers = ask(sim, i, from, message_id, body);
-    let challenge = answers
+    let cookie = answers
         .iter()
-        .map(|a| Message::parse(a).unwrap())
-        .find(|m| m.body == Body::Challenge);
-    match challenge {
+        .find_map(|a| cookie_of(&Message::parse(a).unwrap()));
+    match cookie {
         Some(c) => {
-            ask(sim, i, from, c.header.message_id, Body::Echo);
+            ask(sim, i, from, c, Body::Echo);
             ask(sim, i, from, message_id, body)
         }
         None => answers,
@@ -1177,7 +1184,7 @@ fn an_outsider_gets_its_store_share_of_an_owner_whatever_path_its_puts_take() {
                 Body::Error {
                     code: ErrorCode::Full,
                 } => full += 1,
-                Body::Challenge => {}
+                Body::Challenge | Body::Withheld { .. } => {}
                 b => panic!("{b:?}"),
             }
         }
@@ -1280,7 +1287,7 @@ fn an_outsider_gets_its_store_share_of_an_owners_lock_table() {
                 Body::Error {
                     code: ErrorCode::Full,
                 } => full += 1,
-                Body::Challenge => {}
+                Body::Challenge | Body::Withheld { .. } => {}
                 b => panic!("{b:?}"),
             }
         }
@@ -1363,13 +1370,22 @@ fn puts_and_locks_from_forged_sources_take_no_slot() {
     }
     assert_eq!(sim.nodes[victim].node.stored_len(), stored_before);
     assert_eq!(relays(&sim), forwarded_before, "nothing forwarded");
-    // The forged host was sent Challenges only (43 bytes), one per request.
+    // The forged host was sent Withhelds only (51 bytes, no more than any of the requests),
+    // one per request, each naming its request.
     sent.extend(take_outside(&mut sim, forged.addr));
     assert_eq!(sent.len(), 32);
-    assert!(
-        sent.iter()
-            .all(|b| Message::parse(b).unwrap().body == Body::Challenge)
-    );
+    let mut named: StdVec<u64> = sent
+        .iter()
+        .map(|b| {
+            let m = Message::parse(b).unwrap();
+            assert!(matches!(m.body, Body::Withheld { .. }), "{m:?}");
+            assert_eq!(b.len(), HEADER_LEN + 8);
+            m.header.message_id
+        })
+        .collect();
+    named.sort_unstable();
+    let asked: StdVec<u64> = (1200..1216).chain(1300..1316).collect();
+    assert_eq!(named, asked);
     let challenged: u64 = sim.each_node().map(|s| s.node.stats().challenged).sum();
     assert_eq!(challenged, 32);
 }

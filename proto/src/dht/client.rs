@@ -132,8 +132,10 @@ pub struct ClientStats {
     /// Messages that could not be encoded (a buffer smaller than
     /// [`DhtClient::MAX_TRANSMIT_LEN`]).
     pub encode_failed: u64,
-    /// Challenges echoed: a node withheld an answer larger than the request until this client
-    /// proved it receives at its address (the requests to it were sent again at once).
+    /// Challenges and Withhelds echoed (one Echo per node and cookie while one waits to go): a
+    /// node withheld an answer larger than the request until this client proved it receives at
+    /// its address (the request named, or after a bare Challenge every request to it, was sent
+    /// again at once).
     pub challenges_answered: u64,
     /// Views learned ([`ClientConfig::one_hop`]).
     pub views_learned: u64,
@@ -184,9 +186,10 @@ struct Pending<const KEY: usize, const VALUE: usize> {
 ///
 /// A node answers an address that has not proved it receives with no more bytes than it sent
 /// (see [`DhtNode`](super::DhtNode), *Amplification limit*): an answer larger than the request
-/// is preceded by a Challenge, which the client echoes, sending the request again at once
-/// (counted in [`ClientStats::challenges_answered`]) — one more round trip per node it first
-/// talks to.
+/// is preceded by a [`Body::Withheld`] naming the request (or, when its 51 bytes do not fit, a
+/// bare [`Body::Challenge`]), which the client echoes, sending that request again at once (all
+/// its requests waiting on that node, after a bare Challenge; counted in
+/// [`ClientStats::challenges_answered`]) — one more round trip per node it first talks to.
 ///
 /// # One hop
 /// With [`ClientConfig::one_hop`] (or [`set_one_hop`](Self::set_one_hop)) the client also asks
@@ -574,8 +577,10 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             }
         };
         let message_id = message.header.message_id;
-        if message.body == Body::Challenge {
-            return self.on_challenge(now, from, message_id);
+        match message.body {
+            Body::Challenge => return self.on_challenge(now, from, message_id),
+            Body::Withheld { cookie } => return self.on_withheld(now, from, message_id, cookie),
+            _ => {}
         }
         if self
             .query
@@ -665,6 +670,47 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
             return Disposition::Dropped(DropReason::Unmatched);
         }
         self.stats.challenges_answered += 1;
+        Disposition::Handled
+    }
+
+    /// A node withholds its answer to the attempt `request_id` until this client proves its
+    /// address: echo the cookie (once while an Echo of it waits to go) and send again only that
+    /// attempt (or the ViewRequest), if it went to `from`.
+    fn on_withheld(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        request_id: u64,
+        cookie: u64,
+    ) -> Disposition {
+        let query = self
+            .query
+            .is_some_and(|q| q.sent.is_some() && q.node == from && q.message_id == request_id);
+        let attempt = self
+            .pending
+            .iter()
+            .position(|p| p.sent.is_some() && p.node == from && p.message_id == request_id);
+        if !query && attempt.is_none() {
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        }
+        if !self.echoes.iter().any(|&e| e == (from, cookie)) {
+            if self.echoes.push_back((from, cookie)).is_err() {
+                // No room for the Echo: the attempt waits for its timeout.
+                self.stats.unmatched += 1;
+                return Disposition::Dropped(DropReason::Unmatched);
+            }
+            self.stats.challenges_answered += 1;
+        }
+        if let Some(q) = self.query.as_mut().filter(|_| query) {
+            q.sent = None;
+            q.deadline = now;
+        }
+        if let Some(p) = attempt.map(|i| &mut self.pending[i]) {
+            p.resent = true;
+            p.sent = None;
+            p.deadline = now;
+        }
         Disposition::Handled
     }
 

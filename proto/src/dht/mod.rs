@@ -73,7 +73,7 @@ use core::ops::Range;
 
 use nom::Parser;
 use nom::bytes::complete::take;
-use nom::number::complete::{be_u8, be_u16, be_u32, be_u128};
+use nom::number::complete::{be_u8, be_u16, be_u32, be_u64, be_u128};
 
 use crate::addr;
 use crate::nonce::{split_type_byte, type_byte};
@@ -445,6 +445,8 @@ pub enum Kind {
     ViewRequest = 21,
     /// [`Body::View`].
     View = 22,
+    /// [`Body::Withheld`].
+    Withheld = 23,
 }
 
 impl Kind {
@@ -484,6 +486,7 @@ impl Kind {
             20 => Kind::Relayed,
             21 => Kind::ViewRequest,
             22 => Kind::View,
+            23 => Kind::Withheld,
             _ => return None,
         })
     }
@@ -766,6 +769,15 @@ pub enum Body<'a> {
         /// The columns asked for: bit `c` (from the least significant) for column `c`.
         columns: u16,
     },
+    /// A [`Body::Challenge`] that names the request whose answer it replaces: the header's
+    /// message id is that request's, and the body carries the cookie (the message id the
+    /// [`Body::Echo`] must carry). The asker then sends again only that request, not every
+    /// request it has waiting on the sender. A node sends it when its 51 bytes fit what the
+    /// asker's address may be sent, else the bare Challenge.
+    Withheld {
+        /// What the Echo carries as its message id.
+        cookie: u64,
+    },
     /// The answer to [`Body::RouteRequest`]: the nodes of that row in the columns asked for
     /// (at most [`ROUTE_LIST`], so that it fits a datagram). The answer proves its
     /// sender; the nodes listed are only hints, each probed before it is taken.
@@ -921,6 +933,7 @@ impl Body<'_> {
             Body::ViewRequest => Kind::ViewRequest,
             Body::View { .. } => Kind::View,
             Body::Relayed { .. } => Kind::Relayed,
+            Body::Withheld { .. } => Kind::Withheld,
         }
     }
 }
@@ -1004,6 +1017,10 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> Result<u32> {
         self.run(be_u32)
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        self.run(be_u64)
     }
 
     fn token(&mut self) -> Result<LockToken> {
@@ -1266,6 +1283,7 @@ impl<'a> Message<'a> {
             },
             Kind::Challenge => Body::Challenge,
             Kind::Echo => Body::Echo,
+            Kind::Withheld => Body::Withheld { cookie: r.u64()? },
             Kind::RouteRequest => Body::RouteRequest {
                 row: r.u8()?,
                 columns: r.u16()?,
@@ -1312,6 +1330,7 @@ impl<'a> Message<'a> {
             Body::Join { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
             Body::Leave { nodes } => 1 + nodes.len() * NODE_LEN,
             Body::Error { .. } => 2,
+            Body::Withheld { .. } => 8,
             Body::RouteRequest { .. } => 1 + 2,
             Body::Route { nodes, .. } => 1 + 1 + nodes.len() * NODE_LEN,
             Body::View { left, right } => 1 + 1 + (left.len() + right.len()) * NODE_LEN,
@@ -1344,6 +1363,7 @@ impl<'a> Message<'a> {
             | Body::Error { .. }
             | Body::Challenge
             | Body::Echo
+            | Body::Withheld { .. }
             | Body::ViewRequest => true,
             Body::RequestInsertion { joining } => {
                 if !joining.is_valid() {
@@ -1463,6 +1483,7 @@ impl Writer<'_> {
             }
             Body::Leave { nodes } => w.nodes(nodes),
             Body::Error { code } => w.put(&code.to_u16().to_be_bytes()),
+            Body::Withheld { cookie } => w.put(&cookie.to_be_bytes()),
             Body::RouteRequest { row, columns } => {
                 w.put(&[*row]);
                 w.put(&columns.to_be_bytes());

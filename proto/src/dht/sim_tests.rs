@@ -1637,9 +1637,15 @@ fn a_client_outside_the_ring_gets_puts_and_locks_through_any_node() {
     // the copy too. Each such second answer is counted a duplicate (nothing is unmatched): it
     // must be a second copy, byte for byte, and there are no more than the Challenges echoed.
     let delivered = delivered.borrow();
-    // (Challenges with one cookie are alike byte for byte too: they are not answers.)
+    // (Challenges with one cookie, and Withhelds of one request, are alike byte for byte too:
+    // they are not answers.)
     let copies = (0..delivered.len())
-        .filter(|&k| Message::parse(&delivered[k].1).map(|m| m.body) != Ok(Body::Challenge))
+        .filter(|&k| {
+            !matches!(
+                Message::parse(&delivered[k].1).map(|m| m.body),
+                Ok(Body::Challenge | Body::Withheld { .. })
+            )
+        })
         .filter(|&k| delivered[..k].contains(&delivered[k]))
         .count();
     assert_eq!(
@@ -2159,4 +2165,71 @@ fn a_route_request_from_an_unproved_address_draws_only_a_challenge() {
         assert!(bytes.len() <= ask.len(), "{} bytes", bytes.len());
         assert_eq!(Message::parse(bytes).unwrap().body, Body::Challenge);
     }
+}
+
+/// A Withheld for request `message_id` from `sender`, built on the wire by hand (type 23, the
+/// request's id, the sender, the cookie).
+fn withheld(message_id: u64, sender: NodeAddr, cookie: u64) -> StdVec<u8> {
+    let mut bytes = msg(message_id, sender, Body::Echo);
+    bytes[0] = 23;
+    bytes.extend_from_slice(&cookie.to_be_bytes());
+    bytes
+}
+
+/// A node's own gets waiting on another node: a Withheld naming one of them brings one Echo
+/// and that get again, not the others; the same Withheld again before the get went again (a
+/// copy) brings nothing more; one naming no request of this node is unmatched.
+#[test]
+fn a_node_sends_again_only_the_request_a_withheld_names() {
+    let mut sim = Sim::new(4, 31, 0);
+    sim.build(ms(10));
+    sim.run_for(ms(500));
+    let now = sim.now;
+    for k in 0..16 {
+        sim.node(0).get(now, format!("wh-{k}").as_bytes()).unwrap();
+    }
+    let sent = drain(sim.node(0), now);
+    let gets: StdVec<(SocketAddr, u64)> = sent
+        .iter()
+        .filter_map(|(to, b)| {
+            let m = Message::parse(b).unwrap();
+            matches!(m.body, Body::Get { .. }).then_some((*to, m.header.message_id))
+        })
+        .collect();
+    let to = gets[0].0;
+    let waiting = gets.iter().filter(|g| g.0 == to).count();
+    assert!(waiting >= 2, "{gets:?}");
+    let x = gets[0].1;
+    let j = (0..4).find(|&j| sim.addr(j) == to).unwrap();
+    let peer = sim.node(j).local();
+    let w = withheld(x, peer, 0xc00c1e);
+    assert_eq!(
+        sim.node(0).handle_datagram(now, to, &w),
+        Disposition::Handled
+    );
+    // A second copy before the get went again: nothing is waiting on it any more.
+    assert_eq!(
+        sim.node(0).handle_datagram(now, to, &w),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    let again: StdVec<(SocketAddr, u64, crate::dht::Kind)> = drain(sim.node(0), now)
+        .iter()
+        .map(|(d, b)| {
+            let m = Message::parse(b).unwrap();
+            (*d, m.header.message_id, m.body.kind())
+        })
+        .collect();
+    assert_eq!(
+        again,
+        [
+            (to, 0xc00c1e, crate::dht::Kind::Echo),
+            (to, x, crate::dht::Kind::Get)
+        ],
+        "{again:?}"
+    );
+    let stray = withheld(0xdead, peer, 0xc00c1e);
+    assert_eq!(
+        sim.node(0).handle_datagram(now, to, &stray),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
 }

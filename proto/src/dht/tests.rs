@@ -382,6 +382,33 @@ fn test_challenge_and_echo_are_header_only() {
     }
 }
 
+#[test]
+fn test_withheld_names_the_request_and_carries_the_cookie() {
+    let m = Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_0708,
+            sender: sender(),
+        },
+        body: Body::Withheld {
+            cookie: 0x1112_1314_1516_1718,
+        },
+    };
+    let mut buf = [0xa5; 60];
+    assert_eq!(m.encoded_len(), 51);
+    assert_eq!(m.encode(&mut buf), Ok(51));
+    assert_eq!(buf[0], 23); // type: version 0, kind 23
+    assert_eq!(&buf[1..9], &[1, 2, 3, 4, 5, 6, 7, 8]); // the withheld request's id
+    assert_eq!(&buf[9..HEADER_LEN], &PUT[9..HEADER_LEN]); // sender
+    assert_eq!(
+        &buf[HEADER_LEN..51],
+        &[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
+    ); // the cookie
+    assert_eq!(Message::parse(&buf[..51]), Ok(m));
+    assert_eq!(Message::parse(&buf[..50]), Err(Error::Truncated));
+    assert_eq!(Message::parse(&buf[..52]), Err(Error::TrailingBytes));
+    assert_eq!(m.encode(&mut buf[..50]), Err(Error::BufferTooSmall));
+}
+
 /// A RouteRequest for columns 0, 2 and 15 of row 1.
 static ROUTE_REQUEST: [u8; 46] = [
     0x12, // type: version 0, kind 18 = route request
@@ -562,7 +589,7 @@ fn test_bad_input() {
     let mut b = PUT;
     b[0] = 0x23; // version 1
     assert_eq!(Message::parse(&b), Err(Error::UnsupportedVersion(1)));
-    for kind in [0u8, 23, 31] {
+    for kind in [0u8, 24, 31] {
         b[0] = kind;
         assert_eq!(Message::parse(&b), Err(Error::UnknownType(kind)));
     }

@@ -792,13 +792,10 @@ proptest! {
     }
 }
 
-/// A burst of gets from an address the node has not seen: the node withholds the answers
-/// larger than a Get behind Challenges. The client echoes and sends the gets again; the node
-/// takes a get it is still relaying only once, and the second answers to gets it had not
-/// withheld count as duplicates, not as strangers' messages.
-#[test]
-fn a_burst_of_challenged_gets_completes_with_nothing_unmatched() {
-    let mut bed = Bed::new(5, 11, Duration::from_secs(10));
+/// A burst of eight gets of `key(0..8)` from an address the node has not seen, run until all
+/// complete; the client's stats.
+fn burst_of_gets(seed: u64, key: fn(usize) -> Vec<u8>) -> ClientStats {
+    let mut bed = Bed::new(5, seed, Duration::from_secs(10));
     let value = [7u8; V];
     for i in 0..8 {
         assert!(matches!(bed.put(0, &key(i), &value), Event::PutDone { .. }));
@@ -842,7 +839,16 @@ fn a_burst_of_challenged_gets_completes_with_nothing_unmatched() {
         );
     }
     bed.net.run_for(Duration::from_millis(100));
-    let stats = *bed.net.core(client).client_ref().stats();
+    *bed.net.core(client).client_ref().stats()
+}
+
+/// A burst of gets from an address the node has not seen: the node withholds the answers
+/// larger than a Get. The client echoes and sends the gets again; the node takes a get it is
+/// still relaying only once, and the second answers to gets it had not withheld count as
+/// duplicates, not as strangers' messages.
+#[test]
+fn a_burst_of_challenged_gets_completes_with_nothing_unmatched() {
+    let stats = burst_of_gets(11, key);
     assert!(stats.challenges_answered >= 1, "{stats:?}");
     assert_eq!((stats.unmatched, stats.timeouts), (0, 0), "{stats:?}");
     // Every datagram is accounted for: Challenges, the eight answers, second answers.
@@ -851,6 +857,100 @@ fn a_burst_of_challenged_gets_completes_with_nothing_unmatched() {
         stats.challenges_answered + 8 + stats.duplicates,
         "{stats:?}"
     );
+}
+
+/// Each withheld answer names its get, so the client sends that get again and no other: a
+/// burst of eight costs at most eight gets more (not one more round of all waiting gets per
+/// Challenge), and one Echo per cookie while it waits to go. The keys are long enough that
+/// every Get (52 bytes) leaves room for a 51-byte Withheld; after a shorter one the node can
+/// only send a bare Challenge, which sends again every get waiting on it.
+#[test]
+fn a_burst_of_withheld_gets_sends_each_get_at_most_twice() {
+    let long_key = |i: usize| format!("burst-{i:02}").into_bytes();
+    for seed in [11, 12, 13] {
+        let stats = burst_of_gets(seed, long_key);
+        // The client sends gets and Echoes only (one Echo per challenge answered).
+        let gets = stats.sent - stats.challenges_answered;
+        assert!(gets <= 8 + 8, "seed {seed}: {gets} gets; {stats:?}");
+        assert_eq!((stats.unmatched, stats.timeouts), (0, 0), "{stats:?}");
+    }
+}
+
+/// The Withheld `node` sends for the request `message_id`, built on the wire by hand: type
+/// 23, the request's id, the sender, the cookie.
+fn withheld_bytes(node: NodeAddr, message_id: u64, cookie: u64) -> Vec<u8> {
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let header = Message {
+        header: Header {
+            message_id,
+            sender: node,
+        },
+        body: Body::Echo,
+    };
+    let len = header.encode(&mut buf).unwrap();
+    let mut bytes = buf[..len].to_vec();
+    bytes[0] = 23;
+    bytes.extend_from_slice(&cookie.to_be_bytes());
+    bytes
+}
+
+/// A get sent again overtakes the Echo and is withheld again: the client sends it again at
+/// once (no timeout), with one Echo more; the other gets waiting on the node are not sent
+/// again, and a Withheld naming no attempt of this client is unmatched.
+#[test]
+fn a_get_withheld_again_is_sent_again() {
+    let mut client = fake_client();
+    client.set_one_hop(false);
+    let entry: SocketAddr = ENTRY.parse().unwrap();
+    let node = NodeAddr::bound(entry);
+    let t = Instant::ZERO;
+    for i in 0..4 {
+        client.get(t, entry, &key(i)).unwrap();
+    }
+    let first = drain(&mut client, t);
+    assert_eq!(first.len(), 4);
+    let x = first[2].0;
+    let w = withheld_bytes(node, x, 0xc00c1e);
+    assert_eq!(client.handle_datagram(t, entry, &w), Disposition::Handled);
+    let resent = drain(&mut client, t);
+    assert_eq!(
+        resent,
+        vec![(0xc00c1e, Kind::Echo, entry), (x, Kind::Get, entry)]
+    );
+    // The copy arrived before the Echo: withheld again.
+    assert_eq!(client.handle_datagram(t, entry, &w), Disposition::Handled);
+    let again = drain(&mut client, t);
+    assert_eq!(
+        again,
+        vec![(0xc00c1e, Kind::Echo, entry), (x, Kind::Get, entry)]
+    );
+    // Two Withhelds before the client sends anything: one Echo.
+    assert_eq!(client.handle_datagram(t, entry, &w), Disposition::Handled);
+    assert_eq!(
+        client.handle_datagram(t, entry, &w),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    let once = drain(&mut client, t);
+    assert_eq!(once.len(), 2, "{once:?}");
+    // Two gets withheld under one cookie: one Echo, both gets again.
+    let (y, z) = (first[0].0, first[3].0);
+    for id in [y, z] {
+        let w = withheld_bytes(node, id, 0xc00c1e);
+        assert_eq!(client.handle_datagram(t, entry, &w), Disposition::Handled);
+    }
+    let both = drain(&mut client, t);
+    assert_eq!(both[0], (0xc00c1e, Kind::Echo, entry));
+    let mut ids: Vec<u64> = both[1..].iter().map(|s| s.0).collect();
+    ids.sort_unstable();
+    let mut want = vec![y, z];
+    want.sort_unstable();
+    assert_eq!((both.len(), ids), (3, want), "{both:?}");
+    let stray = withheld_bytes(node, 0xdead, 0xc00c1e);
+    assert_eq!(
+        client.handle_datagram(t, entry, &stray),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    assert_eq!(client.stats().timeouts, 0);
 }
 
 /// By hand: four gets, a Challenge, each get answered twice (the node had answered the first

@@ -34,9 +34,10 @@ pub(super) enum Out<const KEY: usize, const VALUE: usize> {
     Insertion {
         joining: NodeAddr,
     },
-    /// A Challenge to an address that has not proved it receives (the message id is its
-    /// cookie).
-    Challenge,
+    /// A Withheld to an address that has not proved it receives (the message id is the
+    /// request's; the cookie is computed when it is sent). A bare Challenge if its 51 bytes do
+    /// not fit the address's budget.
+    Withheld,
     /// The Echo of another node's Challenge (the message id is its cookie).
     Echo,
     /// A Route answer with the entries of these columns of row `row` of the routing table,
@@ -126,6 +127,9 @@ impl<
         match message.body {
             Body::Challenge => return self.on_challenge(now, sender.addr, message_id),
             Body::Echo => return self.on_echo(sender.addr, message_id),
+            Body::Withheld { cookie } => {
+                return self.on_withheld(now, sender.addr, message_id, cookie);
+            }
             _ => {}
         }
         let client_request = matches!(
@@ -181,7 +185,7 @@ impl<
             Body::RequestInsertion { joining } => {
                 self.on_request_insertion(now, joining, message_id, bytes.len())
             }
-            Body::Challenge | Body::Echo => Disposition::Handled,
+            Body::Challenge | Body::Echo | Body::Withheld { .. } => Disposition::Handled,
             Body::Join { side, nodes } => self.on_join(now, sender, message_id, side, nodes),
             Body::Leave { nodes } => self.on_leave(now, sender, nodes),
             Body::RouteRequest { row, columns } => {
@@ -212,9 +216,8 @@ impl<
             return Disposition::Handled;
         }
         if !self.is_validated(sender.addr) {
-            let cookie = self.cookie(sender.addr);
             self.stats.challenges_sent += 1;
-            self.send(sender.addr, cookie, Out::Challenge);
+            self.send(sender.addr, message_id, Out::Withheld);
             return Disposition::Handled;
         }
         self.send(sender.addr, message_id, Out::View);
@@ -539,9 +542,11 @@ impl<
                 body: Body::RequestInsertion { joining: *joining },
             }
             .encode(buf),
-            Out::Challenge => Message {
+            Out::Withheld => Message {
                 header,
-                body: Body::Challenge,
+                body: Body::Withheld {
+                    cookie: self.cookie(o.to),
+                },
             }
             .encode(buf),
             Out::Echo => Message {
@@ -602,6 +607,13 @@ impl<
     const PENDING: usize,
 > DhtNode<R, L, KEYS, KEY, VALUE, PENDING>
 {
+    /// Whether an Echo of `cookie` to `to` waits in the queue.
+    pub(super) fn echo_queued(&self, to: SocketAddr, cookie: u64) -> bool {
+        self.queue.iter().any(|o| {
+            matches!(o.out, Out::Echo) && o.message_id == cookie && same_endpoint(o.to, to)
+        })
+    }
+
     /// The answer to `message_id` did not go to `to` after all (withheld or dropped): a copy
     /// of the request sent again is served.
     fn forget_answered(&mut self, to: SocketAddr, message_id: u64) {
@@ -617,8 +629,9 @@ impl<
 
     /// The amplification limit on an answer of `len` bytes in `buf` to `o.to`: kept if it fits
     /// the address's budget; else rewritten in `buf` as what fits — a Join answering a joiner
-    /// with no nodes (it then asks this node itself), or a Challenge — or dropped. The length
-    /// to send, taken off the budget.
+    /// with no nodes (it then asks this node itself), a Withheld naming the request, or a bare
+    /// Challenge — or dropped. The length to send, taken off the budget. (A Withheld already
+    /// counted where it was queued; one that does not fit becomes a bare Challenge.)
     fn within_budget(
         &mut self,
         o: &Outgoing<KEY, VALUE>,
@@ -643,17 +656,30 @@ impl<
                 }),
                 _ => None,
             };
+            let cookie = self.cookie(o.to);
+            let withheld = Message {
+                header,
+                body: Body::Withheld { cookie },
+            };
             let challenge = Message {
                 header: Header {
-                    message_id: self.cookie(o.to),
+                    message_id: cookie,
                     sender: self.config.local,
                 },
                 body: Body::Challenge,
             };
+            let counted = matches!(o.out, Out::Withheld);
             match referral {
                 Some(m) if m.encoded_len() <= budget => m.encode(buf).ok()?,
-                _ if challenge.encoded_len() <= budget => {
+                _ if withheld.encoded_len() <= budget => {
                     self.stats.challenges_sent += 1;
+                    self.forget_answered(o.to, o.message_id);
+                    withheld.encode(buf).ok()?
+                }
+                _ if challenge.encoded_len() <= budget => {
+                    if !counted {
+                        self.stats.challenges_sent += 1;
+                    }
                     self.forget_answered(o.to, o.message_id);
                     challenge.encode(buf).ok()?
                 }

@@ -349,9 +349,8 @@ impl<
         if !self.is_validated(sender.addr) {
             // First prove you receive: nothing is learnt, inserted or forwarded for an address
             // that may be forged, and the answer is no longer than the request.
-            let cookie = self.cookie(sender.addr);
             self.stats.challenges_sent += 1;
-            self.send(sender.addr, cookie, Out::Challenge);
+            self.send(sender.addr, message_id, Out::Withheld);
             return Disposition::Handled;
         }
         if let Some(known) = self.leaf.get(sender.id) {

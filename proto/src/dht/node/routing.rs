@@ -383,12 +383,12 @@ impl<
             .count()
     }
 
-    /// Sends `to` a Challenge in place of an answer (it echoes it and asks again at once).
-    fn challenge(&mut self, to: SocketAddr) {
+    /// Sends `to` a Withheld (or a bare Challenge, if it does not fit the budget) in place of
+    /// the answer to its request `message_id` (it echoes it and sends that request again).
+    fn challenge(&mut self, to: SocketAddr, message_id: u64) {
         self.stats.challenged += 1;
         self.stats.challenges_sent += 1;
-        let cookie = self.cookie(to);
-        self.send(to, cookie, Out::Challenge);
+        self.send(to, message_id, Out::Withheld);
     }
 
     /// A put or a lock about to take a slot (in the store, the lock table or the
@@ -397,10 +397,10 @@ impl<
     /// Whether it was.
     pub(super) fn challenged(&mut self, origin: Origin, op: Op) -> bool {
         match origin {
-            Origin::Remote { to, .. }
+            Origin::Remote { to, message_id }
                 if matches!(op, Op::Put | Op::Lock) && !self.is_validated(to) =>
             {
-                self.challenge(to);
+                self.challenge(to, message_id);
                 true
             }
             _ => false,
@@ -464,10 +464,10 @@ impl<
                 }
                 // A slot here, and an origin named to the next node: only for an address that
                 // proved a round trip (any request: a forged source must not name its victim).
-                if let Origin::Remote { to, .. } = origin
+                if let Origin::Remote { to, message_id } = origin
                     && !self.is_validated(to)
                 {
-                    self.challenge(to);
+                    self.challenge(to, message_id);
                     return;
                 }
                 if !self.request_room() {
@@ -616,7 +616,7 @@ impl<
         // A relayed request is taken only from an address that proved a round trip, so that
         // its origin is only ever the word of a node that receives where it claims to be.
         if matches!(body, Body::Relayed { .. }) && !self.is_validated(sender.addr) {
-            self.challenge(sender.addr);
+            self.challenge(sender.addr, message_id);
             return Disposition::Handled;
         }
         let allowance = self.config.hop_allowance;

@@ -410,9 +410,8 @@ impl<
             return Disposition::Handled;
         }
         if !self.is_validated(sender.addr) {
-            let cookie = self.cookie(sender.addr);
             self.stats.challenges_sent += 1;
-            self.send(sender.addr, cookie, Out::Challenge);
+            self.send(sender.addr, message_id, Out::Withheld);
             return Disposition::Handled;
         }
         // The asker is only a hint: asking proves nothing about its id.

@@ -248,6 +248,46 @@ impl<
         Disposition::Handled
     }
 
+    /// A Withheld from `from`: the answer to this node's request `request_id` is withheld until
+    /// this node proves it receives. It echoes the cookie (once while an Echo of it waits to
+    /// go) and sends again only that request, if its current attempt went to `from`.
+    pub(super) fn on_withheld(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        request_id: u64,
+        cookie: u64,
+    ) -> Disposition {
+        let mut waiting = false;
+        for p in self.pending.iter_mut() {
+            if p.sent.is_some() && p.message_id == request_id && same_endpoint(p.to, from) {
+                waiting = true;
+                p.sent = None;
+                p.deadline = now;
+            }
+        }
+        for round in self.rounds.iter_mut() {
+            for t in round.targets.iter_mut() {
+                if t.in_flight
+                    .is_some_and(|f| f.message_id == request_id && same_endpoint(t.node.addr, from))
+                {
+                    waiting = true;
+                    t.in_flight = None;
+                    t.retry_at = now;
+                }
+            }
+        }
+        if !waiting {
+            self.stats.unmatched += 1;
+            return Disposition::Dropped(DropReason::Unmatched);
+        }
+        if !self.echo_queued(from, cookie) {
+            self.stats.challenges_answered += 1;
+            self.send(from, cookie, Out::Echo);
+        }
+        Disposition::Handled
+    }
+
     /// An Echo: `from` receives at its address if it carries the cookie this node gives it.
     pub(super) fn on_echo(&mut self, from: SocketAddr, cookie: u64) -> Disposition {
         if cookie != self.cookie(from) {
