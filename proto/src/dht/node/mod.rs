@@ -56,6 +56,11 @@ pub const HINTS: usize = 16;
 /// cells serve rings of tens of thousands of nodes.
 pub const ROUTE_ROWS: usize = 4;
 
+/// Refusals after which a node stops offering a key to its new owner (the owner holds a value
+/// of its own, which stands): the waits between attempts double up to a probation, so this
+/// covers the time a joiner's view takes to settle.
+const OFFER_REFUSALS: u8 = 6;
+
 /// Timing and behaviour of a [`DhtNode`].
 ///
 /// `#[non_exhaustive]`: settings may be added. Build one with [`Config::new`] and the chainable
@@ -636,8 +641,15 @@ const ANSWERED: usize = 32;
 /// owner it stores an offered key it lacks only from the key's previous owner by its view (the
 /// node it took the key over from) and keeps its own copy otherwise (answering NotOwner to a
 /// different value); everything else is refused (NotOwner) and counted in
-/// [`Stats::replicates_refused`] — a real owner tries again once the receiver knows it. On every leaf-set change each node re-replicates the keys it
-/// owns to its new replica set and offers the keys whose owner changed to the new owner.
+/// [`Stats::replicates_refused`] — a real owner tries again once the receiver knows it. On
+/// every leaf-set change each node re-replicates the keys it owns to its new replica set and
+/// offers the keys whose owner changed to the new owner; a refused offer is made again, each
+/// wait twice the last (up to a probation), until the new owner's view has settled, for up to
+/// 6 refusals.
+///
+/// So a key's acknowledged value is lost only when its owner and all R replicas fail before
+/// the ring has re-replicated it (a probation and a few round trips after the first failure):
+/// with R = 2 it survives any two failures among its holders.
 ///
 /// What this assumes, exactly: (1) no message is delayed past a request timeout (a late copy
 /// could overwrite a newer value), as TCP gives; (2) a node declared down while alive answers
@@ -856,6 +868,12 @@ impl<
             .iter()
             .find(|e| e.key == key)
             .map(|e| &e.value[..])
+    }
+
+    /// Every key this node stores (as owner or replica) and its value, in no particular order:
+    /// what a crash of this node takes away, for a simulation or an operator to inspect.
+    pub fn stored_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.store.iter().map(|e| (&e.key[..], &e.value[..]))
     }
 
     /// How many keys this node stores.

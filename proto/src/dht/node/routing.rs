@@ -8,7 +8,10 @@ use heapless::Vec;
 use rand_core::CryptoRng;
 
 use super::io::Out;
-use super::{DhtNode, Disposition, DropReason, Event, Op, RequestError, RequestId, State, millis};
+use super::{
+    DhtNode, Disposition, DropReason, Event, OFFER_REFUSALS, Op, RequestError, RequestId, State,
+    millis,
+};
 use crate::dht::{Body, ErrorCode, Kind, LockToken, NodeAddr, NodeId, RelayedRequest};
 use crate::time::Instant;
 use crate::{Error, Result};
@@ -781,14 +784,18 @@ impl<
                     t.refusals = 0;
                     self.validate(validated);
                 }
-                Body::Error { .. } if !owner => {
-                    // An offer refused: the owner keeps its own copy, which is the authority.
+                Body::Error { .. } if !owner && t.refusals >= OFFER_REFUSALS => {
+                    // An offer refused again and again: the owner holds a value of its own,
+                    // which is the authority (or never takes this node for a holder of the key).
                     t.in_flight = None;
                     t.acked = u64::MAX;
                 }
                 Body::Error { .. } => {
                     // A replica that cannot take the value yet (full, or it does not see this
-                    // node as the owner yet): try again later.
+                    // node as the owner yet), or a new owner that does not see this node as the
+                    // key's previous owner yet (its view still settling after it joined): try
+                    // again later. Giving up on an offer at the first refusal lost keys under
+                    // churn: the new owner lacked them and no other node offered them again.
                     t.in_flight = None;
                     t.retry_at = now + backoff;
                     t.refusals = t.refusals.saturating_add(1);
