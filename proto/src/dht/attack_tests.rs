@@ -3,7 +3,7 @@
 //! values, the lock owners).
 
 use super::*;
-use crate::dht::{HEADER_LEN, RelayedRequest};
+use crate::dht::{HEADER_LEN, Kind, MAX_MESSAGE_LEN, RelayedRequest};
 
 /// An outside host with its own address (no spoofing), and the id bound to it.
 fn outsider(n: u8) -> NodeAddr {
@@ -440,6 +440,12 @@ fn replicate_run(bind_ids: bool) {
     assert_eq!(get_value(&mut sim, 4, key).as_deref(), Some(&b"real"[..]));
 }
 
+/// A key its owner lacks is taken only from the node that owned it before, by the owner's
+/// view (its nearest successor). Not from an outside host, nor from a member that never held
+/// it — nor from its other successors, which may hold the key too: one of them may hold an
+/// old value (it stopped being a replica for a while), and an owner that took it would
+/// replicate it over the newer acknowledged one. (Taking offers from every former holder was
+/// tried: `sinew dht sim` then lost acknowledged updates that way under churn.)
 #[test]
 fn an_owner_stores_an_offer_only_from_the_keys_previous_owner() {
     let mut sim = ring(6, 48);
@@ -1540,4 +1546,68 @@ fn a_request_sent_again_while_it_is_relayed_takes_no_second_slot() {
     sim.run_for(ms(200));
     let answers = take_outside(&mut sim, eve.addr);
     assert_eq!(answers.len(), 1, "one answer");
+}
+
+/// An attack on a node's own request: a host at a third address sends a Withheld naming the
+/// id of the node's live Join (and the entry's id in its header). The node matches a Withheld
+/// on the source address too: it sends nothing (no Echo to the third address, no Join again)
+/// and counts it unmatched. The entry's real Withheld of the same Join draws one Echo and the
+/// Join again, both to the entry.
+#[test]
+fn a_withheld_from_a_third_address_naming_a_live_request_is_ignored_by_a_node() {
+    let entry = NodeAddr::bound(SocketAddr::from(([10, 0, 0, 1], 7000)));
+    let third = outsider(9);
+    let me = NodeAddr::bound(SocketAddr::from(([10, 0, 0, 5], 7000)));
+    let mut node = Node::new(Config::new(me), TestRng(77));
+    let t = Instant::ZERO;
+    node.join(t, entry.addr).unwrap();
+    let sent = |node: &mut Node| {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let mut out = StdVec::new();
+        while let Some(tx) = node.poll_transmit(t, &mut buf) {
+            let m = Message::parse(&buf[..tx.len]).unwrap();
+            out.push((m.header.message_id, m.body.kind(), tx.destination));
+        }
+        out
+    };
+    let first = sent(&mut node);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (live, kind, to) = first[0];
+    assert_eq!(to, entry.addr);
+    // Naming the entry in its header: the header's address is not the source.
+    let forged = msg(live, entry, Body::Withheld { cookie: 0xbad });
+    assert_eq!(
+        node.handle_datagram(t, third.addr, &forged),
+        Disposition::Dropped(DropReason::SourceMismatch)
+    );
+    // Naming itself: no request of that id went to it.
+    let own = msg(live, third, Body::Withheld { cookie: 0xbad });
+    assert_eq!(
+        node.handle_datagram(t, third.addr, &own),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    node.handle_timeout(t);
+    assert_eq!(
+        sent(&mut node),
+        StdVec::new(),
+        "nothing sent, nothing sent again"
+    );
+    assert_eq!(node.stats().unmatched, 1);
+    assert_eq!(node.stats().source_mismatch, 1);
+    assert_eq!(node.stats().challenges_answered, 0);
+    assert_eq!(node.stats().bytes_to_unvalidated, 0);
+    let real = msg(live, entry, Body::Withheld { cookie: 0x600d });
+    assert_eq!(
+        node.handle_datagram(t, entry.addr, &real),
+        Disposition::Handled
+    );
+    node.handle_timeout(t);
+    let again = sent(&mut node);
+    assert_eq!(again[0], (0x600d, Kind::Echo, entry.addr), "{again:?}");
+    assert!(
+        again[1..]
+            .iter()
+            .any(|&(_, k, to)| k == kind && to == entry.addr),
+        "{again:?}"
+    );
 }

@@ -409,6 +409,32 @@ fn test_withheld_names_the_request_and_carries_the_cookie() {
     assert_eq!(m.encode(&mut buf[..50]), Err(Error::BufferTooSmall));
 }
 
+/// A Withheld for request 7, cookie 0x0102..08, written out byte by byte.
+static WITHHELD: [u8; 51] = [
+    0x17, // type: version 0, kind 23 = withheld
+    0, 0, 0, 0, 0, 0, 0, 7, // message id 7: the request whose answer is withheld
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // sender id
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1, // sender 10.0.0.1, IPv4-mapped
+    0x00, 0x50, // sender port 80
+    1, 2, 3, 4, 5, 6, 7, 8, // the cookie to echo
+];
+
+#[test]
+fn test_withheld_from_bytes() {
+    let m = Message::parse(&WITHHELD).unwrap();
+    assert_eq!(m.header.message_id, 7);
+    assert_eq!(m.header.sender.addr, "10.0.0.1:80".parse().unwrap());
+    assert_eq!(
+        m.body,
+        Body::Withheld {
+            cookie: 0x0102_0304_0506_0708
+        }
+    );
+    let mut buf = [0u8; 51];
+    assert_eq!(m.encode(&mut buf), Ok(51));
+    assert_eq!(buf, WITHHELD);
+}
+
 /// A RouteRequest for columns 0, 2 and 15 of row 1.
 static ROUTE_REQUEST: [u8; 46] = [
     0x12, // type: version 0, kind 18 = route request
@@ -573,6 +599,7 @@ fn test_every_prefix_truncated() {
         &VIEW_REQUEST[..],
         &VIEW[..],
         &RELAYED_PUT[..],
+        &WITHHELD[..],
     ] {
         for len in 0..bytes.len() {
             assert_eq!(

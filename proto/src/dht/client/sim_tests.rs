@@ -1019,3 +1019,51 @@ fn second_answers_after_a_challenge_are_duplicates() {
     client.handle_datagram(t, entry, &buf[..len]);
     assert_eq!(client.stats().unmatched, 1);
 }
+
+/// An attack: a host at a third address, which saw nothing but guesses (or overheard) a live
+/// request's id, sends a Withheld naming that request and the entry's id. The client matches a
+/// Withheld on its source address as well as the id: it sends no Echo to the third address
+/// (which would reflect bytes to wherever the forger points), does not send the request
+/// again, and counts the Withheld as unmatched. The real entry's Withheld still works.
+#[test]
+fn a_withheld_from_a_third_address_naming_a_live_request_is_ignored() {
+    let mut client = fake_client();
+    client.set_one_hop(false);
+    let entry: SocketAddr = ENTRY.parse().unwrap();
+    let node = NodeAddr::bound(entry);
+    let third: SocketAddr = "10.0.9.9:7000".parse().unwrap();
+    let t = Instant::ZERO;
+    client.get(t, entry, &key(1)).unwrap();
+    let first = drain(&mut client, t);
+    assert_eq!(first.len(), 1);
+    let live = first[0].0;
+    // The header names the entry (its id and address); the datagram comes from elsewhere.
+    let forged = withheld_bytes(node, live, 0xbad);
+    assert_eq!(
+        client.handle_datagram(t, third, &forged),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    // Nor does a Withheld naming the third host itself.
+    let own = withheld_bytes(NodeAddr::bound(third), live, 0xbad);
+    assert_eq!(
+        client.handle_datagram(t, third, &own),
+        Disposition::Dropped(DropReason::Unmatched)
+    );
+    assert_eq!(
+        drain(&mut client, t),
+        vec![],
+        "nothing sent, nothing sent again"
+    );
+    assert_eq!(client.stats().unmatched, 2);
+    assert_eq!(client.stats().challenges_answered, 0);
+    // The entry's own Withheld of the same request: one Echo, the get again.
+    let real = withheld_bytes(node, live, 0x600d);
+    assert_eq!(
+        client.handle_datagram(t, entry, &real),
+        Disposition::Handled
+    );
+    assert_eq!(
+        drain(&mut client, t),
+        vec![(0x600d, Kind::Echo, entry), (live, Kind::Get, entry)]
+    );
+}
