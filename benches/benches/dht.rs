@@ -6,12 +6,22 @@
 //! own throughput).
 //! Every codec borrows key and value when decoding; decoded values go to `black_box` by
 //! reference.
+//!
+//! Group `dht_view`: the View a one-hop client receives (6 nodes a side, 453 bytes in sinew's
+//! format); decoding reads every node (the sum of their ports), for every codec. Group
+//! `dht_short`: the two short messages of one-hop clients and challenges, a ViewRequest (43
+//! bytes: a header) and a Withheld (51 bytes: a header and a cookie), each row at its own
+//! sinew size.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sinew_benches::{BINCODE, PutWire, dht_put, dht_put_wire, dht_relayed_put};
-use sinew_proto::dht::Message;
+use sinew_benches::{
+    BINCODE, PutWire, ShortWire, ViewWire, dht_put, dht_put_wire, dht_relayed_put, dht_view,
+    dht_view_nodes, dht_view_request, dht_view_request_wire, dht_view_wire, dht_withheld,
+    dht_withheld_wire, sinew_view_walk,
+};
+use sinew_proto::dht::{Body, Message};
 
 fn put(c: &mut Criterion) {
     let message = dht_put();
@@ -103,5 +113,114 @@ fn put(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, put);
+/// Encode and decode of one message by sinew, bincode 2 and postcard, in `group`, as
+/// `<name>_encode/<codec>` and `<name>_decode/<codec>`.
+fn three_ways<W, D>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    message: &Message<'_>,
+    wire: &W,
+    decode_sinew: D,
+    read: fn(&W) -> u32,
+) where
+    W: bincode::Encode + bincode::Decode<()> + serde::Serialize + serde::de::DeserializeOwned,
+    D: Fn(&[u8]) -> u32,
+{
+    group.throughput(Throughput::Bytes(message.encoded_len() as u64));
+    let mut buf = [0u8; 512];
+    group.bench_function(format!("{name}_encode/sinew"), |b| {
+        b.iter(|| {
+            black_box(
+                black_box(message)
+                    .encode(black_box(&mut buf[..]))
+                    .unwrap_or(0),
+            )
+        })
+    });
+    group.bench_function(format!("{name}_encode/bincode2"), |b| {
+        b.iter(|| {
+            black_box(
+                bincode::encode_into_slice(black_box(wire), black_box(&mut buf[..]), BINCODE)
+                    .unwrap_or(0),
+            )
+        })
+    });
+    group.bench_function(format!("{name}_encode/postcard"), |b| {
+        b.iter(|| {
+            black_box(
+                postcard::to_slice(black_box(wire), black_box(&mut buf[..])).map_or(0, |s| s.len()),
+            )
+        })
+    });
+    let mut sinew = [0u8; 512];
+    let n = message.encode(&mut sinew).unwrap();
+    let sinew = &sinew[..n];
+    let mut bincode_bytes = [0u8; 512];
+    let n = bincode::encode_into_slice(wire, &mut bincode_bytes, BINCODE).unwrap();
+    let bincode_bytes = &bincode_bytes[..n];
+    let mut postcard_bytes = [0u8; 512];
+    let n = postcard::to_slice(wire, &mut postcard_bytes).unwrap().len();
+    let postcard_bytes = &postcard_bytes[..n];
+    group.bench_function(format!("{name}_decode/sinew"), |b| {
+        b.iter(|| black_box(decode_sinew(black_box(sinew))))
+    });
+    group.bench_function(format!("{name}_decode/bincode2"), |b| {
+        b.iter(|| {
+            black_box(
+                bincode::decode_from_slice::<W, _>(black_box(bincode_bytes), BINCODE)
+                    .map_or(0, |(w, _)| read(&w)),
+            )
+        })
+    });
+    group.bench_function(format!("{name}_decode/postcard"), |b| {
+        b.iter(|| {
+            black_box(postcard::from_bytes::<W>(black_box(postcard_bytes)).map_or(0, |w| read(&w)))
+        })
+    });
+}
+
+fn one_hop(c: &mut Criterion) {
+    let nodes = dht_view_nodes();
+    let mut group = c.benchmark_group("dht_view");
+    three_ways(
+        &mut group,
+        "view",
+        &dht_view(&nodes),
+        &dht_view_wire(&nodes),
+        sinew_view_walk,
+        ViewWire::ports,
+    );
+    group.finish();
+
+    // The short messages: decoding reads the message id (and a Withheld's cookie).
+    let mut group = c.benchmark_group("dht_short");
+    let short = |bytes: &[u8]| match Message::parse(bytes) {
+        Ok(Message {
+            header,
+            body: Body::Withheld { cookie },
+        }) => (header.message_id ^ cookie) as u32,
+        Ok(m) => m.header.message_id as u32,
+        Err(_) => 0,
+    };
+    let read = |w: &ShortWire| (w.message_id ^ w.cookie) as u32;
+    three_ways(
+        &mut group,
+        "view_request",
+        &dht_view_request(),
+        &dht_view_request_wire(),
+        short,
+        read,
+    );
+    three_ways(
+        &mut group,
+        "withheld",
+        &dht_withheld(),
+        &dht_withheld_wire(),
+        short,
+        read,
+    );
+    group.finish();
+}
+
+criterion_group!(benches, put, one_hop);
 criterion_main!(benches);

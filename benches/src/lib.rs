@@ -7,7 +7,7 @@
 
 use bincode::{BorrowDecode, Decode, Encode};
 use serde::{Deserialize, Serialize};
-use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId, RelayedRequest};
+use sinew_proto::dht::{Body, Header, Message, NodeAddr, NodeId, NodeSet, RelayedRequest};
 use sinew_proto::health::{
     EncodedEntry, Health, HealthCheck, HealthKind, HealthPacket, PeerEntry, PeerTableResponse,
     PeerTableWriter,
@@ -652,6 +652,184 @@ pub fn dht_put_wire() -> PutWire<'static> {
     }
 }
 
+/// Nodes on each side of the benchmarked View: full, as a settled node's view is.
+pub const VIEW_SIDE: usize = sinew_proto::dht::VIEW_SIDE;
+
+/// The nodes of the benchmarked View: `VIEW_SIDE` predecessors, then `VIEW_SIDE` successors,
+/// each with its own id and an IPv6 address (ports 7001 up).
+pub fn dht_view_nodes() -> [NodeAddr; 2 * VIEW_SIDE] {
+    core::array::from_fn(|i| NodeAddr {
+        id: NodeId([0x20 + i as u8; 16]),
+        addr: std::net::SocketAddr::new(
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                0,
+                2 + i as u16,
+            )),
+            7001 + i as u16,
+        ),
+    })
+}
+
+/// The benchmarked View (kind 22): a node's leaf set, `VIEW_SIDE` nodes a side, as a one-hop
+/// client receives it (453 bytes).
+pub fn dht_view(nodes: &[NodeAddr; 2 * VIEW_SIDE]) -> Message<'_> {
+    Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_070a,
+            sender: dht_sender(),
+        },
+        body: Body::View {
+            left: NodeSet::Slice(&nodes[..VIEW_SIDE]),
+            right: NodeSet::Slice(&nodes[VIEW_SIDE..]),
+        },
+    }
+}
+
+/// The benchmarked ViewRequest (kind 21): a header and nothing else (43 bytes).
+pub fn dht_view_request() -> Message<'static> {
+    Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_070b,
+            sender: dht_sender(),
+        },
+        body: Body::ViewRequest,
+    }
+}
+
+/// The benchmarked Withheld (kind 23): the id of the request whose answer is withheld, and
+/// the cookie to echo (51 bytes).
+pub fn dht_withheld() -> Message<'static> {
+    Message {
+        header: Header {
+            message_id: 0x0102_0304_0506_070c,
+            sender: dht_sender(),
+        },
+        body: Body::Withheld {
+            cookie: 0x8877_6655_4433_2211,
+        },
+    }
+}
+
+/// The sum of the ports of a View's nodes: what a decode bench does with the nodes, so that
+/// every codec reads each one.
+#[inline(never)]
+pub fn sinew_view_walk(bytes: &[u8]) -> u32 {
+    match Message::parse(bytes) {
+        Ok(Message {
+            body: Body::View { left, right },
+            ..
+        }) => left
+            .iter()
+            .chain(right.iter())
+            .map(|n| u32::from(n.addr.port()))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// A node as a plain struct: id, IPv6 (or IPv4-mapped) address, port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct NodeWire {
+    /// Its id.
+    pub id: [u8; 16],
+    /// Its address.
+    pub addr: [u8; 16],
+    /// Its port.
+    pub port: u16,
+}
+
+impl NodeWire {
+    fn of(node: NodeAddr) -> NodeWire {
+        let ip = match node.addr.ip() {
+            std::net::IpAddr::V6(ip) => ip,
+            std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+        };
+        NodeWire {
+            id: node.id.0,
+            addr: ip.octets(),
+            port: node.addr.port(),
+        }
+    }
+}
+
+/// A View as a plain struct with sinew's fields. The sides are fixed arrays of `VIEW_SIDE`
+/// (the peers then need no allocation and no length, which sinew's format carries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct ViewWire {
+    /// Type byte.
+    pub kind: u8,
+    /// Message id.
+    pub message_id: u64,
+    /// The sender.
+    pub sender: NodeWire,
+    /// Its predecessors, nearest first.
+    pub left: [NodeWire; VIEW_SIDE],
+    /// Its successors, nearest first.
+    pub right: [NodeWire; VIEW_SIDE],
+}
+
+impl ViewWire {
+    /// The sum of the ports of its nodes (as [`sinew_view_walk`]).
+    pub fn ports(&self) -> u32 {
+        self.left
+            .iter()
+            .chain(self.right.iter())
+            .map(|n| u32::from(n.port))
+            .sum()
+    }
+}
+
+/// [`dht_view`] for bincode and postcard.
+pub fn dht_view_wire(nodes: &[NodeAddr; 2 * VIEW_SIDE]) -> ViewWire {
+    ViewWire {
+        kind: 22,
+        message_id: 0x0102_0304_0506_070a,
+        sender: NodeWire::of(dht_sender()),
+        left: core::array::from_fn(|i| NodeWire::of(nodes[i])),
+        right: core::array::from_fn(|i| NodeWire::of(nodes[VIEW_SIDE + i])),
+    }
+}
+
+/// A header-only message (ViewRequest) or a Withheld as a plain struct: a Withheld's cookie
+/// is `Some`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct ShortWire {
+    /// Type byte.
+    pub kind: u8,
+    /// Message id.
+    pub message_id: u64,
+    /// The sender.
+    pub sender: NodeWire,
+    /// A Withheld's cookie.
+    pub cookie: u64,
+}
+
+/// [`dht_view_request`] for bincode and postcard (cookie 0: sinew's ViewRequest has none).
+pub fn dht_view_request_wire() -> ShortWire {
+    ShortWire {
+        kind: 21,
+        message_id: 0x0102_0304_0506_070b,
+        sender: NodeWire::of(dht_sender()),
+        cookie: 0,
+    }
+}
+
+/// [`dht_withheld`] for bincode and postcard.
+pub fn dht_withheld_wire() -> ShortWire {
+    ShortWire {
+        kind: 23,
+        message_id: 0x0102_0304_0506_070c,
+        sender: NodeWire::of(dht_sender()),
+        cookie: 0x8877_6655_4433_2211,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,6 +841,38 @@ mod tests {
         let mut buf = [0u8; 512];
         let n = relayed.encode(&mut buf).unwrap();
         assert_eq!(Message::parse(&buf[..n]), Ok(relayed));
+    }
+
+    #[test]
+    fn view_withheld_and_view_request_fixtures_agree() {
+        let nodes = dht_view_nodes();
+        let view = dht_view(&nodes);
+        let mut buf = [0u8; 512];
+        let n = view.encode(&mut buf).unwrap();
+        assert_eq!(n, 453);
+        let ports: u32 = (7001..7001 + 2 * VIEW_SIDE as u32).sum();
+        assert_eq!(sinew_view_walk(&buf[..n]), ports);
+        let wire = dht_view_wire(&nodes);
+        assert_eq!(wire.ports(), ports);
+        let m = bincode::encode_into_slice(wire, &mut buf, BINCODE).unwrap();
+        let (back, _): (ViewWire, usize) = bincode::decode_from_slice(&buf[..m], BINCODE).unwrap();
+        assert_eq!(back, wire);
+        let m = postcard::to_slice(&wire, &mut buf).unwrap().len();
+        assert_eq!(postcard::from_bytes::<ViewWire>(&buf[..m]).unwrap(), wire);
+        for (message, wire, len) in [
+            (dht_view_request(), dht_view_request_wire(), 43),
+            (dht_withheld(), dht_withheld_wire(), 51),
+        ] {
+            let n = message.encode(&mut buf).unwrap();
+            assert_eq!(n, len);
+            assert_eq!(Message::parse(&buf[..n]), Ok(message));
+            let m = bincode::encode_into_slice(wire, &mut buf, BINCODE).unwrap();
+            let (back, _): (ShortWire, usize) =
+                bincode::decode_from_slice(&buf[..m], BINCODE).unwrap();
+            assert_eq!(back, wire);
+            let m = postcard::to_slice(&wire, &mut buf).unwrap().len();
+            assert_eq!(postcard::from_bytes::<ShortWire>(&buf[..m]).unwrap(), wire);
+        }
     }
 
     #[test]
