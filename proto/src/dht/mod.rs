@@ -647,6 +647,17 @@ impl<'a> NodeSet<'a> {
     }
 }
 
+impl NodeSet<'_> {
+    /// Whether every node can travel (no port 0, no `::`): always, for a parsed list (checked
+    /// when it was parsed).
+    fn all_valid(&self) -> bool {
+        match self {
+            NodeSet::Parsed(_) => true,
+            NodeSet::Slice(s) => s.iter().all(NodeAddr::is_valid),
+        }
+    }
+}
+
 impl PartialEq for NodeSet<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
@@ -1151,8 +1162,21 @@ impl Writer<'_> {
 
     fn nodes(&mut self, nodes: &NodeSet<'_>) {
         self.put(&[nodes.len() as u8]);
-        for node in nodes.iter() {
-            self.node(&node);
+        match nodes {
+            // Already in wire form: one copy.
+            NodeSet::Parsed(list) => self.put(list.raw),
+            // Each node straight into its place.
+            NodeSet::Slice(slice) => {
+                let end = self.at + slice.len() * NODE_LEN;
+                if let Some(out) = self.buf.get_mut(self.at..end) {
+                    for (node, raw) in slice.iter().zip(out.chunks_exact_mut(NODE_LEN)) {
+                        if let Some(raw) = raw.first_chunk_mut::<NODE_LEN>() {
+                            node.write(raw);
+                        }
+                    }
+                }
+                self.at = end;
+            }
         }
     }
 }
@@ -1376,7 +1400,7 @@ impl<'a> Message<'a> {
                 if nodes.len() > MAX_NODE_LIST {
                     return Err(Error::TooLarge);
                 }
-                if !nodes.iter().all(|node| node.is_valid()) {
+                if !nodes.all_valid() {
                     return Err(Error::BadAddress);
                 }
                 true
@@ -1385,7 +1409,7 @@ impl<'a> Message<'a> {
                 if left.len() > VIEW_SIDE || right.len() > VIEW_SIDE {
                     return Err(Error::TooLarge);
                 }
-                if !left.iter().chain(right.iter()).all(|node| node.is_valid()) {
+                if !(left.all_valid() && right.all_valid()) {
                     return Err(Error::BadAddress);
                 }
                 true
