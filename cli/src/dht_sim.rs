@@ -11,7 +11,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant as WallInstant};
 
 use clap::{Args, ValueEnum};
-use sinew_proto::dht::{Body, Config, DhtNode, Event, Message, NodeAddr, RequestId};
+use sinew_proto::dht::{
+    Body, Config, DhtNode, Event, Message, NodeAddr, RelayedRequest, RequestId,
+};
 use sinew_proto::sim::{Latency, NetConfig, Network, SimRng};
 use sinew_proto::time::Instant;
 
@@ -294,7 +296,7 @@ pub fn simulate(args: &SimArgs) -> SimReport {
         net.crash(live.swap_remove(k));
     }
 
-    // Hops: Get and Put datagrams on the wire, by what they carry. A put's value names its
+    // Hops: Get and Put datagrams on the wire, by what they carry (relayed ones included). A put's value names its
     // request (every put writes a value of its own); gets of one key in flight at once are
     // counted together (rare: the keys are many and a get is short). Background: datagrams
     // that are no request, answer or replica.
@@ -305,8 +307,16 @@ pub fn simulate(args: &SimArgs) -> SimReport {
     net.set_tap(Box::new(move |_, _, _, bytes| {
         if let Ok(m) = Message::parse(bytes) {
             let what = match m.body {
-                Body::Get { key } => (key.to_vec(), None),
-                Body::Put { key, value } => (key.to_vec(), Some(value.to_vec())),
+                Body::Get { key }
+                | Body::Relayed {
+                    request: RelayedRequest::Get { key },
+                    ..
+                } => (key.to_vec(), None),
+                Body::Put { key, value }
+                | Body::Relayed {
+                    request: RelayedRequest::Put { key, value },
+                    ..
+                } => (key.to_vec(), Some(value.to_vec())),
                 Body::InitConnect
                 | Body::RequestInsertion { .. }
                 | Body::Join { .. }
