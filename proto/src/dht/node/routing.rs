@@ -27,24 +27,9 @@ pub(in crate::dht) struct Request<const KEY: usize, const VALUE: usize> {
 }
 
 impl<const KEY: usize, const VALUE: usize> Request<KEY, VALUE> {
+    /// The request as a plain message body (a Get, Put, Lock or Unlock).
     pub(in crate::dht) fn body(&self) -> Body<'_> {
-        let key = &self.key[..];
-        match self.op {
-            Op::Get => Body::Get { key },
-            Op::Put => Body::Put {
-                key,
-                value: &self.value,
-            },
-            Op::Lock => Body::Lock {
-                key,
-                token: self.token,
-                lease_ms: self.lease_ms,
-            },
-            Op::Unlock => Body::Unlock {
-                key,
-                token: self.token,
-            },
-        }
+        self.relayed().body()
     }
 
     /// The request as a [`Body::Relayed`] carries it.
