@@ -1207,22 +1207,67 @@ impl<'a> Message<'a> {
     fn parse_data(bytes: &'a [u8]) -> Option<Message<'a>> {
         const PUT: u8 = type_byte(VERSION, Kind::Put as u8);
         const REPLICATE: u8 = type_byte(VERSION, Kind::Replicate as u8);
+        const RELAYED: u8 = type_byte(VERSION, Kind::Relayed as u8);
         let (head, body) = bytes.split_first_chunk::<HEADER_LEN>()?;
         let kind = head[field::TYPE];
+        if kind == RELAYED {
+            return Message::parse_relayed(head, body);
+        }
         if kind != PUT && kind != REPLICATE {
             return None;
         }
+        let (key, value) = Message::key_and_value(body)?;
+        let header = Header::from_bytes(head).ok()?;
+        let body = if kind == PUT {
+            Body::Put { key, value }
+        } else {
+            Body::Replicate { key, value }
+        };
+        Some(Message { header, body })
+    }
+
+    /// A Put's (or Replicate's) body, if its lengths add up to exactly the bytes present.
+    #[inline(always)]
+    fn key_and_value(body: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
         let (&key_len, rest) = body.split_first()?;
         let (key, rest) = rest.split_at_checked(usize::from(key_len))?;
         let (value_len, value) = rest.split_first_chunk::<2>()?;
         if value.len() != usize::from(u16::from_be_bytes(*value_len)) {
             return None;
         }
+        Some((key, value))
+    }
+
+    /// The relayed put or get, well formed, at fixed offsets: budget, origin, the inner type
+    /// byte, then the put's key and value (or the get's key) running exactly to the end.
+    /// `None` for anything else (a relayed lock or unlock, or any error), which
+    /// [`parse_any`](Self::parse_any) then reads.
+    #[inline]
+    fn parse_relayed(head: &[u8; HEADER_LEN], body: &'a [u8]) -> Option<Message<'a>> {
+        const PUT: u8 = type_byte(VERSION, Kind::Put as u8);
+        const GET: u8 = type_byte(VERSION, Kind::Get as u8);
+        let (budget, rest) = body.split_first_chunk::<2>()?;
+        let (origin, rest) = rest.split_first_chunk::<NODE_LEN>()?;
+        let (&inner, rest) = rest.split_first()?;
+        let request = match inner {
+            PUT => {
+                let (key, value) = Message::key_and_value(rest)?;
+                RelayedRequest::Put { key, value }
+            }
+            GET => {
+                let (&key_len, key) = rest.split_first()?;
+                if key.len() != usize::from(key_len) {
+                    return None;
+                }
+                RelayedRequest::Get { key }
+            }
+            _ => return None,
+        };
         let header = Header::from_bytes(head).ok()?;
-        let body = if kind == PUT {
-            Body::Put { key, value }
-        } else {
-            Body::Replicate { key, value }
+        let body = Body::Relayed {
+            budget_ms: u16::from_be_bytes(*budget),
+            origin: NodeAddr::from_bytes(origin).ok()?,
+            request,
         };
         Some(Message { header, body })
     }

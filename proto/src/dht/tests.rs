@@ -832,18 +832,41 @@ fn mapped_unspecified_node_is_refused_both_ways() {
     assert_eq!(Message::parse(&b), Err(Error::BadAddress));
 }
 
+/// A relayed get, encoded.
+fn relayed_get() -> Vec<u8> {
+    let m = Message {
+        header: Header {
+            message_id: 9,
+            sender: sender(),
+        },
+        body: Body::Relayed {
+            budget_ms: 300,
+            origin: sender(),
+            request: RelayedRequest::Get { key: b"colour" },
+        },
+    };
+    let mut buf = [0u8; 128];
+    let n = m.encode(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
 proptest! {
-    /// The fast path for puts and replicas reads exactly what the general path reads, and
-    /// leaves everything else (damaged, truncated, padded or other messages) to it.
+    /// The fast path for puts, replicas and relayed puts and gets reads exactly what the
+    /// general path reads, and leaves everything else (damaged, truncated, padded or other
+    /// messages) to it.
     #[test]
     fn fast_path_agrees_with_the_general_one(
-        mutations in proptest::collection::vec((0usize..60, any::<u8>()), 0..3),
-        cut in prop_oneof![Just(0usize), 0usize..60],
+        mutations in proptest::collection::vec((0usize..100, any::<u8>()), 0..3),
+        cut in prop_oneof![Just(0usize), 0usize..100],
         extra in prop_oneof![Just(0usize), 0usize..3],
-        replicate: bool,
+        base in 0usize..4,
     ) {
-        let mut bytes = PUT.to_vec();
-        if replicate {
+        let mut bytes = match base {
+            0 | 1 => PUT.to_vec(),
+            2 => RELAYED_PUT.to_vec(),
+            _ => relayed_get(),
+        };
+        if base == 1 {
             bytes[0] = 0x0e;
         }
         for (at, byte) in mutations {
