@@ -117,3 +117,49 @@ fn test_a_node_alone_after_a_failed_join_refuses_instead_of_answering_none() {
         Event::GetDone { value: Some(v), .. } if &v[..] == b"yes"
     ));
 }
+
+/// Whether every node of `net` has its true successor (the next id clockwise) as its nearest
+/// right neighbour: the ring is one ring.
+fn whole(net: &Network<Node>, n: usize) -> bool {
+    let mut ids: StdVec<(u128, usize)> = (0..n)
+        .map(|i| (net.core(i).local().id.to_u128(), i))
+        .collect();
+    ids.sort_unstable();
+    (0..n).all(|k| {
+        let next = ids[(k + 1) % n].0;
+        net.core(ids[k].1)
+            .leaf_set()
+            .nearest_right()
+            .is_some_and(|r| r.id.to_u128() == next)
+    })
+}
+
+/// A partition longer than a tombstone (30 s): each side declares the other down, forgets it,
+/// and settles as a ring of its own. Once the network heals, the graveyard (former members
+/// probed now and then) brings the two back together. Before it, they stayed two rings for
+/// good: no node ever sent the other side a datagram again.
+#[test]
+fn test_two_sides_of_a_long_partition_become_one_ring_again() {
+    let n = 12;
+    let mut net = ring(n as u8);
+    assert!(whole(&net, n));
+    // Every other node by id: each side's nodes lie all around the ring.
+    let mut by_id: StdVec<(u128, usize)> = (0..n)
+        .map(|i| (net.core(i).local().id.to_u128(), i))
+        .collect();
+    by_id.sort_unstable();
+    let side: StdVec<usize> = by_id.iter().step_by(2).map(|&(_, i)| i).collect();
+    net.partition(&[&side]);
+    net.run_for(Duration::from_secs(60));
+    assert!(!whole(&net, n), "each side is a ring of its own");
+    for &i in &side {
+        let right = net.core(i).leaf_set().nearest_right().unwrap();
+        assert!(
+            side.iter().any(|&j| net.core(j).local() == right),
+            "node {i} still counts a node across the partition"
+        );
+    }
+    net.heal();
+    net.run_for(Duration::from_secs(60));
+    assert!(whole(&net, n), "still two rings a minute after healing");
+}

@@ -86,8 +86,8 @@ pub mod ring;
 pub use client::{ClientConfig, ClientStats, DhtClient};
 pub use node::{
     COLUMNS, CREDITS, Config, DIGIT_BITS, DhtNode, Disposition, DropReason, EVENT_CAPACITY, Event,
-    HINTS, MAX_WAITERS, Op, ROUTE_HINTS, ROUTE_ROWS, RequestError, RequestId, RouteTable, Stats,
-    TOMBSTONES, VALIDATED,
+    GRAVEYARD, GRAVEYARD_EVERY, HINTS, MAX_WAITERS, Op, ROUTE_HINTS, ROUTE_ROWS, RequestError,
+    RequestId, RouteTable, Stats, TOMBSTONES, VALIDATED,
 };
 pub use ring::LeafSet;
 

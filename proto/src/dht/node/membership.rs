@@ -10,7 +10,8 @@ use rand_core::CryptoRng;
 use super::io::{Out, same_endpoint};
 use super::routing::{Origin, Pending, Reply, Task};
 use super::{
-    DhtNode, Disposition, DropReason, Event, Op, RequestError, SUSPECTS, State, TOMBSTONES,
+    DhtNode, Disposition, DropReason, Event, GRAVEYARD_EVERY, Op, RequestError, SUSPECTS, State,
+    TOMBSTONES,
 };
 use crate::dht::ring::LeafSet;
 use crate::dht::{ErrorCode, MAX_NODE_LIST, NodeAddr, NodeId, NodeSet, Side};
@@ -217,6 +218,7 @@ impl<
             return false;
         }
         self.hints.retain(|h| h.id != node.id);
+        self.graveyard.retain(|g| g.id != node.id);
         self.leaf.insert(node)
     }
 
@@ -719,10 +721,29 @@ impl<
 
     /// Queues InitConnect to the nearest neighbour on each side and to one other member.
     pub(super) fn stabilize(&mut self, now: Instant) {
+        // A member declared down that never answered during its tombstone goes to the
+        // graveyard (oldest out first) rather than out of mind.
+        for t in &self.tombstones {
+            if now >= t.until && t.probe && t.member {
+                self.graveyard.retain(|g| g.id != t.node.id);
+                if self.graveyard.is_full() {
+                    self.graveyard.remove(0);
+                }
+                let _ = self.graveyard.push(t.node);
+            }
+        }
         self.tombstones.retain(|t| now < t.until);
         if self.state != State::Active {
             return;
         }
+        self.stabilizations = self.stabilizations.wrapping_add(1);
+        let grave =
+            if self.stabilizations.is_multiple_of(GRAVEYARD_EVERY) && !self.graveyard.is_empty() {
+                let i = (self.stabilizations / GRAVEYARD_EVERY) as usize % self.graveyard.len();
+                self.graveyard.get(i).copied()
+            } else {
+                None
+            };
         let probes: Vec<NodeAddr, TOMBSTONES> = self
             .tombstones
             .iter()
@@ -746,6 +767,7 @@ impl<
             .chain(suspects)
             .chain(probes)
             .chain(hints)
+            .chain(grave)
         {
             let busy = self
                 .pending

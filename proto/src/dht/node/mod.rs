@@ -56,6 +56,14 @@ pub const HINTS: usize = 16;
 /// cells serve rings of tens of thousands of nodes.
 pub const ROUTE_ROWS: usize = 4;
 
+/// How many former leaf-set members a node remembers after their tombstone ran out without
+/// an answer (the graveyard), to probe now and then: after a partition longer than a
+/// tombstone, each side has forgotten the other, and nothing else would bring them together
+/// again — the two sides would stay two rings for good.
+pub const GRAVEYARD: usize = 8;
+/// A node probes one graveyard entry every this many stabilizations (8 s by default).
+pub const GRAVEYARD_EVERY: u32 = 8;
+
 /// Refusals after which a node stops offering a key to its new owner (the owner holds a value
 /// of its own, which stands): the waits between attempts double up to a probation, so this
 /// covers the time a joiner's view takes to settle.
@@ -590,7 +598,9 @@ const ANSWERED: usize = 32;
 /// request [`Config::max_failures`] times in a row is declared down (so is one the application
 /// reports with [`handle_peer_down`](Self::handle_peer_down), or one that sends Leave). A node
 /// declared down is kept out of the leaf set for [`Config::tombstone`] so that stale gossip
-/// cannot bring it back.
+/// cannot bring it back. After that, a member that never answered stays in a small graveyard
+/// ([`GRAVEYARD`]) and is pinged now and then ([`GRAVEYARD_EVERY`]): if it answers itself it is
+/// taken back, which is how the two sides of a long partition become one ring again.
 ///
 /// # Keys
 /// A key's id is [`NodeId::from_name`]`(key)`; its **owner is the first node at or after that
@@ -696,6 +706,12 @@ pub struct DhtNode<
     queue: Deque<Outgoing<KEY, VALUE>, PENDING>,
     events: Deque<Event<VALUE>, EVENT_CAPACITY>,
     tombstones: Vec<Tombstone, TOMBSTONES>,
+    /// Leaf-set members whose tombstone ran out while they never answered: probed now and
+    /// then, oldest pushed out first, so that the two sides of a long partition find each
+    /// other again (see [`GRAVEYARD`]).
+    graveyard: Vec<NodeAddr, GRAVEYARD>,
+    /// Stabilizations so far, to probe the graveyard every [`GRAVEYARD_EVERY`]-th.
+    stabilizations: u32,
     suspects: Vec<NodeId, SUSPECTS>,
     stats: Stats,
     next_request: u64,
@@ -806,6 +822,8 @@ impl<
             queue: Deque::new(),
             events: Deque::new(),
             tombstones: Vec::new(),
+            graveyard: Vec::new(),
+            stabilizations: 0,
             suspects: Vec::new(),
             stats: Stats::default(),
             next_request: 1,
