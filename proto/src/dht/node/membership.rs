@@ -472,9 +472,14 @@ impl<
         if best.id == self.config.local.id {
             self.insert_joiner(now, joining, message_id);
         } else {
-            let best = self.route_insertion_hop(joining, best);
+            let hop = self.route_insertion_hop(joining, best);
+            if hop != best {
+                // A routing-table entry: an insertion draws no answer from it, so a crashed one
+                // would swallow every join near it. Probe it too.
+                self.probe_route_entry(now, hop);
+            }
             self.stats.forwarded += 1;
-            self.send(best.addr, message_id, Out::Insertion { joining });
+            self.send(hop.addr, message_id, Out::Insertion { joining });
         }
     }
 

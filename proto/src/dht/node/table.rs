@@ -354,6 +354,27 @@ impl<
         }
     }
 
+    /// Probes routing-table entry `node` (a RouteRequest for the row it shares with this
+    /// node) unless one is on its way: an insertion forwarded to it draws no answer, and a
+    /// crashed entry is dropped only after `max_failures` unanswered requests. (Found with
+    /// `sinew dht sim --churn`: joins near a crashed node failed again and again, every
+    /// insertion routed into its stale routing-table cells.)
+    pub(super) fn probe_route_entry(&mut self, now: Instant, node: NodeAddr) {
+        let busy = self
+            .pending
+            .iter()
+            .any(|p| p.to == node.addr && matches!(p.task, Task::Route { .. }));
+        if busy || !self.request_room() {
+            return;
+        }
+        let row = shared_digits(self.config.local.id, node.id).min(ROUTE_ROWS);
+        let columns = match self.table.empty_columns(row) {
+            0 => u16::MAX,
+            empty => empty,
+        };
+        self.ask_row(now, node, row as u8, columns);
+    }
+
     fn ask_row(&mut self, now: Instant, node: NodeAddr, row: u8, columns: u16) {
         self.route_budget = self.route_budget.saturating_sub(1);
         let message_id = self.fresh_id();
