@@ -56,6 +56,11 @@ pub enum Error {
     /// Sealed datagrams: the authentication tag matches under no installed key of the
     /// datagram's key id (a wrong key, or altered bytes).
     BadTag,
+    /// DHT: a request that must wait for another of the same key — a Lock while an Unlock of
+    /// that key with the same token is on its way (overtaking it, the Lock would be taken for
+    /// a renewal of the lock being released, and the Unlock then release it). Nothing was
+    /// sent; try again once the Unlock has its outcome.
+    Busy,
 }
 
 /// `core::result::Result` with this crate's [`Error`].
@@ -82,6 +87,7 @@ impl fmt::Display for Error {
             Error::NoKey => f.write_str("no key installed"),
             Error::UnknownKey(id) => write!(f, "no installed key has id 0x{id:02x}"),
             Error::BadTag => f.write_str("authentication tag does not match"),
+            Error::Busy => f.write_str("another request of the same key must finish first"),
         }
     }
 }
@@ -98,7 +104,8 @@ impl From<PathError> for Error {
 /// `io::Error` that carries it (`get_ref()` and `downcast` give it back), of kind
 /// `InvalidInput` for [`Error::BufferTooSmall`] (the caller's buffer) and [`Error::InvalidPath`]
 /// (the caller's path), `OutOfMemory` for
-/// [`Error::Capacity`] (the caller's bounded storage is full), and `InvalidData` for every
+/// [`Error::Capacity`] (the caller's bounded storage is full), `WouldBlock` for [`Error::Busy`],
+/// and `InvalidData` for every
 /// defect of the bytes or values handled.
 ///
 /// ```
@@ -123,6 +130,7 @@ impl From<Error> for std::io::Error {
         let kind = match error {
             Error::BufferTooSmall | Error::InvalidPath(_) => ErrorKind::InvalidInput,
             Error::Capacity => ErrorKind::OutOfMemory,
+            Error::Busy => ErrorKind::WouldBlock,
             _ => ErrorKind::InvalidData,
         };
         std::io::Error::new(kind, error)
@@ -155,6 +163,7 @@ impl defmt::Format for Error {
             Error::NoKey => defmt::write!(f, "no key installed"),
             Error::UnknownKey(id) => defmt::write!(f, "no installed key has id {=u8:#x}", id),
             Error::BadTag => defmt::write!(f, "authentication tag does not match"),
+            Error::Busy => defmt::write!(f, "another request of the same key must finish first"),
         }
     }
 }
@@ -169,6 +178,7 @@ mod tests {
         for (error, kind) in [
             (Error::BufferTooSmall, ErrorKind::InvalidInput),
             (Error::Capacity, ErrorKind::OutOfMemory),
+            (Error::Busy, ErrorKind::WouldBlock),
             (Error::Truncated, ErrorKind::InvalidData),
             (Error::TooLarge, ErrorKind::InvalidData),
             (Error::UnexpectedOp(5), ErrorKind::InvalidData),

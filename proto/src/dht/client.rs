@@ -487,10 +487,13 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
     ///
     /// The token is what holds the lock: renew and release it with the same one, and keep it
     /// secret ([`LockToken::random`], or [`LockToken::derive`] from a secret of the
-    /// application's) — whoever knows it can release the lock.
+    /// application's) — whoever knows it can release the lock. Taking a lock again after
+    /// releasing it, use a new token (or wait for the Unlock's outcome): while an
+    /// [`unlock`](Self::unlock) with the same key and token is on its way this returns
+    /// [`Error::Busy`].
     ///
     /// # Errors
-    /// As [`get`](Self::get).
+    /// As [`get`](Self::get); [`Error::Busy`] (above).
     pub fn lock(
         &mut self,
         now: Instant,
@@ -534,6 +537,15 @@ impl<R: CryptoRng, const PENDING: usize, const KEY: usize, const VALUE: usize>
         // Every outstanding request must have room for its outcome.
         if self.pending.is_full() || self.pending.len() + self.events.len() >= EVENT_CAPACITY {
             return Err(Error::Capacity);
+        }
+        // A Lock overtaking an Unlock of the same key and token would be taken for a renewal
+        // of the lock being released, and the Unlock would then release it.
+        if op == Op::Lock
+            && self.pending.iter().any(|p| {
+                p.request.op == Op::Unlock && p.request.key == key && p.request.token == token
+            })
+        {
+            return Err(Error::Busy);
         }
         let id = RequestId(self.next_request);
         self.next_request = self.next_request.wrapping_add(1);

@@ -1067,3 +1067,28 @@ fn a_withheld_from_a_third_address_naming_a_live_request_is_ignored() {
         vec![(0x600d, Kind::Echo, entry), (live, Kind::Get, entry)]
     );
 }
+
+/// A Lock with the key and token of an Unlock still on its way could overtake it, be taken for
+/// a renewal, and be released by it: `Busy`, nothing sent. Another token, or another key, is
+/// not held back.
+#[test]
+fn a_lock_behind_an_unlock_of_the_same_key_and_token_is_busy() {
+    let mut client = fake_client();
+    client.set_one_hop(false);
+    let entry: SocketAddr = ENTRY.parse().unwrap();
+    let t = Instant::ZERO;
+    let token = LockToken([7; 16]);
+    let lease = Duration::from_secs(5);
+    client.unlock(t, entry, b"door", token).unwrap();
+    assert_eq!(drain(&mut client, t).len(), 1);
+    assert_eq!(
+        client.lock(t, entry, b"door", token, lease),
+        Err(Error::Busy)
+    );
+    assert_eq!(drain(&mut client, t), vec![], "nothing sent");
+    client
+        .lock(t, entry, b"door", LockToken([8; 16]), lease)
+        .unwrap();
+    client.lock(t, entry, b"gate", token, lease).unwrap();
+    assert_eq!(drain(&mut client, t).len(), 2);
+}

@@ -289,7 +289,8 @@ impl<
     /// [`Event::Locked`], [`Event::LockDenied`] or [`Event::Failed`].
     ///
     /// # Errors
-    /// As [`get`](Self::get).
+    /// As [`get`](Self::get); [`Error::Busy`] while this node's [`unlock`](Self::unlock) of
+    /// `key` waits for its outcome (lock again once it has it).
     pub fn lock(&mut self, now: Instant, key: &[u8], lease: Duration) -> Result<RequestId> {
         let lease_ms = millis(lease.min(self.config.max_lease)).max(1);
         self.submit(now, Op::Lock, key, &[], lease_ms)
@@ -331,6 +332,12 @@ impl<
         if self.leaf.next_hop(NodeId::from_name(&key)).is_some() && !self.request_room() {
             return Err(Error::Capacity);
         }
+        if op == Op::Lock && self.unlock_in_flight(&key) {
+            // This node's token for a key is always the same: a Lock overtaking the Unlock
+            // would renew the lock being released, and the Unlock then release it while this
+            // node believes it holds it (seen in `sinew dht sim --locks`: held twice).
+            return Err(Error::Busy);
+        }
         self.next_request = self.next_request.wrapping_add(1);
         let token = self.lock_token(&key);
         let request = Request {
@@ -343,6 +350,20 @@ impl<
         let envelope = self.own_envelope(now);
         self.start_request(now, Origin::Local(id), request, 1, envelope);
         Ok(id)
+    }
+
+    /// Whether an Unlock of `key` by this node waits for its outcome.
+    fn unlock_in_flight(&self, key: &[u8]) -> bool {
+        self.pending.iter().any(|p| {
+            matches!(
+                &p.task,
+                Task::Request {
+                    origin: Origin::Local(_),
+                    request,
+                    ..
+                } if request.op == Op::Unlock && request.key[..] == *key
+            )
+        })
     }
 
     /// The envelope of this node's own request (an attempt of it, from `now`).
