@@ -93,7 +93,8 @@ pub struct NodeArgs {
     /// port; the first line printed names it).
     #[arg(long)]
     pub bind: SocketAddr,
-    /// A node of the ring to join through.
+    /// A node of the ring to join through. A join that times out is made again through it
+    /// until it succeeds (the node prints "joining again through").
     #[arg(long, value_name = "ADDR")]
     pub join: Option<SocketAddr>,
     /// The node's name; its id is then the first 128 bits of the name's SHA-256, and the node
@@ -292,7 +293,21 @@ fn run_node(
         }
         node.run_until(slice, |node| {
             while let Some(event) = node.poll_event() {
-                let line = describe(&event);
+                let mut line = describe(&event);
+                // A join that timed out (a node on its way crashed, say) is made again: a node
+                // started to be in a ring keeps trying.
+                if let (
+                    Event::JoinFailed {
+                        error: RequestError::Timeout,
+                    },
+                    Some(entry),
+                ) = (&event, args.join)
+                {
+                    match node.join(entry) {
+                        Ok(()) => line.push_str(&format!("; joining again through {entry}")),
+                        Err(e) => line.push_str(&format!("; cannot join again: {e}")),
+                    }
+                }
                 if let Err(e) = writeln!(out, "{:>8.3}s {line}", started.elapsed().as_secs_f64())
                     .and_then(|()| out.flush())
                 {

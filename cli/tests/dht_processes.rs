@@ -24,12 +24,16 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn spawn(join: Option<SocketAddr>) -> NodeProcess {
+        NodeProcess::spawn_at("127.0.0.1:0", join)
+    }
+
+    fn spawn_at(bind: &str, join: Option<SocketAddr>) -> NodeProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sinew"));
         cmd.args([
             "dht",
             "node",
             "--bind",
-            "127.0.0.1:0",
+            bind,
             "--stabilize-ms",
             "100",
             "--timeout-ms",
@@ -263,4 +267,21 @@ fn five_node_processes_keep_every_value_through_a_kill_and_a_leave() {
     // Two of five nodes are gone; every key was still read from the three left.
     let left = format!("@{} is gone", nodes[3].addr);
     nodes[0].expect(&left, Duration::from_secs(5));
+}
+
+/// A node started with `--join` through an address where no node runs yet keeps trying: each
+/// join that times out is made again ("joining again through"), and once a node starts there
+/// the joiner gets in. Before, it printed "join failed" once and stayed alone for good.
+#[test]
+fn a_node_keeps_joining_until_its_entry_is_up() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let entry: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut joiner = NodeProcess::spawn(Some(entry));
+    joiner.expect("joining again through", Duration::from_secs(10));
+    let first = NodeProcess::spawn_at(&entry.to_string(), None);
+    assert_eq!(first.addr, entry);
+    joiner.expect("joined the ring via", Duration::from_secs(20));
 }
