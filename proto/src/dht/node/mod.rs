@@ -335,7 +335,10 @@ pub enum Event<const VALUE: usize> {
     /// A [`DhtNode::join`] failed. The node is alone in its own ring, but the ring may have
     /// inserted it before the answers were lost: should they (or its members) still reach it, it
     /// becomes a member ([`Event::Joined`] follows) and, like any joiner, grants no lock on the
-    /// keys it takes over for one [`Config::max_lease`].
+    /// keys it takes over for one [`Config::max_lease`]. After a [`RequestError::Timeout`]
+    /// (under churn, usually a node on the way to the joiner's place that crashed), call
+    /// [`join`](DhtNode::join) again, through the same entry or another member: the node does
+    /// not retry by itself (`sinew dht node --join` does).
     JoinFailed {
         /// Why.
         error: RequestError,
