@@ -345,13 +345,18 @@ impl<
             if !self.table.wants(node) {
                 continue;
             }
-            let row = shared_digits(self.config.local.id, node.id).min(ROUTE_ROWS);
-            let columns = match self.table.empty_columns(row) {
-                0 => u16::MAX,
-                empty => empty,
-            };
-            self.ask_row(now, node, row as u8, columns);
+            self.ask_shared_row(now, node);
         }
+    }
+
+    /// Asks `node` for the row it shares with this node: the columns still empty here, or all.
+    fn ask_shared_row(&mut self, now: Instant, node: NodeAddr) {
+        let row = shared_digits(self.config.local.id, node.id).min(ROUTE_ROWS);
+        let columns = match self.table.empty_columns(row) {
+            0 => u16::MAX,
+            empty => empty,
+        };
+        self.ask_row(now, node, row as u8, columns);
     }
 
     /// Probes routing-table entry `node` (a RouteRequest for the row it shares with this
@@ -367,12 +372,7 @@ impl<
         if busy || !self.request_room() {
             return;
         }
-        let row = shared_digits(self.config.local.id, node.id).min(ROUTE_ROWS);
-        let columns = match self.table.empty_columns(row) {
-            0 => u16::MAX,
-            empty => empty,
-        };
-        self.ask_row(now, node, row as u8, columns);
+        self.ask_shared_row(now, node);
     }
 
     fn ask_row(&mut self, now: Instant, node: NodeAddr, row: u8, columns: u16) {
