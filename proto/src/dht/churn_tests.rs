@@ -6,6 +6,7 @@ use core::time::Duration;
 use std::vec::Vec as StdVec;
 
 use super::*;
+use crate::dht::{Body, Header, Message};
 use crate::sim::{NetConfig, Network, SimRng};
 
 type Node = DhtNode<SimRng>;
@@ -19,6 +20,11 @@ fn node(i: u8) -> Node {
         Config::new(NodeAddr::bound(addr(i))),
         SimRng::new(u64::from(i) + 1),
     )
+}
+
+/// A node at `at`, its id bound there.
+fn node_at(at: SocketAddr, seed: u64) -> Node {
+    Node::new(Config::new(NodeAddr::bound(at)), SimRng::new(seed))
 }
 
 /// A ring of `n` nodes, formed and settled.
@@ -207,4 +213,86 @@ fn test_a_lock_waits_for_the_unlock_of_the_same_key() {
     let now = net.now();
     let again = net.with_core(1, |x| x.lock(now, b"door", lease)).unwrap();
     assert!(matches!(outcome(&mut net, 1, again), Event::Locked { .. }));
+}
+
+/// A replica that holds another value than the owner (here planted in the owner's name)
+/// offers it to a new owner that joins in front of the key. The new owner takes the key from
+/// its previous owner only and keeps that value: the other is refused, each refusal makes the
+/// offerer wait twice as long (at most 7 offers), and the owner's value then reaches the
+/// replica too. (Seen: 2 offers, the second of the owner's value, acknowledged.)
+#[test]
+fn test_a_value_offered_against_the_owners_is_refused_and_offers_stay_few() {
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let mut net = ring(6);
+    // The joiner, and a key that will be its own: between its predecessor and it.
+    let joiner_addr = SocketAddr::from(([10, 0, 1, 1], 7000));
+    let j = NodeAddr::bound(joiner_addr).id;
+    let pred = (0..6)
+        .map(|i| net.core(i).local().id)
+        .min_by_key(|id| id.distance_to(j))
+        .unwrap();
+    let key = (0..10_000)
+        .map(|n| std::format!("key {n}"))
+        .find(|k| {
+            let id = NodeId::from_name(k.as_bytes());
+            pred.distance_to(id) > 0 && pred.distance_to(id) <= pred.distance_to(j)
+        })
+        .unwrap();
+    let key = key.as_bytes();
+    let now = net.now();
+    let put = net.with_core(0, |x| x.put(now, key, b"real")).unwrap();
+    assert_eq!(outcome(&mut net, 0, put), Event::PutDone { id: put });
+    let owner = net.core(0).owner_of(key);
+    let o = (0..6).find(|&i| net.core(i).local() == owner).unwrap();
+    let r = (0..6)
+        .find(|&i| i != o && net.core(i).stored(key).is_some())
+        .unwrap();
+    // The liar plants another value at the replica, in the owner's name and from its address.
+    let mut buf = [0u8; 256];
+    let n = Message {
+        header: Header {
+            message_id: 77,
+            sender: owner,
+        },
+        body: Body::Replicate {
+            key,
+            value: b"other",
+        },
+    }
+    .encode(&mut buf)
+    .unwrap();
+    let now = net.now();
+    net.with_core(r, |x| x.handle_datagram(now, owner.addr, &buf[..n]));
+    assert_eq!(net.core(r).stored(key), Some(&b"other"[..]));
+    // Count the replica's offers to the joiner.
+    let offers = Rc::new(AtomicU32::new(0));
+    let seen = offers.clone();
+    let from = net.addr(r);
+    let key_vec = key.to_vec();
+    let ji = net.add(joiner_addr, node_at(joiner_addr, 9));
+    net.set_tap(std::boxed::Box::new(move |_, src, to, bytes| {
+        if src == from
+            && to == ji
+            && matches!(Message::parse(bytes), Ok(Message { body: Body::Replicate { key, .. }, .. }) if key == &key_vec[..])
+        {
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    let now = net.now();
+    net.with_core(ji, |x| x.join(now, addr(0))).unwrap();
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(net.core(ji).owner_of(key).id, j);
+    assert_eq!(
+        net.core(ji).stored(key),
+        Some(&b"real"[..]),
+        "the liar's value taken"
+    );
+    let sent = offers.load(Ordering::Relaxed);
+    assert!((1..=7).contains(&sent), "{sent} offers to the new owner");
+    assert_eq!(
+        net.core(r).stored(key),
+        Some(&b"real"[..]),
+        "the owner's value wins"
+    );
 }
